@@ -1,0 +1,64 @@
+//! A cross-process lock with timeout that names its holder and never deadlocks on re-entry.
+//!
+//! litekeep takes this lock on a sidecar file, `<db>.lock`, to serialize schema setup,
+//! migration and recovery of a SQLite database across processes, threads and async tasks:
+//!
+//! ```
+//! use std::time::Duration;
+//! use litekeep_lock::{FileLock, LockError, Wait};
+//! # fn main() -> Result<(), LockError> {
+//! # let dir = std::env::temp_dir().join(format!("lk-doc-lib-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! let lock = FileLock::for_database(dir.join("app.db"))?.with_label("migrate");
+//! match lock.exclusive(Wait::Timeout(Duration::from_secs(10))) {
+//!     Ok(_guard) => { /* migrate: every other process waits */ }
+//!     // "timed out after 10.0 s waiting for exclusive lock on app.db.lock:
+//!     //  held by pid 4242 (litekeep migrate) on host h for 12.3 s"
+//!     Err(e @ LockError::Timeout { .. }) => eprintln!("{e}"),
+//!     Err(e) => return Err(e),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! What it guarantees, and how:
+//! - **Processes** exclude each other through `flock(2)`; the kernel drops a dead holder's lock
+//!   at once, so locks are never stale. util-linux `flock(1)` on the same file interoperates.
+//! - **Threads and tasks** of one process share one descriptor per file (a registry keyed by
+//!   device and inode) and one in-process state, which hands the lock between them through a
+//!   condvar without touching the disk.
+//! - **Re-entry** by a thread (or task) that already holds the lock is refused at once with
+//!   [`LockError::WouldDeadlock`] instead of hanging, or counted when asked for
+//!   ([`FileLock::acquire_reentrant`]).
+//! - **Holders are named**: an exclusive holder writes pid, host, label and start time into the
+//!   lock file; on Linux that record is checked against `/proc/locks`, so a crashed holder's
+//!   stale record or a foreign tool's lock is reported as what it is.
+//! - **Fairness**: flock lets a process that re-takes the lock in a loop win nearly every race.
+//!   Waiting processes mark themselves, and a process that has kept the lock for a 2 ms slice
+//!   lets a marked waiter go first, so a waiter's wait stays bounded.
+//! - **Async** acquisition (feature `tokio`) never blocks the executor.
+//!
+//! See [`FileLock`] for the notes on advisory locks, `fork`, and network filesystems.
+
+#![deny(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+#[cfg(feature = "tokio")]
+mod async_lock;
+mod error;
+mod file_lock;
+mod filesystem;
+mod holder;
+mod mode;
+mod os;
+mod registry;
+#[cfg(loom)]
+pub mod state;
+#[cfg(not(loom))]
+mod state;
+mod sync;
+
+pub use error::LockError;
+pub use file_lock::{FileLock, LockGuard, lock_path_for};
+pub use filesystem::Filesystem;
+pub use holder::Holder;
+pub use mode::{Mode, Wait};

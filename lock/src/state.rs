@@ -1,0 +1,497 @@
+//! The in-process state of one lock file: who in this process holds it, who waits, and what the
+//! process's one descriptor holds at the OS level.
+//!
+//! flock(2) locks belong to an open file description, so every thread of a process shares the
+//! one descriptor the registry keeps, and the OS cannot tell those threads apart. This module
+//! does: it admits threads (and async tasks) one exclusive holder or many shared ones at a
+//! time, hands the lock between them through a condvar without touching the disk, and refuses a
+//! holder that asks again ([`Refusal::WouldDeadlock`]) instead of letting it wait on itself.
+//!
+//! Only the thread that sets `acquiring` talks to the OS; the others wait on the condvar. The OS
+//! lock is kept while anybody in the process holds or waits for it, within a fairness slice, so
+//! a busy process cannot starve other processes (see [`OsLock::lock`]).
+//!
+//! The logic is generic over [`OsLock`] so that the loom model (`tests/loom.rs`) runs this very
+//! code against a fake OS lock.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::mode::Mode;
+use crate::sync::{self, Condvar, Mutex, MutexGuard, ThreadId};
+
+/// A process that keeps re-taking the OS lock for longer than this checks whether another
+/// process is waiting and, if so, lets it go first.
+pub const FAIR_SLICE: Duration = Duration::from_millis(2);
+
+/// A re-acquisition less than this long after the process released the OS lock continues the
+/// same run of occupancy: the holder record is not rewritten and the fairness slice goes on.
+pub const RUN_GAP: Duration = Duration::from_millis(5);
+
+/// How long to wait for the OS lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OsWait {
+    /// One non-blocking attempt.
+    NoWait,
+    /// Keep trying until this instant.
+    Until(Instant),
+    /// Block until the lock is granted.
+    Forever,
+}
+
+/// What an OS-level lock attempt achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OsOutcome {
+    /// The lock is held; `yielded` says another process was let in first.
+    Acquired {
+        /// Another process was waiting and went first.
+        yielded: bool,
+    },
+    /// Not obtained within the wait.
+    NotAcquired,
+}
+
+/// The OS side of the lock: the flock calls on the process's one descriptor.
+pub trait OsLock: Send + Sync {
+    /// Takes `mode` (or converts the held mode to it) within `wait`. With `yield_first`, the
+    /// process has been re-taking the lock for a whole fairness slice: if another process is
+    /// waiting, let it take the lock first (a bounded pause) before trying.
+    fn lock(&self, mode: Mode, wait: OsWait, yield_first: bool) -> io::Result<OsOutcome>;
+    /// Releases whatever the descriptor holds.
+    fn unlock(&self) -> io::Result<()>;
+}
+
+/// Who holds a share of the lock inside this process: a thread, or an async task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// A thread, for blocking acquisitions.
+    Thread(ThreadId),
+    /// A tokio task, for async acquisitions.
+    #[cfg(feature = "tokio")]
+    Task(tokio::task::Id),
+}
+
+impl Owner {
+    /// The current thread.
+    pub fn current_thread() -> Owner {
+        Owner::Thread(sync::current_thread().id())
+    }
+}
+
+/// One acquisition request.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// Shared or exclusive.
+    pub mode: Mode,
+    /// A holder asking again is counted instead of refused.
+    pub reentrant: bool,
+    /// Who asks; recorded with the holder.
+    pub label: Arc<str>,
+}
+
+/// Why an acquisition did not succeed.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The owner already holds the lock in `held` mode and did not ask for re-entry (or asked
+    /// to upgrade shared to exclusive, which would wait on itself).
+    WouldDeadlock {
+        /// The mode the owner holds.
+        held: Mode,
+    },
+    /// Held elsewhere and the request did not wait.
+    WouldBlock,
+    /// Held elsewhere until the deadline passed.
+    TimedOut,
+    /// The OS call failed.
+    Io(io::Error),
+}
+
+/// A granted acquisition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The mode the owner now holds (exclusive when a shared re-entry was covered by it).
+    pub mode: Mode,
+    /// The owner already held the lock; this grant only counts.
+    pub reentered: bool,
+    /// Write the holder record with this start time: a new exclusive run began, or the label
+    /// changed.
+    pub write_record: Option<SystemTime>,
+}
+
+/// A holder as seen from inside the process, for error messages.
+#[derive(Clone, Debug)]
+pub struct LocalHolder {
+    /// The mode it holds.
+    pub mode: Mode,
+    /// Its label.
+    pub label: Arc<str>,
+    /// When it took the lock.
+    pub since: SystemTime,
+    /// How many other owners share it.
+    pub others: usize,
+}
+
+#[derive(Debug)]
+struct Held {
+    owner: Owner,
+    depth: u32,
+    label: Arc<str>,
+    since: SystemTime,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// What the descriptor holds at the OS level.
+    os: Option<Mode>,
+    /// A thread is in an OS call for this lock.
+    acquiring: bool,
+    exclusive: Option<Held>,
+    shared: Vec<Held>,
+    /// Owners waiting on the condvar or in the OS call.
+    waiting: usize,
+    waiting_exclusive: usize,
+    /// When the process last released the OS lock.
+    last_release: Option<Instant>,
+    /// When the current run of OS holds began (wall clock for the record).
+    run_since: Option<SystemTime>,
+    /// When the fairness slice of the current run began.
+    slice_start: Option<Instant>,
+    /// The label the holder record names, if this process wrote the current one.
+    recorded_label: Option<Arc<str>>,
+}
+
+impl State {
+    fn holds(&mut self, owner: Owner) -> Option<(Mode, &mut Held)> {
+        if let Some(h) = self.exclusive.as_mut().filter(|h| h.owner == owner) {
+            return Some((Mode::Exclusive, h));
+        }
+        let h = self.shared.iter_mut().find(|h| h.owner == owner)?;
+        Some((Mode::Shared, h))
+    }
+
+    fn idle(&self) -> bool {
+        self.exclusive.is_none() && self.shared.is_empty()
+    }
+
+    /// The OS lock already covers `mode` and nobody in the process is in the way.
+    fn can_join(&self, mode: Mode) -> bool {
+        if self.acquiring || self.exclusive.is_some() {
+            return false;
+        }
+        match mode {
+            Mode::Shared => self.os.is_some() && self.waiting_exclusive == 0,
+            Mode::Exclusive => self.shared.is_empty() && self.os == Some(Mode::Exclusive),
+        }
+    }
+
+    /// Nobody in the process is in the way, but the OS lock must be taken or converted.
+    fn can_take_os(&self, mode: Mode) -> bool {
+        if self.acquiring || !self.idle() {
+            return false;
+        }
+        match mode {
+            Mode::Shared => self.os.is_none() && self.waiting_exclusive == 0,
+            Mode::Exclusive => self.os != Some(Mode::Exclusive),
+        }
+    }
+
+    /// Adds `owner` as a holder. For an exclusive holder whose label the record does not name
+    /// yet, returns the start time to record: `run_since` when given (the OS lock was just
+    /// taken), else the holder's own start.
+    fn admit(
+        &mut self,
+        mode: Mode,
+        owner: Owner,
+        label: Arc<str>,
+        run_since: Option<SystemTime>,
+    ) -> Option<SystemTime> {
+        let since = SystemTime::now();
+        let held = Held {
+            owner,
+            depth: 1,
+            label: label.clone(),
+            since,
+        };
+        match mode {
+            Mode::Shared => {
+                self.shared.push(held);
+                None
+            }
+            Mode::Exclusive => {
+                self.exclusive = Some(held);
+                if self.recorded_label.as_deref() == Some(&*label) {
+                    return None;
+                }
+                self.recorded_label = Some(label);
+                Some(run_since.unwrap_or(since))
+            }
+        }
+    }
+
+    fn stop_waiting(&mut self, mode: Mode, counted: bool) {
+        if counted {
+            self.waiting -= 1;
+            if mode == Mode::Exclusive {
+                self.waiting_exclusive -= 1;
+            }
+        }
+    }
+
+    /// Whether the OS lock should be given up now: nobody holds it, and either nobody waits
+    /// or this process has had it for a whole fairness slice.
+    fn should_release_os(&self, now: Instant) -> bool {
+        if self.os.is_none() || self.acquiring || !self.idle() {
+            return false;
+        }
+        self.waiting == 0
+            || self
+                .slice_start
+                .is_none_or(|start| now.duration_since(start) >= FAIR_SLICE)
+    }
+}
+
+/// The in-process state of one lock file and the OS lock behind it.
+pub struct Core<O> {
+    state: Mutex<State>,
+    turn: Condvar,
+    os: O,
+}
+
+impl<O: OsLock> Core<O> {
+    /// A lock nobody holds, over `os`.
+    pub fn new(os: O) -> Self {
+        Core {
+            state: Mutex::new(State::default()),
+            turn: Condvar::new(),
+            os,
+        }
+    }
+
+    /// The OS side.
+    pub fn os(&self) -> &O {
+        &self.os
+    }
+
+    /// Acquires `req` for `owner`, waiting until `deadline` (`None`: forever; a past instant:
+    /// do not wait). `no_wait` makes a conflict [`Refusal::WouldBlock`] instead of a timeout.
+    pub fn acquire(
+        &self,
+        req: &Request,
+        owner: Owner,
+        deadline: Option<Instant>,
+        no_wait: bool,
+    ) -> Result<Grant, Refusal> {
+        let mut st = sync::lock(&self.state);
+        if let Some((held_mode, held)) = st.holds(owner) {
+            return reenter(held_mode, held, req);
+        }
+        let mut counted = false;
+        loop {
+            if st.can_join(req.mode) {
+                st.stop_waiting(req.mode, counted);
+                let write_record = st.admit(req.mode, owner, req.label.clone(), None);
+                return Ok(Grant {
+                    mode: req.mode,
+                    reentered: false,
+                    write_record,
+                });
+            }
+            if st.can_take_os(req.mode) {
+                let (next, result) = self.take_os(st, req, owner, deadline, no_wait, counted);
+                st = next;
+                match result {
+                    Some(Ok(grant)) => return Ok(grant),
+                    Some(Err(refusal)) => {
+                        st.stop_waiting(req.mode, counted);
+                        // An unlock error here only delays the release to descriptor close.
+                        let _ = self.settle(&mut st);
+                        return Err(refusal);
+                    }
+                    None => continue,
+                }
+            }
+            if no_wait {
+                st.stop_waiting(req.mode, counted);
+                return Err(Refusal::WouldBlock);
+            }
+            if !counted {
+                counted = true;
+                st.waiting += 1;
+                if req.mode == Mode::Exclusive {
+                    st.waiting_exclusive += 1;
+                }
+            }
+            st = match deadline {
+                None => match self.turn.wait(st) {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                },
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        st.stop_waiting(req.mode, counted);
+                        let _ = self.settle(&mut st);
+                        return Err(Refusal::TimedOut);
+                    }
+                    match self.turn.wait_timeout(st, left) {
+                        Ok((g, _)) => g,
+                        Err(p) => p.into_inner().0,
+                    }
+                }
+            };
+        }
+    }
+
+    /// Takes the OS lock for `req` as the one acquiring thread. Returns the state re-locked and
+    /// `Some(result)` when the acquisition is decided, `None` to go round the loop again.
+    #[allow(clippy::type_complexity)]
+    fn take_os<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        req: &Request,
+        owner: Owner,
+        deadline: Option<Instant>,
+        no_wait: bool,
+        counted: bool,
+    ) -> (MutexGuard<'a, State>, Option<Result<Grant, Refusal>>) {
+        let now = Instant::now();
+        let continues_run = st
+            .last_release
+            .is_some_and(|t| now.duration_since(t) < RUN_GAP);
+        let yield_first = continues_run
+            && st
+                .slice_start
+                .is_some_and(|s| now.duration_since(s) >= FAIR_SLICE);
+        let converting = st.os.is_some();
+        st.acquiring = true;
+        drop(st);
+        let wait = match (no_wait, deadline) {
+            (true, _) => OsWait::NoWait,
+            (false, None) => OsWait::Forever,
+            (false, Some(d)) => OsWait::Until(d),
+        };
+        let outcome = self.os.lock(req.mode, wait, yield_first);
+        let mut st = sync::lock(&self.state);
+        st.acquiring = false;
+        self.turn.notify_all();
+        match outcome {
+            Ok(OsOutcome::Acquired { yielded }) => {
+                st.os = Some(req.mode);
+                if yield_first || !continues_run || yielded || st.slice_start.is_none() {
+                    st.slice_start = Some(Instant::now());
+                }
+                if !continues_run || yielded || st.run_since.is_none() {
+                    // Another process may have held the lock (and rewritten the record).
+                    st.run_since = Some(SystemTime::now());
+                    st.recorded_label = None;
+                }
+                st.stop_waiting(req.mode, counted);
+                let run_since = st.run_since;
+                let write_record = st.admit(req.mode, owner, req.label.clone(), run_since);
+                let grant = Grant {
+                    mode: req.mode,
+                    reentered: false,
+                    write_record,
+                };
+                (st, Some(Ok(grant)))
+            }
+            Ok(OsOutcome::NotAcquired) => {
+                if converting {
+                    // A failed flock conversion may have dropped the old lock: start clean.
+                    let _ = self.unlock_os(&mut st);
+                }
+                let refusal = if no_wait {
+                    Refusal::WouldBlock
+                } else {
+                    Refusal::TimedOut
+                };
+                (st, Some(Err(refusal)))
+            }
+            Err(e) => {
+                if converting {
+                    let _ = self.unlock_os(&mut st);
+                }
+                (st, Some(Err(Refusal::Io(e))))
+            }
+        }
+    }
+
+    /// Releases one count of `owner`'s hold. Returns an OS error from unlocking, which leaves
+    /// the lock to be released when the descriptor closes.
+    pub fn release(&self, owner: Owner) -> io::Result<()> {
+        let mut st = sync::lock(&self.state);
+        let Some((_, held)) = st.holds(owner) else {
+            return Ok(());
+        };
+        held.depth -= 1;
+        if held.depth > 0 {
+            return Ok(());
+        }
+        if st.exclusive.as_ref().is_some_and(|h| h.owner == owner) {
+            st.exclusive = None;
+        } else {
+            st.shared.retain(|h| h.owner != owner);
+        }
+        let result = self.settle(&mut st);
+        if st.waiting > 0 {
+            self.turn.notify_all();
+        }
+        result
+    }
+
+    /// Gives the OS lock up if nobody needs it any more (or the fairness slice is over).
+    fn settle(&self, st: &mut State) -> io::Result<()> {
+        if st.should_release_os(Instant::now()) {
+            return self.unlock_os(st);
+        }
+        Ok(())
+    }
+
+    fn unlock_os(&self, st: &mut State) -> io::Result<()> {
+        st.os = None;
+        st.last_release = Some(Instant::now());
+        self.os.unlock()
+    }
+
+    /// The holders in this process that stand in the way of `mode`, for error messages.
+    pub fn local_holder(&self, mode: Mode) -> Option<LocalHolder> {
+        let st = sync::lock(&self.state);
+        if let Some(h) = &st.exclusive {
+            return Some(LocalHolder {
+                mode: Mode::Exclusive,
+                label: h.label.clone(),
+                since: h.since,
+                others: 0,
+            });
+        }
+        if mode == Mode::Exclusive {
+            return st.shared.first().map(|h| LocalHolder {
+                mode: Mode::Shared,
+                label: h.label.clone(),
+                since: h.since,
+                others: st.shared.len() - 1,
+            });
+        }
+        None
+    }
+
+    #[cfg(any(test, loom))]
+    /// A snapshot for tests and assertions: (OS mode, exclusive holders, shared holders).
+    pub fn snapshot(&self) -> (Option<Mode>, usize, usize) {
+        let st = sync::lock(&self.state);
+        (st.os, usize::from(st.exclusive.is_some()), st.shared.len())
+    }
+}
+
+fn reenter(held_mode: Mode, held: &mut Held, req: &Request) -> Result<Grant, Refusal> {
+    if !req.reentrant || (held_mode == Mode::Shared && req.mode == Mode::Exclusive) {
+        return Err(Refusal::WouldDeadlock { held: held_mode });
+    }
+    held.depth += 1;
+    Ok(Grant {
+        mode: held_mode,
+        reentered: true,
+        write_record: None,
+    })
+}

@@ -1,0 +1,19 @@
+//! litekeep keeps a SQLite database healthy when many processes open, write and migrate it at
+//! once.
+//!
+//! This facade re-exports the member crates as they land. Today that is
+//! [`lock`] ([`litekeep_lock`]): the cross-process lock every other piece takes. The safe
+//! `Database::open` that ties lock, recovery and migration together is not built yet (see the
+//! README's roadmap); nothing here pretends otherwise.
+//!
+//! ```
+//! use litekeep::lock::{FileLock, Wait};
+//! # let dir = std::env::temp_dir().join(format!("lk-doc-facade-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! let lock = FileLock::for_database(dir.join("app.db")).unwrap();
+//! let _guard = lock.exclusive(Wait::None).unwrap();
+//! ```
+
+#![deny(missing_docs)]
+
+pub use litekeep_lock as lock;
