@@ -252,6 +252,7 @@ impl FileLock {
         self.find_holder(Mode::Exclusive)
     }
 
+    #[cfg(feature = "tokio")]
     pub(crate) fn core(&self) -> &crate::state::Core<crate::os::Descriptor> {
         &self.entry.core
     }

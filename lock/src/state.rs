@@ -240,14 +240,14 @@ impl State {
 
     /// Whether the OS lock should be given up now: nobody holds it, and either nobody waits
     /// or this process has had it for a whole fairness slice.
-    fn should_release_os(&self, now: Instant) -> bool {
+    fn should_release_os(&self, now: Instant, slice: Duration) -> bool {
         if self.os.is_none() || self.acquiring || !self.idle() {
             return false;
         }
         self.waiting == 0
             || self
                 .slice_start
-                .is_none_or(|start| now.duration_since(start) >= FAIR_SLICE)
+                .is_none_or(|start| now.duration_since(start) >= slice)
     }
 }
 
@@ -256,15 +256,23 @@ pub struct Core<O> {
     state: Mutex<State>,
     turn: Condvar,
     os: O,
+    slice: Duration,
 }
 
 impl<O: OsLock> Core<O> {
-    /// A lock nobody holds, over `os`.
+    /// A lock nobody holds, over `os`, with the default fairness slice.
     pub fn new(os: O) -> Self {
+        Self::with_slice(os, FAIR_SLICE)
+    }
+
+    /// A lock nobody holds, over `os`: the process keeps the OS lock for in-process waiters for
+    /// at most `slice` before giving other processes a chance.
+    pub fn with_slice(os: O, slice: Duration) -> Self {
         Core {
             state: Mutex::new(State::default()),
             turn: Condvar::new(),
             os,
+            slice,
         }
     }
 
@@ -359,10 +367,12 @@ impl<O: OsLock> Core<O> {
         let continues_run = st
             .last_release
             .is_some_and(|t| now.duration_since(t) < RUN_GAP);
-        let yield_first = continues_run
+        // A non-waiting attempt (and so every async one) never pauses for other processes.
+        let yield_first = !no_wait
+            && continues_run
             && st
                 .slice_start
-                .is_some_and(|s| now.duration_since(s) >= FAIR_SLICE);
+                .is_some_and(|s| now.duration_since(s) >= self.slice);
         let converting = st.os.is_some();
         st.acquiring = true;
         drop(st);
@@ -442,7 +452,7 @@ impl<O: OsLock> Core<O> {
 
     /// Gives the OS lock up if nobody needs it any more (or the fairness slice is over).
     fn settle(&self, st: &mut State) -> io::Result<()> {
-        if st.should_release_os(Instant::now()) {
+        if st.should_release_os(Instant::now(), self.slice) {
             return self.unlock_os(st);
         }
         Ok(())
@@ -494,4 +504,231 @@ fn reenter(held_mode: Mode, held: &mut Held, req: &Request) -> Result<Grant, Ref
         reentered: true,
         write_record: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::thread;
+
+    /// An OS lock in which "another process" may hold a mode.
+    #[derive(Default)]
+    struct FakeOs {
+        held: std::sync::Mutex<Option<Mode>>,
+        foreign: std::sync::Mutex<Option<Mode>>,
+        locks: AtomicUsize,
+        unlocks: AtomicUsize,
+    }
+
+    impl OsLock for FakeOs {
+        fn lock(&self, mode: Mode, _wait: OsWait, _yield: bool) -> io::Result<OsOutcome> {
+            let foreign = *self.foreign.lock().unwrap();
+            let conflict = match (foreign, mode) {
+                (None, _) | (Some(Mode::Shared), Mode::Shared) => false,
+                _ => true,
+            };
+            if conflict {
+                *self.held.lock().unwrap() = None; // a failed conversion drops the old lock
+                return Ok(OsOutcome::NotAcquired);
+            }
+            self.locks.fetch_add(1, Ordering::SeqCst);
+            *self.held.lock().unwrap() = Some(mode);
+            Ok(OsOutcome::Acquired { yielded: false })
+        }
+        fn unlock(&self) -> io::Result<()> {
+            self.unlocks.fetch_add(1, Ordering::SeqCst);
+            *self.held.lock().unwrap() = None;
+            Ok(())
+        }
+    }
+
+    fn req(mode: Mode, reentrant: bool, label: &str) -> Request {
+        Request {
+            mode,
+            reentrant,
+            label: Arc::from(label),
+        }
+    }
+
+    fn me() -> Owner {
+        Owner::current_thread()
+    }
+
+    fn now_only(core: &Core<FakeOs>, r: &Request) -> Result<Grant, Refusal> {
+        core.acquire(r, me(), Some(Instant::now()), true)
+    }
+
+    #[test]
+    fn asking_again_without_reentry_is_refused_not_hung() {
+        let core = Core::new(FakeOs::default());
+        now_only(&core, &req(Mode::Exclusive, false, "a")).unwrap();
+        let forever = core.acquire(&req(Mode::Exclusive, false, "a"), me(), None, false);
+        assert!(matches!(forever, Err(Refusal::WouldDeadlock { held: Mode::Exclusive })));
+        let shared = core.acquire(&req(Mode::Shared, false, "a"), me(), None, false);
+        assert!(matches!(shared, Err(Refusal::WouldDeadlock { .. })));
+    }
+
+    #[test]
+    fn reentrant_guards_count_and_release_at_the_last_one() {
+        let core = Core::new(FakeOs::default());
+        now_only(&core, &req(Mode::Exclusive, false, "a")).unwrap();
+        let g = now_only(&core, &req(Mode::Shared, true, "a")).unwrap();
+        assert!(g.reentered);
+        assert_eq!(g.mode, Mode::Exclusive, "exclusive covers shared");
+        core.release(me()).unwrap();
+        assert_eq!(core.snapshot(), (Some(Mode::Exclusive), 1, 0));
+        core.release(me()).unwrap();
+        assert_eq!(core.snapshot(), (None, 0, 0));
+        assert_eq!(*core.os().held.lock().unwrap(), None);
+    }
+
+    #[test]
+    fn a_shared_holder_cannot_upgrade_even_reentrantly() {
+        let core = Core::new(FakeOs::default());
+        now_only(&core, &req(Mode::Shared, false, "a")).unwrap();
+        let up = now_only(&core, &req(Mode::Exclusive, true, "a"));
+        assert!(matches!(up, Err(Refusal::WouldDeadlock { held: Mode::Shared })));
+    }
+
+    #[test]
+    fn shared_holders_share_one_os_lock() {
+        let core = Core::new(FakeOs::default());
+        now_only(&core, &req(Mode::Shared, false, "a")).unwrap();
+        thread::scope(|s| {
+            s.spawn(|| {
+                now_only(&core, &req(Mode::Shared, false, "b")).unwrap();
+                assert_eq!(core.snapshot(), (Some(Mode::Shared), 0, 2));
+                assert!(matches!(
+                    now_only(&core, &req(Mode::Exclusive, false, "c")),
+                    Err(Refusal::WouldDeadlock { .. })
+                ));
+                core.release(me()).unwrap();
+            });
+        });
+        assert_eq!(core.os().locks.load(Ordering::SeqCst), 1);
+        core.release(me()).unwrap();
+        assert_eq!(core.os().unlocks.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn exclusive_is_handed_to_a_waiting_thread_without_an_os_round_trip() {
+        let core = Core::with_slice(FakeOs::default(), Duration::from_secs(3600));
+        now_only(&core, &req(Mode::Exclusive, false, "a")).unwrap();
+        thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                core.acquire(&req(Mode::Exclusive, false, "b"), me(), None, false)
+                    .unwrap();
+                core.release(me()).unwrap();
+            });
+            while sync::lock(&core.state).waiting == 0 {
+                thread::yield_now();
+            }
+            core.release(me()).unwrap();
+            waiter.join().unwrap();
+        });
+        assert_eq!(core.os().locks.load(Ordering::SeqCst), 1, "one OS lock for both");
+        assert_eq!(core.os().unlocks.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_whole_slice_of_handoffs_gives_the_os_lock_up() {
+        let core = Core::with_slice(FakeOs::default(), Duration::ZERO);
+        now_only(&core, &req(Mode::Exclusive, false, "a")).unwrap();
+        thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                core.acquire(&req(Mode::Exclusive, false, "b"), me(), None, false)
+                    .unwrap();
+                core.release(me()).unwrap();
+            });
+            while sync::lock(&core.state).waiting == 0 {
+                thread::yield_now();
+            }
+            core.release(me()).unwrap();
+            waiter.join().unwrap();
+        });
+        assert_eq!(core.os().locks.load(Ordering::SeqCst), 2, "re-taken from the OS");
+    }
+
+    #[test]
+    fn a_waiting_exclusive_blocks_new_shared_holders() {
+        let core = Core::new(FakeOs::default());
+        now_only(&core, &req(Mode::Shared, false, "a")).unwrap();
+        thread::scope(|s| {
+            let writer = s.spawn(|| {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                core.acquire(&req(Mode::Exclusive, false, "w"), me(), Some(deadline), false)
+                    .unwrap();
+                core.release(me()).unwrap();
+            });
+            while sync::lock(&core.state).waiting_exclusive == 0 {
+                thread::yield_now();
+            }
+            s.spawn(|| {
+                let r = now_only(&core, &req(Mode::Shared, false, "late reader"));
+                assert!(matches!(r, Err(Refusal::WouldBlock)));
+            })
+            .join()
+            .unwrap();
+            core.release(me()).unwrap();
+            writer.join().unwrap();
+        });
+        assert_eq!(core.snapshot(), (None, 0, 0));
+    }
+
+    #[test]
+    fn a_foreign_holder_times_the_wait_out_and_leaves_nothing_held() {
+        let core = Core::new(FakeOs::default());
+        *core.os().foreign.lock().unwrap() = Some(Mode::Exclusive);
+        let deadline = Instant::now() + Duration::from_millis(20);
+        let r = core.acquire(&req(Mode::Shared, false, "a"), me(), Some(deadline), false);
+        assert!(matches!(r, Err(Refusal::TimedOut)));
+        assert!(matches!(
+            now_only(&core, &req(Mode::Exclusive, false, "a")),
+            Err(Refusal::WouldBlock)
+        ));
+        assert_eq!(core.snapshot(), (None, 0, 0));
+        *core.os().foreign.lock().unwrap() = None;
+        now_only(&core, &req(Mode::Exclusive, false, "a")).unwrap();
+    }
+
+    #[test]
+    fn the_record_is_written_once_per_run_and_again_for_a_new_label() {
+        let core = Core::new(FakeOs::default());
+        let first = now_only(&core, &req(Mode::Exclusive, false, "a")).unwrap();
+        assert!(first.write_record.is_some());
+        core.release(me()).unwrap();
+        let again = now_only(&core, &req(Mode::Exclusive, false, "a")).unwrap();
+        assert_eq!(again.write_record, None, "same run, same label: record still true");
+        core.release(me()).unwrap();
+        let other = now_only(&core, &req(Mode::Exclusive, false, "b")).unwrap();
+        assert!(other.write_record.is_some());
+        assert_eq!(other.write_record, first.write_record, "the run goes on");
+        core.release(me()).unwrap();
+        thread::sleep(RUN_GAP * 2);
+        let later = now_only(&core, &req(Mode::Exclusive, false, "b")).unwrap();
+        assert!(later.write_record.unwrap() > first.write_record.unwrap(), "a new run");
+    }
+
+    #[test]
+    fn a_failed_conversion_leaves_the_os_lock_released() {
+        let core = Core::with_slice(FakeOs::default(), Duration::from_secs(3600));
+        now_only(&core, &req(Mode::Shared, false, "a")).unwrap();
+        thread::scope(|s| {
+            let writer = s.spawn(|| {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                core.acquire(&req(Mode::Exclusive, false, "w"), me(), Some(deadline), false)
+            });
+            while sync::lock(&core.state).waiting_exclusive == 0 {
+                thread::yield_now();
+            }
+            // Another process takes a shared lock; our shared OS lock is kept for the writer,
+            // whose conversion to exclusive then fails.
+            *core.os().foreign.lock().unwrap() = Some(Mode::Shared);
+            core.release(me()).unwrap();
+            assert!(matches!(writer.join().unwrap(), Err(Refusal::TimedOut)));
+        });
+        assert_eq!(core.snapshot(), (None, 0, 0));
+        assert_eq!(*core.os().held.lock().unwrap(), None);
+    }
 }

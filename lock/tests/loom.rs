@@ -1,0 +1,148 @@
+//! loom model of the in-process lock state: every interleaving of a few threads over
+//! `state::Core` (the code that ships, built against loom's primitives) keeps the invariants:
+//! never two exclusive holders, never exclusive beside shared, re-entry refused or counted but
+//! never a hang, timeouts that give everything back, and the OS lock released when idle.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p litekeep-lock --test loom --release`
+#![cfg(loom)]
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use litekeep_lock::Mode;
+use litekeep_lock::state::{Core, OsLock, OsOutcome, OsWait, Owner, Refusal, Request};
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+
+/// A single-process OS lock: always granted; records what the descriptor holds.
+#[derive(Default)]
+struct FakeOs {
+    held: AtomicUsize, // 0 none, 1 shared, 2 exclusive
+}
+
+impl OsLock for FakeOs {
+    fn lock(&self, mode: Mode, _: OsWait, _: bool) -> io::Result<OsOutcome> {
+        self.held.store(if mode == Mode::Shared { 1 } else { 2 }, Ordering::SeqCst);
+        Ok(OsOutcome::Acquired { yielded: false })
+    }
+    fn unlock(&self) -> io::Result<()> {
+        self.held.store(0, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Who is inside: exclusive holders in the high half, shared holders in the low half.
+#[derive(Default)]
+struct Inside(AtomicUsize);
+
+const EXCL: usize = 1 << 16;
+
+impl Inside {
+    fn enter(&self, mode: Mode) {
+        let add = if mode == Mode::Exclusive { EXCL } else { 1 };
+        let before = self.0.fetch_add(add, Ordering::SeqCst);
+        match mode {
+            Mode::Exclusive => assert_eq!(before, 0, "exclusive beside another holder"),
+            Mode::Shared => assert!(before < EXCL, "shared beside an exclusive holder"),
+        }
+    }
+    fn leave(&self, mode: Mode) {
+        self.0
+            .fetch_sub(if mode == Mode::Exclusive { EXCL } else { 1 }, Ordering::SeqCst);
+    }
+}
+
+fn req(mode: Mode, reentrant: bool) -> Request {
+    Request {
+        mode,
+        reentrant,
+        label: Arc::from("loom"),
+    }
+}
+
+fn me() -> Owner {
+    Owner::current_thread()
+}
+
+fn model(slice: Duration, body: fn(Arc<Core<FakeOs>>, Arc<Inside>)) {
+    loom::model(move || {
+        let core = Arc::new(Core::with_slice(FakeOs::default(), slice));
+        let inside = Arc::new(Inside::default());
+        body(core.clone(), inside);
+        assert_eq!(core.snapshot(), (None, 0, 0), "everything released");
+        assert_eq!(core.os().held.load(Ordering::SeqCst), 0, "OS lock released");
+    });
+}
+
+fn hold(core: &Core<FakeOs>, inside: &Inside, mode: Mode) {
+    let grant = core.acquire(&req(mode, false), me(), None, false).unwrap();
+    assert_eq!(grant.mode, mode);
+    inside.enter(mode);
+    inside.leave(mode);
+    core.release(me()).unwrap();
+}
+
+const KEEP: Duration = Duration::from_secs(3600);
+
+#[test]
+fn exclusive_handoff_between_threads() {
+    for slice in [KEEP, Duration::ZERO] {
+        model(slice, |core, inside| {
+            let (c, i) = (core.clone(), inside.clone());
+            let t = thread::spawn(move || hold(&c, &i, Mode::Exclusive));
+            hold(&core, &inside, Mode::Exclusive);
+            t.join().unwrap();
+        });
+    }
+}
+
+#[test]
+fn shared_and_exclusive_never_overlap() {
+    model(KEEP, |core, inside| {
+        let (c1, i1) = (core.clone(), inside.clone());
+        let (c2, i2) = (core.clone(), inside.clone());
+        let a = thread::spawn(move || hold(&c1, &i1, Mode::Shared));
+        let b = thread::spawn(move || hold(&c2, &i2, Mode::Shared));
+        hold(&core, &inside, Mode::Exclusive);
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+}
+
+#[test]
+fn reentry_is_refused_or_counted_never_a_hang() {
+    model(KEEP, |core, inside| {
+        let (c, i) = (core.clone(), inside.clone());
+        let other = thread::spawn(move || hold(&c, &i, Mode::Exclusive));
+        core.acquire(&req(Mode::Exclusive, false), me(), None, false)
+            .unwrap();
+        inside.enter(Mode::Exclusive);
+        let again = core.acquire(&req(Mode::Exclusive, false), me(), None, false);
+        assert!(matches!(again, Err(Refusal::WouldDeadlock { held: Mode::Exclusive })));
+        let counted = core.acquire(&req(Mode::Shared, true), me(), None, false).unwrap();
+        assert!(counted.reentered);
+        core.release(me()).unwrap(); // the reentrant count
+        inside.leave(Mode::Exclusive);
+        core.release(me()).unwrap();
+        other.join().unwrap();
+    });
+}
+
+#[test]
+fn an_expired_wait_times_out_and_gives_everything_back() {
+    model(KEEP, |core, inside| {
+        let (c, i) = (core.clone(), inside.clone());
+        let holder = thread::spawn(move || hold(&c, &i, Mode::Exclusive));
+        match core.acquire(&req(Mode::Shared, false), me(), Some(Instant::now()), false) {
+            Ok(_) => {
+                inside.enter(Mode::Shared);
+                inside.leave(Mode::Shared);
+                core.release(me()).unwrap();
+            }
+            Err(Refusal::TimedOut) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        holder.join().unwrap();
+    });
+}
