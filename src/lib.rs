@@ -17,3 +17,8 @@
 #![deny(missing_docs)]
 
 pub use litekeep_lock as lock;
+
+/// The README's examples, compiled and run as doc-tests so the front door cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
