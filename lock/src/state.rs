@@ -564,7 +564,12 @@ mod tests {
         let core = Core::new(FakeOs::default());
         now_only(&core, &req(Mode::Exclusive, false, "a")).unwrap();
         let forever = core.acquire(&req(Mode::Exclusive, false, "a"), me(), None, false);
-        assert!(matches!(forever, Err(Refusal::WouldDeadlock { held: Mode::Exclusive })));
+        assert!(matches!(
+            forever,
+            Err(Refusal::WouldDeadlock {
+                held: Mode::Exclusive
+            })
+        ));
         let shared = core.acquire(&req(Mode::Shared, false, "a"), me(), None, false);
         assert!(matches!(shared, Err(Refusal::WouldDeadlock { .. })));
     }
@@ -588,7 +593,10 @@ mod tests {
         let core = Core::new(FakeOs::default());
         now_only(&core, &req(Mode::Shared, false, "a")).unwrap();
         let up = now_only(&core, &req(Mode::Exclusive, true, "a"));
-        assert!(matches!(up, Err(Refusal::WouldDeadlock { held: Mode::Shared })));
+        assert!(matches!(
+            up,
+            Err(Refusal::WouldDeadlock { held: Mode::Shared })
+        ));
     }
 
     #[test]
@@ -627,7 +635,11 @@ mod tests {
             core.release(me()).unwrap();
             waiter.join().unwrap();
         });
-        assert_eq!(core.os().locks.load(Ordering::SeqCst), 1, "one OS lock for both");
+        assert_eq!(
+            core.os().locks.load(Ordering::SeqCst),
+            1,
+            "one OS lock for both"
+        );
         assert_eq!(core.os().unlocks.load(Ordering::SeqCst), 1);
     }
 
@@ -647,7 +659,11 @@ mod tests {
             core.release(me()).unwrap();
             waiter.join().unwrap();
         });
-        assert_eq!(core.os().locks.load(Ordering::SeqCst), 2, "re-taken from the OS");
+        assert_eq!(
+            core.os().locks.load(Ordering::SeqCst),
+            2,
+            "re-taken from the OS"
+        );
     }
 
     #[test]
@@ -657,8 +673,13 @@ mod tests {
         thread::scope(|s| {
             let writer = s.spawn(|| {
                 let deadline = Instant::now() + Duration::from_secs(30);
-                core.acquire(&req(Mode::Exclusive, false, "w"), me(), Some(deadline), false)
-                    .unwrap();
+                core.acquire(
+                    &req(Mode::Exclusive, false, "w"),
+                    me(),
+                    Some(deadline),
+                    false,
+                )
+                .unwrap();
                 core.release(me()).unwrap();
             });
             while sync::lock(&core.state).waiting_exclusive == 0 {
@@ -699,7 +720,10 @@ mod tests {
         assert!(first.write_record.is_some());
         core.release(me()).unwrap();
         let again = now_only(&core, &req(Mode::Exclusive, false, "a")).unwrap();
-        assert_eq!(again.write_record, None, "same run, same label: record still true");
+        assert_eq!(
+            again.write_record, None,
+            "same run, same label: record still true"
+        );
         core.release(me()).unwrap();
         let other = now_only(&core, &req(Mode::Exclusive, false, "b")).unwrap();
         assert!(other.write_record.is_some());
@@ -707,7 +731,10 @@ mod tests {
         core.release(me()).unwrap();
         thread::sleep(RUN_GAP * 2);
         let later = now_only(&core, &req(Mode::Exclusive, false, "b")).unwrap();
-        assert!(later.write_record.unwrap() > first.write_record.unwrap(), "a new run");
+        assert!(
+            later.write_record.unwrap() > first.write_record.unwrap(),
+            "a new run"
+        );
     }
 
     #[test]
@@ -717,7 +744,12 @@ mod tests {
         thread::scope(|s| {
             let writer = s.spawn(|| {
                 let deadline = Instant::now() + Duration::from_secs(30);
-                core.acquire(&req(Mode::Exclusive, false, "w"), me(), Some(deadline), false)
+                core.acquire(
+                    &req(Mode::Exclusive, false, "w"),
+                    me(),
+                    Some(deadline),
+                    false,
+                )
             });
             while sync::lock(&core.state).waiting_exclusive == 0 {
                 thread::yield_now();

@@ -42,7 +42,9 @@ async fn waiting_for_the_lock_leaves_the_executor_free() {
 async fn async_timeout_names_the_holder() {
     let lock = lock("timeout").with_label("blocking holder");
     let _held = std::thread::scope(|s| {
-        s.spawn(|| lock.exclusive(Wait::None).unwrap()).join().unwrap()
+        s.spawn(|| lock.exclusive(Wait::None).unwrap())
+            .join()
+            .unwrap()
     });
     let err = lock
         .acquire_async(Mode::Shared, Duration::from_millis(50))
@@ -62,7 +64,10 @@ async fn async_timeout_names_the_holder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_asking_again_is_refused_at_once() {
     let lock = lock("reentry");
-    let _held = lock.acquire_async(Mode::Exclusive, Wait::None).await.unwrap();
+    let _held = lock
+        .acquire_async(Mode::Exclusive, Wait::None)
+        .await
+        .unwrap();
     let again = tokio::time::timeout(
         Duration::from_secs(10),
         lock.acquire_async(Mode::Exclusive, Wait::Forever),
@@ -81,7 +86,10 @@ async fn many_tasks_take_turns() {
         let (lock, inside) = (lock.clone(), inside.clone());
         tasks.push(tokio::spawn(async move {
             for _ in 0..20 {
-                let _g = lock.acquire_async(Mode::Exclusive, Wait::Forever).await.unwrap();
+                let _g = lock
+                    .acquire_async(Mode::Exclusive, Wait::Forever)
+                    .await
+                    .unwrap();
                 assert_eq!(inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst), 0);
                 tokio::task::yield_now().await;
                 inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);

@@ -11,7 +11,11 @@ use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Acquire { mode: Mode, wait: Wait, reentrant: bool },
+    Acquire {
+        mode: Mode,
+        wait: Wait,
+        reentrant: bool,
+    },
     Release,
     Hold(u16),
 }
@@ -63,7 +67,11 @@ fn run(lock: &FileLock, ops: &[Op]) {
     let mut guards: Vec<LockGuard> = Vec::new();
     for op in ops {
         match *op {
-            Op::Acquire { mode, wait, reentrant } => {
+            Op::Acquire {
+                mode,
+                wait,
+                reentrant,
+            } => {
                 let held = guards.first().map(LockGuard::mode);
                 let result = if reentrant {
                     lock.acquire_reentrant(mode, wait)

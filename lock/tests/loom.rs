@@ -23,7 +23,8 @@ struct FakeOs {
 
 impl OsLock for FakeOs {
     fn lock(&self, mode: Mode, _: OsWait, _: bool) -> io::Result<OsOutcome> {
-        self.held.store(if mode == Mode::Shared { 1 } else { 2 }, Ordering::SeqCst);
+        self.held
+            .store(if mode == Mode::Shared { 1 } else { 2 }, Ordering::SeqCst);
         Ok(OsOutcome::Acquired { yielded: false })
     }
     fn unlock(&self) -> io::Result<()> {
@@ -48,8 +49,10 @@ impl Inside {
         }
     }
     fn leave(&self, mode: Mode) {
-        self.0
-            .fetch_sub(if mode == Mode::Exclusive { EXCL } else { 1 }, Ordering::SeqCst);
+        self.0.fetch_sub(
+            if mode == Mode::Exclusive { EXCL } else { 1 },
+            Ordering::SeqCst,
+        );
     }
 }
 
@@ -119,8 +122,15 @@ fn reentry_is_refused_or_counted_never_a_hang() {
             .unwrap();
         inside.enter(Mode::Exclusive);
         let again = core.acquire(&req(Mode::Exclusive, false), me(), None, false);
-        assert!(matches!(again, Err(Refusal::WouldDeadlock { held: Mode::Exclusive })));
-        let counted = core.acquire(&req(Mode::Shared, true), me(), None, false).unwrap();
+        assert!(matches!(
+            again,
+            Err(Refusal::WouldDeadlock {
+                held: Mode::Exclusive
+            })
+        ));
+        let counted = core
+            .acquire(&req(Mode::Shared, true), me(), None, false)
+            .unwrap();
         assert!(counted.reentered);
         core.release(me()).unwrap(); // the reentrant count
         inside.leave(Mode::Exclusive);

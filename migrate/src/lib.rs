@@ -1,6 +1,52 @@
-//! Desired-schema diffing that rebuilds tables in one transaction.
+//! Desired-schema migrations for SQLite: describe the schema you want as plain DDL, and
+//! litekeep-migrate diffs it against the database and brings the database there in ONE
+//! transaction, under the cross-process litekeep lock.
 //!
-//! **Not built yet** (issue 4). This crate exists so the workspace has its final shape; it
-//! exports nothing, and nothing depends on it doing anything yet.
+//! ```
+//! use litekeep_migrate::{migrate, Options};
+//! # let dir = std::env::temp_dir().join(format!("lk-doc-lib-mig-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! # let db = dir.join("index.db");
+//! # let _ = std::fs::remove_file(&db);
+//! let v1 = "CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL, size INTEGER);";
+//! let v2 = "CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL, size TEXT, mtime INTEGER);
+//!           CREATE INDEX files_path ON files(path);";
+//! migrate(&db, v1, &Options::default()).unwrap();
+//! let report = migrate(&db, v2, &Options::default()).unwrap();
+//! println!("{}", report.plan); // rebuild table files (~size +mtime), create index files_path
+//! assert!(migrate(&db, v2, &Options::default()).unwrap().up_to_date());
+//! ```
+//!
+//! - The desired schema is parsed by SQLite itself (loaded into an in-memory database); both
+//!   sides are read with the same pragmas. There is no hand-written SQL parser.
+//! - Native `ALTER TABLE` where it provably gives the desired table (tried on a scratch copy
+//!   first); otherwise the rename-copy-drop rebuild `ALTER TABLE x RENAME TO temp_x; CREATE
+//!   TABLE x …; INSERT INTO x (…) SELECT … FROM temp_x; DROP TABLE temp_x`, rowids kept, then
+//!   the indexes and triggers of `x` re-created.
+//! - All of it in one `BEGIN IMMEDIATE` transaction under the exclusive lock on `<db>.lock`, with
+//!   `foreign_keys=OFF` and `legacy_alter_table=ON` (see [`apply`] for why), verified by
+//!   `foreign_key_check` and a re-read of the schema before `COMMIT`.
+//! - Dropping a table or column is refused unless [`Options::allow_data_loss`]; rows that break
+//!   a new constraint are named by rowid and nothing changes.
 
 #![deny(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod apply;
+mod diff;
+mod error;
+mod introspect;
+mod options;
+mod plan;
+mod schema;
+mod sql;
+mod violations;
+
+pub use apply::{Report, apply, migrate};
+pub use diff::{TEMP_PREFIX, diff};
+pub use error::MigrateError;
+pub use introspect::is_internal;
+pub use options::{Options, Rename};
+pub use plan::{DataLoss, Plan, Step, StepKind};
+pub use schema::{Column, Fingerprint, Object, Schema, Table};
+pub use sql::{normalize, quote_ident};

@@ -1,0 +1,239 @@
+//! [`apply`] and [`migrate`]: run a plan in ONE transaction under the exclusive lock.
+//!
+//! Why the pragmas: `ALTER TABLE x RENAME TO temp_x` rewrites every other table's
+//! `REFERENCES x`, and every view and trigger naming `x`, to `"temp_x"` — unless both
+//! `legacy_alter_table=ON` and `foreign_keys=OFF` — and the rebuild's `DROP TABLE temp_x` would
+//! then leave them dangling (`tests/sqlite_behaviour.rs` proves it on the bundled SQLite).
+//! `foreign_keys` can only change outside a transaction, so both are set before `BEGIN
+//! IMMEDIATE` and restored after, whatever happens. Before `COMMIT`, `foreign_key_check` on
+//! the touched tables and a re-read of the schema that must equal the desired one; anything
+//! else rolls back.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use litekeep_lock::{FileLock, Wait};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::diff::diff;
+use crate::error::MigrateError;
+use crate::options::Options;
+use crate::plan::Plan;
+use crate::schema::{Fingerprint, Schema};
+use crate::sql::quote_ident;
+
+/// What a migration did.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Report {
+    /// The plan (empty when the database was up to date).
+    pub plan: Plan,
+    /// Whether the plan was applied (false for a dry run or an up-to-date database).
+    pub applied: bool,
+    /// The fingerprint before.
+    pub before: Fingerprint,
+    /// The fingerprint after (equal to `before` when nothing was applied).
+    pub after: Fingerprint,
+    /// How long it took, lock wait included.
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// Nothing needed doing.
+    pub fn up_to_date(&self) -> bool {
+        self.plan.is_empty()
+    }
+}
+
+/// Brings the database at `path` to the schema `desired_sql` (created if missing).
+///
+/// Fast path: when the database already has that schema, returns without taking the exclusive
+/// lock. Otherwise takes the exclusive litekeep lock on `<path>.lock`, plans again under it and
+/// applies the plan in one transaction (see [`apply`]).
+///
+/// # Errors
+/// See [`MigrateError`]: malformed DDL, a file that is not a database, a read-only file, the lock
+/// held past the timeout, data loss not allowed, constraint violations, a full disk. In every
+/// case the database is unchanged.
+///
+/// ```
+/// use litekeep_migrate::{migrate, Options};
+/// # let dir = std::env::temp_dir().join(format!("lk-doc-migrate-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let db = dir.join("app.db");
+/// # let _ = std::fs::remove_file(&db);
+/// migrate(&db, "CREATE TABLE files (id INTEGER PRIMARY KEY, size INTEGER);", &Options::default()).unwrap();
+/// let report = migrate(&db, "CREATE TABLE files (id INTEGER PRIMARY KEY, size TEXT);", &Options::default()).unwrap();
+/// assert!(report.applied);
+/// let again = migrate(&db, "CREATE TABLE files (id INTEGER PRIMARY KEY, size TEXT);", &Options::default()).unwrap();
+/// assert!(again.up_to_date());
+/// ```
+pub fn migrate(
+    path: impl AsRef<Path>,
+    desired_sql: &str,
+    options: &Options,
+) -> Result<Report, MigrateError> {
+    let start = Instant::now();
+    let path = path.as_ref();
+    let desired = Schema::from_sql(desired_sql)?;
+    let flags = if options.dry_run {
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    };
+    let mut conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| MigrateError::from_db(path, "opening the database", e))?;
+    let current = read_schema(&conn, path)?;
+    if current.fingerprint() == desired.fingerprint() {
+        let plan = diff(&current, &desired, options)?;
+        return Ok(finish(plan, false, start));
+    }
+    if options.dry_run {
+        let plan = diff(&current, &desired, options)?;
+        return Ok(finish(plan, false, start));
+    }
+    let lock = FileLock::for_database(path)?.with_label(&options.label);
+    let _guard = lock.exclusive(Wait::Timeout(options.lock_timeout))?;
+    // Plan again under the lock: another process may have migrated meanwhile.
+    let current = read_schema(&conn, path)?;
+    let plan = diff(&current, &desired, options)?;
+    let mut report = apply_locked(&mut conn, path, plan, options)?;
+    report.elapsed = start.elapsed();
+    Ok(report)
+}
+
+/// Applies `plan` to the database `conn` is open on, under the exclusive lock on its lock file
+/// (in-memory databases need none). Refuses a plan that drops data unless
+/// [`Options::allow_data_loss`], and a plan made for another schema.
+///
+/// # Errors
+/// As [`migrate`].
+pub fn apply(conn: &mut Connection, plan: Plan, options: &Options) -> Result<Report, MigrateError> {
+    let start = Instant::now();
+    let path = PathBuf::from(conn.path().unwrap_or(""));
+    if path.as_os_str().is_empty() {
+        return apply_locked(conn, &path, plan, options);
+    }
+    let lock = FileLock::for_database(&path)?.with_label(&options.label);
+    let _guard = lock.exclusive(Wait::Timeout(options.lock_timeout))?;
+    let mut report = apply_locked(conn, &path, plan, options)?;
+    report.elapsed = start.elapsed();
+    Ok(report)
+}
+
+fn finish(plan: Plan, applied: bool, start: Instant) -> Report {
+    Report {
+        before: plan.from,
+        after: if applied { plan.to } else { plan.from },
+        plan,
+        applied,
+        elapsed: start.elapsed(),
+    }
+}
+
+fn read_schema(conn: &Connection, path: &Path) -> Result<Schema, MigrateError> {
+    Schema::read(conn).map_err(|e| match e {
+        MigrateError::Sqlite { source, .. } => {
+            MigrateError::from_db(path, "reading the schema", source)
+        }
+        other => other,
+    })
+}
+
+fn apply_locked(
+    conn: &mut Connection,
+    path: &Path,
+    plan: Plan,
+    options: &Options,
+) -> Result<Report, MigrateError> {
+    let start = Instant::now();
+    if let Some(loss) = plan.data_loss.first().filter(|_| !options.allow_data_loss) {
+        return Err(MigrateError::DataLoss {
+            what: plan
+                .data_loss
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            table: loss.table.clone(),
+            column: loss.column.clone(),
+        });
+    }
+    if plan.is_empty() || options.dry_run {
+        return Ok(finish(plan, false, start));
+    }
+    let db = |context: &str| {
+        let context = context.to_owned();
+        move |e| MigrateError::from_db(path, &context, e)
+    };
+    conn.busy_timeout(options.lock_timeout)
+        .map_err(db("setting busy_timeout"))?;
+    let fk: bool = conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .map_err(db("reading PRAGMA foreign_keys"))?;
+    let legacy: bool = conn
+        .query_row("PRAGMA legacy_alter_table", [], |r| r.get(0))
+        .map_err(db("reading PRAGMA legacy_alter_table"))?;
+    conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON")
+        .map_err(db("setting migration pragmas"))?;
+    let result = run_in_transaction(conn, path, &plan);
+    let restore = format!(
+        "PRAGMA foreign_keys = {}; PRAGMA legacy_alter_table = {}",
+        u8::from(fk),
+        u8::from(legacy)
+    );
+    let restored = conn
+        .execute_batch(&restore)
+        .map_err(db("restoring pragmas"));
+    result?;
+    restored?;
+    Ok(finish(plan, true, start))
+}
+
+fn run_in_transaction(conn: &mut Connection, path: &Path, plan: &Plan) -> Result<(), MigrateError> {
+    let db = |context: String| move |e| MigrateError::from_db(path, &context, e);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db("beginning the migration transaction".into()))?;
+    let current = Schema::read(&tx)?;
+    if current.fingerprint() != plan.from {
+        return Err(MigrateError::Changed {
+            path: path.to_owned(),
+        });
+    }
+    for step in &plan.steps {
+        for sql in &step.sql {
+            if let Err(e) = tx.execute_batch(sql) {
+                return Err(crate::violations::explain(&tx, path, step, sql, e));
+            }
+        }
+    }
+    crate::violations::check_foreign_keys(&tx, &plan.touched)?;
+    let after = Schema::read(&tx)?;
+    let difference = after.describe_difference(&plan.desired);
+    if !difference.is_empty() {
+        return Err(MigrateError::Verify { difference });
+    }
+    record_history(&tx, plan).map_err(db("recording the migration in _litekeep_history".into()))?;
+    tx.commit().map_err(db("committing the migration".into()))
+}
+
+fn record_history(conn: &Connection, plan: &Plan) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _litekeep_history (
+            id INTEGER PRIMARY KEY,
+            applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            fingerprint_before TEXT NOT NULL,
+            fingerprint_after TEXT NOT NULL,
+            statements TEXT NOT NULL
+        )",
+    )?;
+    conn.execute(
+        &format!(
+            "INSERT INTO {} (fingerprint_before, fingerprint_after, statements) VALUES (?1, ?2, ?3)",
+            quote_ident("_litekeep_history")
+        ),
+        (plan.from.to_string(), plan.to.to_string(), plan.sql()),
+    )?;
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! [`MigrateError`]: every way a migration can be refused or fail. Whatever the error, the
+//! database is left as it was: the plan runs in one transaction that is rolled back.
+
+use std::path::PathBuf;
+
+use litekeep_lock::LockError;
+
+/// The error type of diffing and applying migrations.
+///
+/// `Display` is one line that says what happened and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MigrateError {
+    /// A desired-schema statement is not valid SQL.
+    #[error(
+        "desired schema statement {index} is not valid SQL ({source}): `{statement}`; fix that statement"
+    )]
+    Ddl {
+        /// 1-based number of the statement.
+        index: usize,
+        /// Its beginning.
+        statement: String,
+        /// SQLite's complaint.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A desired-schema statement is valid SQL but not a `CREATE` statement.
+    #[error(
+        "desired schema statement {index} is not a CREATE statement: `{statement}`; a desired schema holds only CREATE TABLE/INDEX/VIEW/TRIGGER"
+    )]
+    NotDdl {
+        /// 1-based number of the statement.
+        index: usize,
+        /// Its beginning.
+        statement: String,
+    },
+    /// The file is not a SQLite database (or is encrypted or truncated).
+    #[error("{} is not a SQLite database (or it is encrypted or damaged); check the path — nothing was changed", path.display())]
+    NotADatabase {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The database cannot be written (read-only file, directory or filesystem).
+    #[error("{} is read-only; a migration needs write access to the file and its directory — nothing was changed", path.display())]
+    ReadOnly {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The disk filled up during the migration; it was rolled back.
+    #[error("the disk holding {} filled up during the migration; it was rolled back — free space and run it again", path.display())]
+    DiskFull {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The migration lock could not be taken.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The plan would drop data and the caller did not allow it.
+    #[error(
+        "the migration would drop {what}; nothing was changed — pass --allow-data-loss (Options::allow_data_loss) to drop it, or add a rename hint if it was renamed"
+    )]
+    DataLoss {
+        /// What would be lost: "table t (3 rows)" or "column t.c".
+        what: String,
+        /// The table.
+        table: String,
+        /// The column, when a column would be dropped.
+        column: Option<String>,
+    },
+    /// Existing rows violate a constraint of the desired schema.
+    #[error(
+        "rows of table {table} violate the desired schema ({constraint}){}; fix or delete them first — nothing was changed",
+        rowid_list(rowids)
+    )]
+    Constraint {
+        /// The table.
+        table: String,
+        /// The constraint, as SQLite names it ("NOT NULL constraint failed: t.c").
+        constraint: String,
+        /// Up to 5 offending rowids (none when they cannot be pointed at).
+        rowids: Vec<i64>,
+    },
+    /// A table from an interrupted migration is in the way.
+    #[error(
+        "table {leftover} (left by an interrupted migration of {table}) is in the way; run `litekeep recover` first — nothing was changed"
+    )]
+    Leftover {
+        /// The leftover table.
+        leftover: String,
+        /// The table it belongs to.
+        table: String,
+    },
+    /// The schema changed between planning and applying.
+    #[error("the schema of {} changed since the plan was made; make a new plan — nothing was changed", path.display())]
+    Changed {
+        /// The database.
+        path: PathBuf,
+    },
+    /// After running the plan the schema was not the desired one; rolled back.
+    #[error("after the migration the schema was not the desired one, so it was rolled back; please report this: {}", difference.join("; "))]
+    Verify {
+        /// The differing statements: `- current` and `+ desired`.
+        difference: Vec<String>,
+    },
+    /// A rename hint is malformed or names nothing.
+    #[error("rename hint `{hint}`: {problem}")]
+    Rename {
+        /// The hint as given.
+        hint: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// SQLite failed.
+    #[error("{context}: {source}")]
+    Sqlite {
+        /// What was being done.
+        context: String,
+        /// The SQLite error.
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+impl MigrateError {
+    pub(crate) fn sqlite(context: impl Into<String>, source: rusqlite::Error) -> Self {
+        MigrateError::Sqlite {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Maps a SQLite error about the database file at `path` to the specific variant when it
+    /// is one (not a database, read-only, disk full).
+    pub(crate) fn from_db(path: &std::path::Path, context: &str, source: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode as C;
+        match source.sqlite_error_code() {
+            Some(C::NotADatabase) => MigrateError::NotADatabase {
+                path: path.to_owned(),
+            },
+            Some(C::ReadOnly) => MigrateError::ReadOnly {
+                path: path.to_owned(),
+            },
+            Some(C::DiskFull) => MigrateError::DiskFull {
+                path: path.to_owned(),
+            },
+            Some(C::CannotOpen) if !path.exists() => MigrateError::Sqlite {
+                context: format!("opening {} (no such file or directory)", path.display()),
+                source,
+            },
+            _ => MigrateError::Sqlite {
+                context: format!("{context} ({})", path.display()),
+                source,
+            },
+        }
+    }
+}
+
+fn rowid_list(rowids: &[i64]) -> String {
+    if rowids.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = rowids.iter().map(ToString::to_string).collect();
+    format!(": rowids {}", list.join(", "))
+}

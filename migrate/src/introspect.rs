@@ -1,0 +1,177 @@
+//! Reading a [`Schema`] out of a database, and out of desired-schema DDL by letting SQLite
+//! itself parse it into an in-memory database. Both sides go through the same code, so they
+//! compare like for like.
+
+use std::collections::BTreeMap;
+
+use rusqlite::fallible_iterator::FallibleIterator;
+use rusqlite::{Batch, Connection};
+
+use crate::error::MigrateError;
+use crate::schema::{Column, Object, Schema, Table};
+
+/// Names that belong to SQLite or to litekeep and are never part of a user schema.
+pub fn is_internal(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("sqlite_") || lower.starts_with("_litekeep_")
+}
+
+impl Schema {
+    /// Reads the schema of the `main` database of `conn`.
+    ///
+    /// # Errors
+    /// [`MigrateError::Sqlite`] when the schema cannot be read (for example the file is not a
+    /// database).
+    pub fn read(conn: &Connection) -> Result<Schema, MigrateError> {
+        read(conn).map_err(|e| MigrateError::sqlite("reading the schema", e))
+    }
+
+    /// Parses desired-schema DDL (`CREATE TABLE/INDEX/VIEW/TRIGGER` statements) by executing
+    /// it into a fresh in-memory database, then reads that database's schema.
+    ///
+    /// # Errors
+    /// [`MigrateError::Ddl`] naming the statement (its number and text) that SQLite rejected,
+    /// or a statement that is not a `CREATE`.
+    ///
+    /// ```
+    /// use litekeep_migrate::Schema;
+    /// let s = Schema::from_sql("CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT);").unwrap();
+    /// assert!(s.tables.contains_key("files"));
+    /// let err = Schema::from_sql("CREATE TABLE a (x);\nCREATE TABEL b (y);").unwrap_err();
+    /// assert!(err.to_string().contains("statement 2"), "{err}");
+    /// ```
+    pub fn from_sql(sql: &str) -> Result<Schema, MigrateError> {
+        let conn = Connection::open_in_memory()
+            .map_err(|e| MigrateError::sqlite("opening an in-memory database", e))?;
+        let mut batch = Batch::new(&conn, sql);
+        let mut index = 0;
+        let mut rest = sql;
+        loop {
+            index += 1;
+            let stmt = match batch.next() {
+                Ok(Some(stmt)) => stmt,
+                Ok(None) => break,
+                Err(source) => {
+                    return Err(MigrateError::Ddl {
+                        index,
+                        statement: snippet(rest),
+                        source,
+                    });
+                }
+            };
+            let text = stmt.expanded_sql().unwrap_or_default();
+            rest = advance(rest, &text);
+            if !text.trim_start().to_ascii_lowercase().starts_with("create") {
+                return Err(MigrateError::NotDdl {
+                    index,
+                    statement: snippet(&text),
+                });
+            }
+            let mut stmt = stmt;
+            if let Err(source) = stmt.raw_execute() {
+                return Err(MigrateError::Ddl {
+                    index,
+                    statement: snippet(&text),
+                    source,
+                });
+            }
+        }
+        Schema::read(&conn)
+    }
+}
+
+/// The part of `rest` after the statement `text` (best effort, for pointing at the next one).
+fn advance<'a>(rest: &'a str, text: &str) -> &'a str {
+    match rest.find(text) {
+        Some(at) => rest.get(at + text.len()..).unwrap_or(""),
+        None => rest,
+    }
+}
+
+/// The first line of a statement, shortened, for error messages.
+fn snippet(sql: &str) -> String {
+    let sql = sql.trim_start_matches(|c: char| c.is_whitespace() || c == ';');
+    let line: String = sql.lines().next().unwrap_or("").chars().take(80).collect();
+    if line.len() < sql.trim_end().len() {
+        format!("{line} …")
+    } else {
+        line
+    }
+}
+
+fn read(conn: &Connection) -> rusqlite::Result<Schema> {
+    let mut schema = Schema::default();
+    let mut stmt = conn.prepare(
+        "SELECT type, name, tbl_name, sql FROM main.sqlite_schema \
+         WHERE sql IS NOT NULL ORDER BY rowid",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (kind, name, table, sql) = row?;
+        if is_internal(&name) || is_internal(&table) {
+            continue;
+        }
+        let key = name.to_ascii_lowercase();
+        let object = Object { name, table, sql };
+        match kind.as_str() {
+            "table" => {
+                let table = read_table(conn, object)?;
+                schema.tables.insert(key, table);
+            }
+            "index" => insert(&mut schema.indexes, key, object),
+            "view" => insert(&mut schema.views, key, object),
+            "trigger" => insert(&mut schema.triggers, key, object),
+            _ => {}
+        }
+    }
+    Ok(schema)
+}
+
+fn insert(map: &mut BTreeMap<String, Object>, key: String, object: Object) {
+    map.insert(key, object);
+}
+
+fn read_table(conn: &Connection, object: Object) -> rusqlite::Result<Table> {
+    let mut cols = conn.prepare("SELECT name, type, \"notnull\", dflt_value, pk, hidden FROM pragma_table_xinfo(?1, 'main')")?;
+    let columns = cols
+        .query_map([&object.name], |r| {
+            Ok(Column {
+                name: r.get(0)?,
+                decl_type: r.get(1)?,
+                not_null: r.get(2)?,
+                default: r.get(3)?,
+                pk: r.get(4)?,
+                hidden: r.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut fks =
+        conn.prepare("SELECT DISTINCT \"table\" FROM pragma_foreign_key_list(?1, 'main')")?;
+    let references = fks
+        .query_map([&object.name], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    let without_rowid = conn
+        .query_row(
+            "SELECT wr FROM pragma_table_list WHERE schema = 'main' AND name = ?1",
+            [&object.name],
+            |r| r.get::<_, bool>(0),
+        )
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(false),
+            other => Err(other),
+        })?;
+    Ok(Table {
+        name: object.name,
+        sql: object.sql,
+        columns,
+        without_rowid,
+        references,
+    })
+}

@@ -1,0 +1,166 @@
+//! [`Options`] of a migration and the rename hints it carries.
+
+use std::time::Duration;
+
+use crate::error::MigrateError;
+
+/// A rename hint: without one, a renamed table or column looks like one dropped and one added.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rename {
+    /// Table `from` is now called `to`.
+    Table {
+        /// The current name.
+        from: String,
+        /// The desired name.
+        to: String,
+    },
+    /// Column `from` of `table` (its desired name) is now called `to`.
+    Column {
+        /// The table, by its desired name.
+        table: String,
+        /// The current column name.
+        from: String,
+        /// The desired column name.
+        to: String,
+    },
+}
+
+impl Rename {
+    /// Parses `old=new` (a table) or `table.old=table.new` (a column of `table`).
+    ///
+    /// # Errors
+    /// [`MigrateError::Rename`] for anything else.
+    ///
+    /// ```
+    /// use litekeep_migrate::Rename;
+    /// assert_eq!(
+    ///     Rename::parse("files.path=files.file_path").unwrap(),
+    ///     Rename::Column { table: "files".into(), from: "path".into(), to: "file_path".into() },
+    /// );
+    /// assert!(Rename::parse("files.path").is_err());
+    /// ```
+    pub fn parse(hint: &str) -> Result<Rename, MigrateError> {
+        let bad = |problem: &str| MigrateError::Rename {
+            hint: hint.to_owned(),
+            problem: problem.to_owned(),
+        };
+        let (old, new) = hint
+            .split_once('=')
+            .ok_or_else(|| bad("expected old=new or table.old=table.new"))?;
+        let (old, new) = (old.trim(), new.trim());
+        match (old.split_once('.'), new.split_once('.')) {
+            (None, None) if !old.is_empty() && !new.is_empty() => Ok(Rename::Table {
+                from: old.to_owned(),
+                to: new.to_owned(),
+            }),
+            (Some((t1, from)), Some((t2, to))) if !from.is_empty() && !to.is_empty() => {
+                if !t1.eq_ignore_ascii_case(t2) {
+                    return Err(bad(
+                        "a column rename names the same table on both sides; rename the table with its own hint",
+                    ));
+                }
+                Ok(Rename::Column {
+                    table: t2.to_owned(),
+                    from: from.to_owned(),
+                    to: to.to_owned(),
+                })
+            }
+            _ => Err(bad("expected old=new or table.old=table.new")),
+        }
+    }
+}
+
+/// How to diff and apply.
+///
+/// ```
+/// use std::time::Duration;
+/// use litekeep_migrate::Options;
+/// let opts = Options::default()
+///     .allow_data_loss(false)
+///     .rename("files.path=files.file_path").unwrap()
+///     .lock_timeout(Duration::from_secs(5));
+/// assert_eq!(opts.renames.len(), 1);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Options {
+    /// Allow dropping tables and columns.
+    pub allow_data_loss: bool,
+    /// Rename hints.
+    pub renames: Vec<Rename>,
+    /// Plan only: do not touch the file.
+    pub dry_run: bool,
+    /// How long to wait for the migration lock (and for SQLite's write lock).
+    pub lock_timeout: Duration,
+    /// The label other processes see while this migration holds the lock.
+    pub label: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            allow_data_loss: false,
+            renames: Vec::new(),
+            dry_run: false,
+            lock_timeout: Duration::from_secs(30),
+            label: "litekeep migrate".to_owned(),
+        }
+    }
+}
+
+impl Options {
+    /// Sets [`Options::allow_data_loss`].
+    pub fn allow_data_loss(mut self, allow: bool) -> Self {
+        self.allow_data_loss = allow;
+        self
+    }
+
+    /// Adds a rename hint (see [`Rename::parse`]).
+    ///
+    /// # Errors
+    /// [`MigrateError::Rename`] when the hint is malformed.
+    pub fn rename(mut self, hint: &str) -> Result<Self, MigrateError> {
+        self.renames.push(Rename::parse(hint)?);
+        Ok(self)
+    }
+
+    /// Sets [`Options::dry_run`].
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// Sets [`Options::lock_timeout`].
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// The current name of the table whose desired name is `desired`.
+    pub(crate) fn table_source<'a>(&'a self, desired: &'a str) -> &'a str {
+        self.renames
+            .iter()
+            .find_map(|r| match r {
+                Rename::Table { from, to } if to.eq_ignore_ascii_case(desired) => {
+                    Some(from.as_str())
+                }
+                _ => None,
+            })
+            .unwrap_or(desired)
+    }
+
+    /// The current name of column `desired` of table `table` (by its desired name).
+    pub(crate) fn column_source<'a>(&'a self, table: &str, desired: &'a str) -> &'a str {
+        self.renames
+            .iter()
+            .find_map(|r| match r {
+                Rename::Column { table: t, from, to }
+                    if t.eq_ignore_ascii_case(table) && to.eq_ignore_ascii_case(desired) =>
+                {
+                    Some(from.as_str())
+                }
+                _ => None,
+            })
+            .unwrap_or(desired)
+    }
+}
