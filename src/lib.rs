@@ -1,10 +1,11 @@
 //! litekeep keeps a SQLite database healthy when many processes open, write and migrate it at
 //! once.
 //!
-//! This facade re-exports the member crates as they land. Today that is
-//! [`lock`] ([`litekeep_lock`]): the cross-process lock every other piece takes. The safe
-//! `Database::open` that ties lock, recovery and migration together is not built yet (see the
-//! README's roadmap); nothing here pretends otherwise.
+//! This facade re-exports the member crates as they land: [`lock`] ([`litekeep_lock`]), the
+//! cross-process lock every other piece takes, and [`migrate`] ([`litekeep_migrate`]),
+//! desired-schema migrations in one transaction. The safe `Database::open` that ties lock,
+//! recovery and migration together is not built yet (see the README's status table); nothing
+//! here pretends otherwise.
 //!
 //! ```
 //! use litekeep::lock::{FileLock, Wait};
@@ -17,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub use litekeep_lock as lock;
+pub use litekeep_migrate as migrate;
 
 /// The README's examples, compiled and run as doc-tests so the front door cannot rot.
 #[cfg(doctest)]

@@ -279,17 +279,31 @@ fn rebuild(have: &Table, want: &Table, options: &Options) -> (Step, Vec<DataLoss
     )
 }
 
-fn describe_columns(have: &Table, want: &Table) -> String {
+fn describe_columns(have: &Table, want: &Table, options: &Options) -> String {
     let mut parts = Vec::new();
+    let mut used = BTreeSet::new();
     for col in &want.columns {
-        match have.column(&col.name) {
+        let source = options.column_source(&want.name, &col.name);
+        let old = have.column(source).or_else(|| have.column(&col.name));
+        match old {
             None => parts.push(format!("+{}", col.name)),
-            Some(old) if old != col => parts.push(format!("~{}", col.name)),
-            Some(_) => {}
+            Some(old) => {
+                used.insert(old.name.to_ascii_lowercase());
+                let renamed = !old.name.eq_ignore_ascii_case(&col.name);
+                let changed = old.decl_type != col.decl_type
+                    || old.not_null != col.not_null
+                    || old.default != col.default
+                    || old.pk != col.pk;
+                match (renamed, changed) {
+                    (true, _) => parts.push(format!("{}→{}", old.name, col.name)),
+                    (false, true) => parts.push(format!("~{}", col.name)),
+                    (false, false) => {}
+                }
+            }
         }
     }
     for col in &have.columns {
-        if want.column(&col.name).is_none() {
+        if !used.contains(&col.name.to_ascii_lowercase()) {
             parts.push(format!("-{}", col.name));
         }
     }

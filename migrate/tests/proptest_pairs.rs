@@ -91,7 +91,10 @@ fn ddl(tables: &[Tbl]) -> String {
         }
         sql.push_str(&format!("CREATE TABLE {} ({});\n", t.name, defs.join(", ")));
         if let Some(i) = t.index.filter(|&i| i < t.cols.len()) {
-            sql.push_str(&format!("CREATE INDEX {0}_i ON {0}({1});\n", t.name, t.cols[i].name));
+            sql.push_str(&format!(
+                "CREATE INDEX {0}_i ON {0}({1});\n",
+                t.name, t.cols[i].name
+            ));
         }
     }
     sql
@@ -122,7 +125,14 @@ fn mutate(tables: &[Tbl], m: &[u8]) -> Vec<Tbl> {
         }
         if next() % 3 == 0 {
             let n = t.cols.len() + 10;
-            cols.push(Col { name: format!("c{n}"), ty: TYPES[usize::from(next()) % 4], not_null: next() % 2 == 0, unique: false, check: false, nocase: false });
+            cols.push(Col {
+                name: format!("c{n}"),
+                ty: TYPES[usize::from(next()) % 4],
+                not_null: next() % 2 == 0,
+                unique: false,
+                check: false,
+                nocase: false,
+            });
         }
         if next() % 5 == 0 {
             cols.reverse();
@@ -130,12 +140,27 @@ fn mutate(tables: &[Tbl], m: &[u8]) -> Vec<Tbl> {
         if cols.is_empty() {
             continue;
         }
-        t.index = if next() % 2 == 0 { Some(usize::from(next()) % cols.len()) } else { None };
+        t.index = if next() % 2 == 0 {
+            Some(usize::from(next()) % cols.len())
+        } else {
+            None
+        };
         t.cols = cols;
         out.push(t);
     }
     if next() % 4 == 0 {
-        out.push(Tbl { name: "t9".into(), cols: vec![Col { name: "c0".into(), ty: "TEXT", not_null: false, unique: false, check: false, nocase: false }], index: None });
+        out.push(Tbl {
+            name: "t9".into(),
+            cols: vec![Col {
+                name: "c0".into(),
+                ty: "TEXT",
+                not_null: false,
+                unique: false,
+                check: false,
+                nocase: false,
+            }],
+            index: None,
+        });
     }
     out
 }
@@ -165,14 +190,23 @@ type Snapshot = BTreeMap<String, BTreeMap<i64, BTreeMap<String, Option<String>>>
 fn snapshot(conn: &Connection, tables: &[Tbl]) -> Snapshot {
     let mut out = Snapshot::new();
     for t in tables {
-        let cols: Vec<String> = t.cols.iter().map(|c| format!("CAST({} AS TEXT)", c.name)).collect();
+        let cols: Vec<String> = t
+            .cols
+            .iter()
+            .map(|c| format!("CAST({} AS TEXT)", c.name))
+            .collect();
         let mut stmt = conn
             .prepare(&format!("SELECT id, {} FROM {}", cols.join(", "), t.name))
             .unwrap();
         let mut rows = stmt.query([]).unwrap();
         let entry = out.entry(t.name.clone()).or_default();
         while let Some(r) = rows.next().unwrap() {
-            let values = t.cols.iter().enumerate().map(|(i, c)| (c.name.clone(), r.get(i + 1).unwrap())).collect();
+            let values = t
+                .cols
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name.clone(), r.get(i + 1).unwrap()))
+                .collect();
             entry.insert(r.get(0).unwrap(), values);
         }
     }
@@ -188,9 +222,22 @@ fn check(v1: &[Tbl], rows: &[Vec<Val>], m: &[u8], allow: bool) -> Result<(), Tes
     for t in v1 {
         for row in rows {
             let names: Vec<&str> = t.cols.iter().map(|c| c.name.as_str()).collect();
-            let vals: Vec<String> = t.cols.iter().enumerate().map(|(i, _)| sql_val(&row[i % row.len()])).collect();
+            let vals: Vec<String> = t
+                .cols
+                .iter()
+                .enumerate()
+                .map(|(i, _)| sql_val(&row[i % row.len()]))
+                .collect();
             // Rows that break v1's own constraints are skipped.
-            let _ = conn.execute(&format!("INSERT INTO {} ({}) VALUES ({})", t.name, names.join(", "), vals.join(", ")), []);
+            let _ = conn.execute(
+                &format!(
+                    "INSERT INTO {} ({}) VALUES ({})",
+                    t.name,
+                    names.join(", "),
+                    vals.join(", ")
+                ),
+                [],
+            );
         }
     }
     let before = snapshot(&conn, v1);
@@ -205,20 +252,34 @@ fn check(v1: &[Tbl], rows: &[Vec<Val>], m: &[u8], allow: bool) -> Result<(), Tes
             prop_assert_eq!(std::fs::read(&db).unwrap(), bytes);
             return Ok(());
         }
-        Err(e) => return Err(TestCaseError::fail(format!("{e}\nv1:\n{v1_sql}\nv2:\n{v2_sql}"))),
+        Err(e) => {
+            return Err(TestCaseError::fail(format!(
+                "{e}\nv1:\n{v1_sql}\nv2:\n{v2_sql}"
+            )));
+        }
         Ok(_) => {}
     }
     let conn = Connection::open(&db).unwrap();
     let now = Schema::read(&conn).unwrap();
     let desired = Schema::from_sql(&v2_sql).unwrap();
     prop_assert_eq!(now.describe_difference(&desired), Vec::<String>::new());
-    let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     prop_assert_eq!(ok, "ok");
-    let temps: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema WHERE name LIKE 'temp%'", [], |r| r.get(0)).unwrap();
+    let temps: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'temp%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     prop_assert_eq!(temps, 0);
     let after = snapshot(&conn, &v2);
     for (table, rows) in &before {
-        let Some(now_rows) = after.get(table) else { continue };
+        let Some(now_rows) = after.get(table) else {
+            continue;
+        };
         prop_assert_eq!(rows.len(), now_rows.len(), "rows of {}", table);
         for (id, values) in rows {
             for (col, v) in values {
@@ -228,7 +289,11 @@ fn check(v1: &[Tbl], rows: &[Vec<Val>], m: &[u8], allow: bool) -> Result<(), Tes
             }
         }
     }
-    prop_assert!(migrate(&db, &v2_sql, &Options::default()).unwrap().up_to_date());
+    prop_assert!(
+        migrate(&db, &v2_sql, &Options::default())
+            .unwrap()
+            .up_to_date()
+    );
     Ok(())
 }
 
