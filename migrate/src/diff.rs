@@ -271,7 +271,7 @@ fn rebuild(have: &Table, want: &Table, options: &Options) -> (Step, Vec<DataLoss
     let description = format!(
         "rebuild table {} ({})",
         want.name,
-        describe_columns(have, want)
+        describe_columns(have, want, options)
     );
     (
         step(StepKind::RebuildTable, &want.name, description, sql),
