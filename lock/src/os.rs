@@ -142,7 +142,7 @@ impl OsLock for Descriptor {
     fn lock(&self, mode: Mode, wait: OsWait, yield_first: bool) -> io::Result<OsOutcome> {
         let yielded = yield_first && self.yield_to_waiters();
         if self.try_flock(mode)? {
-            return Ok(OsOutcome::Acquired { yielded });
+            return Ok(OsOutcome::Acquired { contended: yielded });
         }
         let marked = match wait {
             OsWait::NoWait => return Ok(OsOutcome::NotAcquired),
@@ -155,7 +155,7 @@ impl OsLock for Descriptor {
         };
         self.unmark_waiting(marked);
         match got? {
-            true => Ok(OsOutcome::Acquired { yielded }),
+            true => Ok(OsOutcome::Acquired { contended: true }),
             false => Ok(OsOutcome::NotAcquired),
         }
     }

@@ -26,8 +26,15 @@ use crate::sync::{self, Condvar, Mutex, MutexGuard, ThreadId};
 pub const FAIR_SLICE: Duration = Duration::from_millis(2);
 
 /// A re-acquisition less than this long after the process released the OS lock continues the
-/// same run of occupancy: the holder record is not rewritten and the fairness slice goes on.
+/// same run of occupancy for fairness: the fairness slice goes on.
 pub const RUN_GAP: Duration = Duration::from_millis(5);
+
+/// A re-acquisition less than this long after the process released the OS lock, taken at the
+/// first attempt, keeps the holder record as it is (rewriting it costs a `pwrite`, as much as
+/// the lock itself). Another process would have to wake, take the lock, write its record and
+/// release it within this gap for the record to name it while this process holds the lock;
+/// a waiter then still reports this process by its pid and command, only without the label.
+pub const RECORD_GAP: Duration = Duration::from_micros(100);
 
 /// How long to wait for the OS lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,10 +50,11 @@ pub enum OsWait {
 /// What an OS-level lock attempt achieved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OsOutcome {
-    /// The lock is held; `yielded` says another process was let in first.
+    /// The lock is held.
     Acquired {
-        /// Another process was waiting and went first.
-        yielded: bool,
+        /// Another process held the lock or was let in first during this acquisition, so it
+        /// may have rewritten the holder record.
+        contended: bool,
     },
     /// Not obtained within the wait.
     NotAcquired,
@@ -364,9 +372,9 @@ impl<O: OsLock> Core<O> {
         counted: bool,
     ) -> (MutexGuard<'a, State>, Option<Result<Grant, Refusal>>) {
         let now = Instant::now();
-        let continues_run = st
-            .last_release
-            .is_some_and(|t| now.duration_since(t) < RUN_GAP);
+        let since_release = st.last_release.map(|t| now.duration_since(t));
+        let continues_run = since_release.is_some_and(|d| d < RUN_GAP);
+        let record_still_ours = since_release.is_some_and(|d| d < RECORD_GAP);
         // A non-waiting attempt (and so every async one) never pauses for other processes.
         let yield_first = !no_wait
             && continues_run
@@ -386,14 +394,16 @@ impl<O: OsLock> Core<O> {
         st.acquiring = false;
         self.turn.notify_all();
         match outcome {
-            Ok(OsOutcome::Acquired { yielded }) => {
+            Ok(OsOutcome::Acquired { contended }) => {
                 st.os = Some(req.mode);
-                if yield_first || !continues_run || yielded || st.slice_start.is_none() {
+                if yield_first || !continues_run || contended || st.slice_start.is_none() {
                     st.slice_start = Some(Instant::now());
                 }
-                if !continues_run || yielded || st.run_since.is_none() {
-                    // Another process may have held the lock (and rewritten the record).
+                if !continues_run || contended || st.run_since.is_none() {
                     st.run_since = Some(SystemTime::now());
+                }
+                if !record_still_ours || contended {
+                    // Another process may have held the lock and rewritten the record.
                     st.recorded_label = None;
                 }
                 st.stop_waiting(req.mode, counted);
@@ -407,6 +417,9 @@ impl<O: OsLock> Core<O> {
                 (st, Some(Ok(grant)))
             }
             Ok(OsOutcome::NotAcquired) => {
+                // Another process holds it now and may write its own record.
+                st.recorded_label = None;
+                st.run_since = None;
                 if converting {
                     // A failed flock conversion may have dropped the old lock: start clean.
                     let _ = self.unlock_os(&mut st);
@@ -524,17 +537,17 @@ mod tests {
     impl OsLock for FakeOs {
         fn lock(&self, mode: Mode, _wait: OsWait, _yield: bool) -> io::Result<OsOutcome> {
             let foreign = *self.foreign.lock().unwrap();
-            let conflict = match (foreign, mode) {
-                (None, _) | (Some(Mode::Shared), Mode::Shared) => false,
-                _ => true,
-            };
+            let conflict = !matches!(
+                (foreign, mode),
+                (None, _) | (Some(Mode::Shared), Mode::Shared)
+            );
             if conflict {
                 *self.held.lock().unwrap() = None; // a failed conversion drops the old lock
                 return Ok(OsOutcome::NotAcquired);
             }
             self.locks.fetch_add(1, Ordering::SeqCst);
             *self.held.lock().unwrap() = Some(mode);
-            Ok(OsOutcome::Acquired { yielded: false })
+            Ok(OsOutcome::Acquired { contended: false })
         }
         fn unlock(&self) -> io::Result<()> {
             self.unlocks.fetch_add(1, Ordering::SeqCst);

@@ -25,7 +25,7 @@ impl OsLock for FakeOs {
     fn lock(&self, mode: Mode, _: OsWait, _: bool) -> io::Result<OsOutcome> {
         self.held
             .store(if mode == Mode::Shared { 1 } else { 2 }, Ordering::SeqCst);
-        Ok(OsOutcome::Acquired { yielded: false })
+        Ok(OsOutcome::Acquired { contended: false })
     }
     fn unlock(&self) -> io::Result<()> {
         self.held.store(0, Ordering::SeqCst);

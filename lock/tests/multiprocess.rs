@@ -1,0 +1,662 @@
+//! Cross-process behaviour with real processes: no threads pretending to be processes.
+//!
+//! # How the child processes work
+//! A test that needs another process re-executes this very test binary
+//! (`std::env::current_exe()`) with `--exact child_process_entry --nocapture --test-threads=1`
+//! and the environment variable [`ROLE_VAR`] naming what the child should do (hold the lock
+//! exclusive, hold it shared, try to re-enter it). [`child_process_entry`] is therefore not a real
+//! test: in an ordinary `cargo test` run the variable is unset and it returns at once, passing
+//! trivially.
+//!
+//! A child talks to its parent through lines on its stdout marked with [`MARK`] (`@@lk:LOCKED`
+//! once it holds the lock), read by the parent on a thread so that every wait is bounded. It holds
+//! the lock until its stdin reaches end of file (the parent closes it) or until it is killed.
+//! Other processes are util-linux `flock(1)`, run with `-o` so that only the `flock` process
+//! itself holds the lock, announcing through the same kind of stdout line that it holds it.
+//!
+//! No fixed sleep is used to synchronize: the parent waits for a child's line (bounded by
+//! [`BOUND`], far beyond anything a loaded machine needs), or for its exit.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use litekeep_lock::{FileLock, Holder, LockError, LockGuard, Mode, Wait};
+
+/// Selects a child's role; unset in the ordinary test run.
+const ROLE_VAR: &str = "LK_CHILD_ROLE";
+/// The lock file a child works on.
+const PATH_VAR: &str = "LK_LOCK_PATH";
+/// The label a child gives its lock (optional).
+const LABEL_VAR: &str = "LK_LABEL";
+/// How long a child keeps the lock after its stdin closes, in milliseconds (optional).
+const LINGER_VAR: &str = "LK_LINGER_MS";
+/// Marks the stdout lines a child means for its parent (the test harness prints its own).
+const MARK: &str = "@@lk:";
+/// The longest any wait for another process may take before the test fails: generous, so that
+/// a loaded 2-core CI machine cannot make a correct run fail, but finite, so that a wrong one
+/// cannot hang.
+const BOUND: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------------------------
+// The child side.
+
+/// NOT A REAL TEST: the entry point of the child processes the tests below spawn (see the
+/// module docs). Without [`ROLE_VAR`] in the environment it returns at once and passes.
+#[test]
+fn child_process_entry() {
+    if let Ok(role) = std::env::var(ROLE_VAR) {
+        child::run(&role);
+    }
+}
+
+mod child {
+    use super::*;
+
+    pub fn run(role: &str) {
+        match role {
+            "hold-exclusive" => hold(Mode::Exclusive),
+            "hold-shared" => hold(Mode::Shared),
+            "reenter" => reenter(),
+            other => panic!("unknown child role {other:?}"),
+        }
+    }
+
+    fn lock() -> FileLock {
+        let path = std::env::var_os(PATH_VAR).expect("LK_LOCK_PATH not set");
+        let lock = FileLock::open(path).expect("child cannot open the lock file");
+        match std::env::var(LABEL_VAR) {
+            Ok(label) => lock.with_label(label),
+            Err(_) => lock,
+        }
+    }
+
+    fn say(msg: &str) {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{MARK}{msg}").unwrap();
+        out.flush().unwrap();
+    }
+
+    /// Blocks until the parent closes our stdin (or kills us).
+    fn until_stdin_closes() {
+        std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink()).unwrap();
+    }
+
+    /// Takes the lock without waiting (the tests spawn a holder only when it must get the lock
+    /// at once), says LOCKED, holds it until stdin closes (and `LK_LINGER_MS` more), releases.
+    fn hold(mode: Mode) {
+        let lock = lock();
+        let guard = lock
+            .acquire(mode, Wait::None)
+            .unwrap_or_else(|e| panic!("child {} could not take it: {e}", std::process::id()));
+        say("LOCKED");
+        until_stdin_closes();
+        if let Ok(ms) = std::env::var(LINGER_VAR) {
+            thread::sleep(Duration::from_millis(ms.parse().unwrap()));
+        }
+        guard.release().unwrap();
+        say("RELEASED");
+    }
+
+    /// Holds the lock exclusive and asks for it again, without re-entry, through the same handle
+    /// and through a second handle on the same file: both must be refused with WouldDeadlock
+    /// (with Wait::Forever, a wrong answer hangs and the parent's bound fails the test).
+    fn reenter() {
+        let lock = lock();
+        let _guard = lock.exclusive(Wait::None).unwrap();
+        let second_handle = FileLock::open(lock.path()).unwrap();
+        let attempts = [
+            ("exclusive, same handle", lock.exclusive(Wait::Forever)),
+            ("shared, same handle", lock.shared(Wait::Forever)),
+            (
+                "exclusive, second handle",
+                second_handle.exclusive(Wait::Forever),
+            ),
+        ];
+        for (what, result) in attempts {
+            match result {
+                Err(LockError::WouldDeadlock {
+                    held: Mode::Exclusive,
+                    ..
+                }) => {}
+                other => panic!("re-entry ({what}) was not refused as a deadlock: {other:?}"),
+            }
+        }
+        say("REENTRY_REFUSED");
+        until_stdin_closes();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent side: helpers.
+
+/// A fresh directory for one test, removed when the test ends.
+struct TestDir(PathBuf);
+
+impl TestDir {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("lk-mp-{}-{test}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TestDir(dir)
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.0.join("app.db.lock")
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Another process, with its marked stdout lines delivered through a channel. Killed (its whole
+/// process group, for `flock(1)`) and reaped when dropped, so that a failing test leaves nothing
+/// behind.
+struct Proc {
+    child: Child,
+    pid: u32,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    /// The process leads its own process group (`flock(1)` and the command it runs).
+    group: bool,
+    what: String,
+}
+
+impl Proc {
+    fn start(mut cmd: Command, group: bool, what: String) -> Proc {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        if group {
+            cmd.process_group(0);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // The harness may print on the same line ("test child_process_entry ... ").
+                if let Some((_, msg)) = line.split_once(MARK)
+                    && tx.send(msg.trim().to_owned()).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Proc {
+            pid: child.id(),
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            group,
+            what,
+        }
+    }
+
+    /// This test binary, re-executed as a child in `role` on `lock_path`.
+    fn child(role: &str, lock_path: &Path, env: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "--exact",
+            "child_process_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROLE_VAR, role)
+        .env(PATH_VAR, lock_path)
+        .env_remove(LABEL_VAR)
+        .env_remove(LINGER_VAR)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped());
+        Proc::start(cmd, false, format!("child {role:?}"))
+    }
+
+    /// A child holding the lock exclusive or shared, once it says so.
+    fn holder(mode: Mode, lock_path: &Path, env: &[(&str, &str)]) -> Proc {
+        let role = match mode {
+            Mode::Exclusive => "hold-exclusive",
+            Mode::Shared => "hold-shared",
+        };
+        let mut p = Proc::child(role, lock_path, env);
+        p.expect("LOCKED");
+        p
+    }
+
+    /// util-linux `flock(1)` holding the lock exclusive, once it says so. `-o`: the command it
+    /// runs does not inherit the lock, so the lock is gone as soon as `flock` itself is.
+    fn flock_holder(lock_path: &Path) -> Proc {
+        let mut cmd = Command::new(flock_bin());
+        cmd.arg("-o")
+            .arg(lock_path)
+            .args(["sh", "-c", &format!("echo '{MARK}LOCKED' && exec sleep 60")])
+            .stdin(Stdio::null());
+        let mut p = Proc::start(cmd, true, "flock(1)".to_owned());
+        p.expect("LOCKED");
+        p
+    }
+
+    /// Waits (bounded) for the process to say `msg`.
+    fn expect(&mut self, msg: &str) {
+        match self.lines.recv_timeout(BOUND) {
+            Ok(got) if got == msg => {}
+            Ok(got) => panic!(
+                "{} (pid {}) said {got:?}, expected {msg:?}",
+                self.what, self.pid
+            ),
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "{} (pid {}) did not say {msg:?} within {BOUND:?}",
+                self.what, self.pid
+            ),
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = self.wait_bounded();
+                panic!(
+                    "{} (pid {}) exited ({status}) before saying {msg:?}",
+                    self.what, self.pid
+                )
+            }
+        }
+    }
+
+    /// Closes its stdin: a holder child releases the lock and exits.
+    fn close_stdin(&mut self) {
+        drop(self.stdin.take());
+    }
+
+    /// SIGKILL (the whole group for `flock(1)`), then reaps it: once this returns, the process
+    /// is gone and its descriptors are closed.
+    fn kill(&mut self) {
+        if self.group {
+            let pgid = libc::pid_t::try_from(self.pid).unwrap();
+            // SAFETY: kill(2) has no memory-safety preconditions; the group is the one this
+            // process created for the child and has not reaped yet.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        } else {
+            let _ = self.child.kill(); // SIGKILL on unix
+        }
+        self.child.wait().unwrap();
+    }
+
+    /// Waits (bounded) for the process to exit by itself.
+    fn wait_bounded(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + BOUND;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} (pid {}) did not exit within {BOUND:?}",
+                self.what,
+                self.pid
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Closes its stdin and checks that it releases, says so and exits successfully.
+    fn finish(&mut self) {
+        self.close_stdin();
+        self.expect("RELEASED");
+        let status = self.wait_bounded();
+        assert!(status.success(), "{} failed: {status}", self.what);
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
+    }
+}
+
+/// util-linux `flock(1)`, which some tests need: fail loudly rather than skip when it is missing.
+fn flock_bin() -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("flock"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "this test needs util-linux flock(1) on PATH (e.g. /usr/bin/flock): install util-linux"
+        )
+    })
+}
+
+/// `flock(1)` with `args` and `true` as the command on `lock_path`: its exit code.
+fn flock_try(args: &[&str], lock_path: &Path) -> i32 {
+    let status = Command::new(flock_bin())
+        .args(args)
+        .arg(lock_path)
+        .arg("true")
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    status
+        .code()
+        .unwrap_or_else(|| panic!("flock killed: {status}"))
+}
+
+/// The holder named by a busy error, which must be one.
+fn named_holder(err: &LockError) -> &Holder {
+    assert!(err.is_transient(), "not a busy error: {err}");
+    err.holder()
+        .unwrap_or_else(|| panic!("the error names no holder: {err}"))
+}
+
+fn expect_would_block(result: Result<LockGuard, LockError>, wanted: Mode) -> LockError {
+    match result {
+        Err(e @ LockError::WouldBlock { wanted: w, .. }) if w == wanted => e,
+        other => panic!("expected WouldBlock for {wanted}, got {other:?}"),
+    }
+}
+
+fn first_line(path: &Path) -> String {
+    let mut bytes = Vec::new();
+    fs::File::open(path)
+        .unwrap()
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let text = String::from_utf8_lossy(&bytes);
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests.
+
+#[test]
+fn exclusive_excludes_another_process() {
+    let dir = TestDir::new("excludes");
+    let path = dir.lock_path();
+    let mut child = Proc::holder(Mode::Exclusive, &path, &[(LABEL_VAR, "holder one")]);
+    let lock = FileLock::open(&path).unwrap();
+
+    let err = expect_would_block(lock.exclusive(Wait::None), Mode::Exclusive);
+    let h = named_holder(&err);
+    assert_eq!(h.pid, child.pid, "{err}");
+    assert_eq!(h.mode, Mode::Exclusive);
+    assert_eq!(h.label.as_deref(), Some("holder one"));
+    assert!(h.host.is_some(), "the child wrote a record: {h:?}");
+    assert!(!h.this_process && h.verified, "{h:?}");
+    match &err {
+        LockError::WouldBlock { path: p, .. } => assert_eq!(p, &path),
+        _ => unreachable!(),
+    }
+    // Shared is excluded by an exclusive holder too.
+    let err = expect_would_block(lock.shared(Wait::None), Mode::Shared);
+    assert_eq!(named_holder(&err).pid, child.pid);
+
+    child.finish();
+    let guard = lock
+        .exclusive(Wait::None)
+        .expect("the child has exited: the lock must be free");
+    assert_eq!(guard.mode(), Mode::Exclusive);
+}
+
+#[test]
+fn timeout_fires_within_bound_and_names_the_holder() {
+    let dir = TestDir::new("timeout");
+    let path = dir.lock_path();
+    let mut child = Proc::holder(Mode::Exclusive, &path, &[(LABEL_VAR, "litekeep migrate")]);
+    let lock = FileLock::open(&path).unwrap();
+
+    let timeout = Duration::from_millis(300);
+    let err = match lock.exclusive(Wait::Timeout(timeout)) {
+        Err(e @ LockError::Timeout { .. }) => e,
+        other => panic!("expected a timeout, got {other:?}"),
+    };
+    let LockError::Timeout {
+        path: p,
+        wanted,
+        waited,
+        holder,
+    } = &err
+    else {
+        unreachable!()
+    };
+    assert_eq!(p, &path);
+    assert_eq!(*wanted, Mode::Exclusive);
+    assert!(*waited >= timeout, "gave up early, after {waited:?}");
+    assert!(
+        *waited < timeout + Duration::from_secs(2),
+        "gave up late, after {waited:?}"
+    );
+    let h = holder.as_deref().expect("the timeout names no holder");
+    assert_eq!(h.pid, child.pid);
+    assert_eq!(h.label.as_deref(), Some("litekeep migrate"));
+    assert!(!h.this_process);
+    let msg = err.to_string();
+    let expected = format!("held by pid {} (litekeep migrate)", child.pid);
+    assert!(msg.contains(&expected), "{msg:?} lacks {expected:?}");
+    assert!(
+        msg.contains(&path.display().to_string()),
+        "{msg:?} lacks the path"
+    );
+
+    child.finish();
+}
+
+#[test]
+fn sigkill_of_the_holder_frees_the_lock_at_once() {
+    let dir = TestDir::new("sigkill");
+    let path = dir.lock_path();
+    let lock = FileLock::open(&path).unwrap().with_label("survivor");
+
+    // A holder killed with SIGKILL: the kernel drops its lock; ours comes at once.
+    let mut doomed = Proc::holder(Mode::Exclusive, &path, &[(LABEL_VAR, "doomed holder")]);
+    let err = expect_would_block(lock.exclusive(Wait::None), Mode::Exclusive);
+    assert_eq!(named_holder(&err).pid, doomed.pid);
+    doomed.kill();
+    let got = lock.exclusive(Wait::Timeout(Duration::from_secs(2)));
+    let guard = got.expect("SIGKILL of the holder did not free the lock");
+    drop(guard);
+
+    // A second one, killed: its record stays in the lock file, and must not be believed once
+    // another process (flock(1), which writes no record) holds the lock.
+    let mut doomed = Proc::holder(Mode::Exclusive, &path, &[(LABEL_VAR, "doomed holder")]);
+    let doomed_pid = doomed.pid;
+    doomed.kill();
+    let record = first_line(&path);
+    assert!(
+        record.contains(&format!("pid={doomed_pid} ")) && record.contains("doomed holder"),
+        "precondition: the killed holder's record should still be in the lock file: {record:?}"
+    );
+    let mut flock = Proc::flock_holder(&path);
+    let err = expect_would_block(lock.exclusive(Wait::None), Mode::Exclusive);
+    let h = named_holder(&err);
+    assert_eq!(h.pid, flock.pid, "{err}");
+    assert_ne!(h.pid, doomed_pid, "the stale record was believed: {err}");
+    assert_eq!(
+        h.label, None,
+        "the stale record's label was believed: {err}"
+    );
+    assert_eq!(h.host, None, "{h:?}");
+    assert!(h.verified && !h.this_process, "{h:?}");
+    let comm = fs::read_to_string(format!("/proc/{}/comm", flock.pid)).unwrap();
+    assert_eq!(h.command.as_deref(), Some(comm.trim_end()), "{h:?}");
+    assert_eq!(h.command.as_deref(), Some("flock"), "{h:?}");
+    let msg = err.to_string();
+    assert!(!msg.contains("doomed"), "{msg:?}");
+    assert!(
+        msg.contains(&format!("pid {} [flock]", flock.pid)),
+        "{msg:?}"
+    );
+
+    flock.kill();
+    let got = lock.exclusive(Wait::Timeout(Duration::from_secs(2)));
+    let _guard = got.expect("SIGKILL of flock(1) did not free the lock");
+}
+
+#[test]
+fn shared_holders_coexist_and_block_an_exclusive_one() {
+    let dir = TestDir::new("shared");
+    let path = dir.lock_path();
+    // Each child takes the lock with Wait::None: the second gets it only if it coexists with
+    // the first, which holds on until killed.
+    let mut a = Proc::holder(Mode::Shared, &path, &[]);
+    let mut b = Proc::holder(Mode::Shared, &path, &[]);
+    let lock = FileLock::open(&path).unwrap();
+
+    let ours = lock
+        .shared(Wait::None)
+        .expect("a third shared holder must be admitted");
+    assert_eq!(ours.mode(), Mode::Shared);
+    drop(ours);
+
+    let err = expect_would_block(lock.exclusive(Wait::None), Mode::Exclusive);
+    let h = named_holder(&err);
+    assert_eq!(h.mode, Mode::Shared, "{err}");
+    assert!(h.pid == a.pid || h.pid == b.pid, "{err}");
+    assert_eq!(h.others, 1, "the other shared holder is not counted: {err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("held shared by pid {}", h.pid)),
+        "{err}"
+    );
+
+    a.kill();
+    expect_would_block(lock.exclusive(Wait::None), Mode::Exclusive);
+    b.kill();
+    let _guard = lock
+        .exclusive(Wait::None)
+        .expect("both shared holders are dead: the lock must be free");
+}
+
+#[test]
+fn interop_with_util_linux_flock_both_directions() {
+    let dir = TestDir::new("interop");
+    let path = dir.lock_path();
+    let lock = FileLock::open(&path).unwrap();
+    const BUSY: i32 = 1; // flock(1)'s exit code for a conflict with -n
+
+    // (a) flock(1) sees our locks.
+    let guard = lock.exclusive(Wait::None).unwrap();
+    assert_eq!(
+        flock_try(&["-n"], &path),
+        BUSY,
+        "flock -n got our exclusive lock"
+    );
+    assert_eq!(
+        flock_try(&["-s", "-n"], &path),
+        BUSY,
+        "flock -s -n got our exclusive lock"
+    );
+    drop(guard);
+    assert_eq!(
+        flock_try(&["-n"], &path),
+        0,
+        "our released lock is still held"
+    );
+
+    let guard = lock.shared(Wait::None).unwrap();
+    assert_eq!(
+        flock_try(&["-s", "-n"], &path),
+        0,
+        "flock -s -n was refused beside our shared lock"
+    );
+    assert_eq!(
+        flock_try(&["-n"], &path),
+        BUSY,
+        "flock -n got our shared lock"
+    );
+    drop(guard);
+    assert_eq!(
+        flock_try(&["-n"], &path),
+        0,
+        "our released lock is still held"
+    );
+
+    // (b) we see flock(1)'s lock.
+    let mut flock = Proc::flock_holder(&path);
+    let err = expect_would_block(lock.exclusive(Wait::None), Mode::Exclusive);
+    assert_eq!(named_holder(&err).pid, flock.pid, "{err}");
+    let err = expect_would_block(lock.shared(Wait::None), Mode::Shared);
+    assert_eq!(named_holder(&err).pid, flock.pid, "{err}");
+    let timeout = Duration::from_millis(200);
+    match lock.exclusive(Wait::Timeout(timeout)) {
+        Err(ref err @ LockError::Timeout { waited, .. }) => {
+            assert!(waited >= timeout, "gave up early, after {waited:?}");
+            let h = named_holder(err);
+            assert_eq!(h.pid, flock.pid, "{err}");
+            assert_eq!(h.label, None, "{err}");
+        }
+        other => panic!("expected a timeout while flock(1) holds the lock, got {other:?}"),
+    }
+
+    flock.kill();
+    let _guard = lock
+        .exclusive(Wait::Timeout(Duration::from_secs(2)))
+        .expect("flock(1) is dead: the lock must be free");
+}
+
+#[test]
+fn exclusive_waiter_gets_the_lock_when_the_holder_releases() {
+    let dir = TestDir::new("waiter");
+    let path = dir.lock_path();
+    let hold = Duration::from_millis(300);
+    let linger = hold.as_millis().to_string();
+    let mut child = Proc::holder(Mode::Exclusive, &path, &[(LINGER_VAR, &linger)]);
+    let lock = FileLock::open(&path).unwrap();
+    expect_would_block(lock.exclusive(Wait::None), Mode::Exclusive);
+
+    // The child keeps the lock `hold` longer after its stdin closes, then releases and exits.
+    let start = Instant::now();
+    child.close_stdin();
+    let (tx, rx) = mpsc::channel();
+    let waiter = {
+        let lock = lock.clone();
+        thread::spawn(move || {
+            let result = lock.exclusive(Wait::Forever).map(drop);
+            let _ = tx.send((result, start.elapsed()));
+        })
+    };
+    let (result, elapsed) = rx
+        .recv_timeout(BOUND)
+        .unwrap_or_else(|_| panic!("Wait::Forever still waiting after {BOUND:?}"));
+    result.expect("Wait::Forever failed");
+    waiter.join().unwrap();
+    assert!(
+        elapsed >= hold,
+        "got the lock after {elapsed:?}, before the holder released it"
+    );
+    child.expect("RELEASED");
+    assert!(child.wait_bounded().success());
+}
+
+#[test]
+fn reentry_from_another_process_is_not_deadlock() {
+    let dir = TestDir::new("reentry");
+    let path = dir.lock_path();
+    // The child holds exclusive and checks that asking again is refused at once.
+    let mut child = Proc::child("reenter", &path, &[(LABEL_VAR, "reentrant child")]);
+    child.expect("REENTRY_REFUSED");
+
+    // Another process asking is not re-entry: it waits and times out, naming the child.
+    let lock = FileLock::open(&path).unwrap();
+    match lock.exclusive(Wait::Timeout(Duration::from_millis(200))) {
+        Err(ref err @ LockError::Timeout { .. }) => {
+            let h = named_holder(err);
+            assert_eq!(h.pid, child.pid, "{err}");
+            assert_eq!(h.label.as_deref(), Some("reentrant child"), "{err}");
+            assert!(!h.this_process, "{err}");
+        }
+        other => panic!("expected a timeout from another process, got {other:?}"),
+    }
+
+    child.close_stdin();
+    let status = child.wait_bounded();
+    assert!(status.success(), "the re-entry child failed: {status}");
+    let _guard = lock
+        .exclusive(Wait::None)
+        .expect("the child has exited: the lock must be free");
+}
