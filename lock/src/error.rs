@@ -104,6 +104,11 @@ pub enum LockError {
 impl LockError {
     /// Whether trying again later may succeed: the lock was busy ([`LockError::Timeout`],
     /// [`LockError::WouldBlock`]), as opposed to a setup or programming error.
+    ///
+    /// ```
+    /// let err = litekeep_lock::FileLock::open("/no/such/dir/x.lock").unwrap_err();
+    /// assert!(!err.is_transient());
+    /// ```
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
@@ -112,6 +117,16 @@ impl LockError {
     }
 
     /// The holder named by a [`LockError::Timeout`] or [`LockError::WouldBlock`].
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("lk-doc-errholder-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// use litekeep_lock::{FileLock, Wait};
+    /// let lock = FileLock::for_database(dir.join("app.db")).unwrap().with_label("setup");
+    /// let _held = std::thread::scope(|s| s.spawn(|| lock.exclusive(Wait::None).unwrap()).join().unwrap());
+    /// let err = lock.exclusive(Wait::None).unwrap_err();
+    /// assert_eq!(err.holder().unwrap().label.as_deref(), Some("setup"));
+    /// ```
     pub fn holder(&self) -> Option<&Holder> {
         match self {
             LockError::Timeout { holder, .. } | LockError::WouldBlock { holder, .. } => {

@@ -137,16 +137,35 @@ impl FileLock {
     }
 
     /// The lock file's path (as first opened in this process).
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("lk-doc-path-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let lock = litekeep_lock::FileLock::open(dir.join("x.lock")).unwrap();
+    /// assert!(lock.path().ends_with("x.lock"));
+    /// ```
     pub fn path(&self) -> &Path {
         &self.entry.path
     }
 
-    /// This handle's label.
+    /// This handle's label (the program's name unless set with [`FileLock::with_label`]).
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("lk-doc-lbl-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let lock = litekeep_lock::FileLock::open(dir.join("x.lock")).unwrap();
+    /// assert!(!lock.label().is_empty());
+    /// ```
     pub fn label(&self) -> &str {
         &self.label
     }
 
     /// The kind of filesystem the lock file is on.
+    ///
+    /// ```
+    /// let lock = litekeep_lock::FileLock::open(std::env::temp_dir().join("lk-doc-fs.lock")).unwrap();
+    /// assert!(!lock.filesystem().is_network());
+    /// ```
     pub fn filesystem(&self) -> Filesystem {
         self.entry.filesystem
     }
@@ -374,11 +393,29 @@ impl fmt::Debug for LockGuard {
 
 impl LockGuard {
     /// The mode held: exclusive for a reentrant shared request covered by an exclusive hold.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("lk-doc-gmode-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// use litekeep_lock::{FileLock, Mode, Wait};
+    /// let lock = FileLock::for_database(dir.join("app.db")).unwrap();
+    /// let _outer = lock.exclusive(Wait::None).unwrap();
+    /// let inner = lock.acquire_reentrant(Mode::Shared, Wait::None).unwrap();
+    /// assert_eq!(inner.mode(), Mode::Exclusive);
+    /// ```
     pub fn mode(&self) -> Mode {
         self.mode
     }
 
     /// The lock file.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("lk-doc-gpath-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let lock = litekeep_lock::FileLock::for_database(dir.join("app.db")).unwrap();
+    /// let g = lock.shared(litekeep_lock::Wait::None).unwrap();
+    /// assert!(g.path().ends_with("app.db.lock"));
+    /// ```
     pub fn path(&self) -> &Path {
         &self.entry.path
     }

@@ -26,12 +26,24 @@ pub enum Filesystem {
 }
 
 impl Filesystem {
-    /// Whether SQLite's WAL mode and advisory locks can be trusted on it.
+    /// Whether it is a network filesystem, where SQLite's WAL mode and advisory locks cannot be
+    /// trusted.
+    ///
+    /// ```
+    /// use litekeep_lock::Filesystem;
+    /// assert!(Filesystem::Network("nfs").is_network());
+    /// assert!(!Filesystem::Local.is_network());
+    /// ```
     pub fn is_network(self) -> bool {
         matches!(self, Filesystem::Network(_))
     }
 
     /// Classifies the filesystem `file` lives on. A failing `fstatfs` counts as local.
+    ///
+    /// ```
+    /// let f = std::fs::File::open(std::env::temp_dir()).unwrap();
+    /// println!("{:?}", litekeep_lock::Filesystem::of(&f));
+    /// ```
     pub fn of(file: &File) -> Filesystem {
         match rustix::fs::fstatfs(file) {
             // The field's integer type differs between targets; every magic fits in 32 bits.
@@ -42,6 +54,12 @@ impl Filesystem {
     }
 
     /// Classifies a `statfs` `f_type` magic number.
+    ///
+    /// ```
+    /// use litekeep_lock::Filesystem;
+    /// assert_eq!(Filesystem::from_magic(0x6969), Filesystem::Network("nfs"));
+    /// assert_eq!(Filesystem::from_magic(0xef53), Filesystem::Local); // ext4
+    /// ```
     pub fn from_magic(magic: u64) -> Filesystem {
         let name = match magic {
             0x6969 => "nfs",

@@ -56,6 +56,11 @@ pub struct Holder {
 
 impl Holder {
     /// A holder known only by pid and mode.
+    ///
+    /// ```
+    /// use litekeep_lock::{Holder, Mode};
+    /// assert_eq!(Holder::new(7, Mode::Shared).to_string(), "pid 7");
+    /// ```
     pub fn new(pid: u32, mode: Mode) -> Self {
         Holder {
             pid,
@@ -71,18 +76,37 @@ impl Holder {
     }
 
     /// Sets the label.
+    ///
+    /// ```
+    /// use litekeep_lock::{Holder, Mode};
+    /// assert_eq!(Holder::new(7, Mode::Exclusive).with_label("reindex").to_string(), "pid 7 (reindex)");
+    /// ```
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
         self.label = Some(label.into());
         self
     }
 
     /// Sets the host.
+    ///
+    /// ```
+    /// use litekeep_lock::{Holder, Mode};
+    /// assert_eq!(Holder::new(7, Mode::Exclusive).with_host("db1").to_string(), "pid 7 on host db1");
+    /// ```
     pub fn with_host(mut self, host: impl Into<String>) -> Self {
         self.host = Some(host.into());
         self
     }
 
     /// How long it has held the lock, if known.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use litekeep_lock::{Holder, Mode};
+    /// let mut h = Holder::new(7, Mode::Exclusive);
+    /// assert_eq!(h.held_for(), None);
+    /// h.since = Some(SystemTime::now() - Duration::from_secs(2));
+    /// assert!(h.held_for().unwrap() >= Duration::from_secs(2));
+    /// ```
     pub fn held_for(&self) -> Option<Duration> {
         self.since
             .map(|s| SystemTime::now().duration_since(s).unwrap_or_default())
