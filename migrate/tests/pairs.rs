@@ -659,3 +659,34 @@ fn native_alter_is_used_where_sqlite_does_it_safely() {
         []
     );
 }
+
+#[test]
+fn a_lock_held_past_the_timeout_names_the_holder_and_changes_nothing() {
+    use litekeep_lock::{FileLock, LockError, Wait};
+    let db = temp_db("lock held");
+    Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (a INTEGER);")
+        .unwrap();
+    let bytes = std::fs::read(&db).unwrap();
+    let lock = FileLock::for_database(&db)
+        .unwrap()
+        .with_label("nightly reindex");
+    let _held = std::thread::scope(|s| {
+        s.spawn(|| lock.exclusive(Wait::None).unwrap())
+            .join()
+            .unwrap()
+    });
+    let opts = Options::default().lock_timeout(std::time::Duration::from_millis(100));
+    let err = migrate(&db, "CREATE TABLE t (a TEXT);", &opts).unwrap_err();
+    match &err {
+        MigrateError::Lock(LockError::Timeout {
+            holder: Some(h), ..
+        }) => {
+            assert_eq!(h.label.as_deref(), Some("nightly reindex"));
+        }
+        other => panic!("expected a lock timeout naming the holder, got {other}"),
+    }
+    assert!(err.to_string().contains("nightly reindex"), "{err}");
+    assert_eq!(std::fs::read(&db).unwrap(), bytes);
+}
