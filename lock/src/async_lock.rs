@@ -56,10 +56,10 @@ impl FileLock {
             let left = match (&result, wait) {
                 (Err(Refusal::WouldBlock), Wait::Timeout(d)) => d.saturating_sub(start.elapsed()),
                 (Err(Refusal::WouldBlock), Wait::Forever) => Duration::MAX,
-                _ => return self.finish(mode, start, owner, result),
+                _ => return self.finish(mode, Some(start), owner, result),
             };
             if left.is_zero() {
-                return self.finish(mode, start, owner, Err(Refusal::TimedOut));
+                return self.finish(mode, Some(start), owner, Err(Refusal::TimedOut));
             }
             tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(PAUSE_MAX);

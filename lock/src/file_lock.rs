@@ -288,11 +288,16 @@ impl FileLock {
             reentrant,
             label: self.label.clone(),
         };
-        let start = Instant::now();
-        let (deadline, no_wait) = match wait {
-            Wait::None => (Some(start), true),
-            Wait::Timeout(d) => (start.checked_add(d), false),
-            Wait::Forever => (None, false),
+        // Read the clock only when a deadline needs it: it is a fair share of an uncontended
+        // acquisition's cost.
+        let start = match wait {
+            Wait::Timeout(_) => Some(Instant::now()),
+            Wait::None | Wait::Forever => None,
+        };
+        let (deadline, no_wait) = match (wait, start) {
+            (Wait::Timeout(d), Some(start)) => (start.checked_add(d), false),
+            (Wait::None, _) => (None, true),
+            _ => (None, false),
         };
         let result = self.entry.core.acquire(&req, owner, deadline, no_wait);
         self.finish(mode, start, owner, result)
@@ -302,7 +307,7 @@ impl FileLock {
     pub(crate) fn finish(
         &self,
         mode: Mode,
-        start: Instant,
+        start: Option<Instant>,
         owner: Owner,
         result: Result<Grant, Refusal>,
     ) -> Result<LockGuard, LockError> {
@@ -334,7 +339,7 @@ impl FileLock {
             Err(Refusal::TimedOut) => Err(LockError::Timeout {
                 path: path(),
                 wanted: mode,
-                waited: start.elapsed(),
+                waited: start.map(|s| s.elapsed()).unwrap_or_default(),
                 holder: self.find_holder(mode).map(Box::new),
             }),
             Err(Refusal::Io(source)) => Err(LockError::Io {

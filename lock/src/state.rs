@@ -145,7 +145,12 @@ struct Held {
     owner: Owner,
     depth: u32,
     label: Arc<str>,
-    since: SystemTime,
+    since: Instant,
+}
+
+/// The wall-clock time of the monotonic instant `at` (only for messages and the record).
+fn wall(at: Instant) -> SystemTime {
+    SystemTime::now() - at.elapsed()
 }
 
 #[derive(Debug, Default)]
@@ -212,9 +217,9 @@ impl State {
         mode: Mode,
         owner: Owner,
         label: Arc<str>,
+        since: Instant,
         run_since: Option<SystemTime>,
     ) -> Option<SystemTime> {
-        let since = SystemTime::now();
         let held = Held {
             owner,
             depth: 1,
@@ -232,7 +237,7 @@ impl State {
                     return None;
                 }
                 self.recorded_label = Some(label);
-                Some(run_since.unwrap_or(since))
+                Some(run_since.unwrap_or_else(|| wall(since)))
             }
         }
     }
@@ -306,7 +311,8 @@ impl<O: OsLock> Core<O> {
         loop {
             if st.can_join(req.mode) {
                 st.stop_waiting(req.mode, counted);
-                let write_record = st.admit(req.mode, owner, req.label.clone(), None);
+                let now = Instant::now();
+                let write_record = st.admit(req.mode, owner, req.label.clone(), now, None);
                 return Ok(Grant {
                     mode: req.mode,
                     reentered: false,
@@ -382,25 +388,40 @@ impl<O: OsLock> Core<O> {
                 .slice_start
                 .is_some_and(|s| now.duration_since(s) >= self.slice);
         let converting = st.os.is_some();
-        st.acquiring = true;
-        drop(st);
         let wait = match (no_wait, deadline) {
             (true, _) => OsWait::NoWait,
             (false, None) => OsWait::Forever,
             (false, Some(d)) => OsWait::Until(d),
         };
-        let outcome = self.os.lock(req.mode, wait, yield_first);
-        let mut st = sync::lock(&self.state);
-        st.acquiring = false;
-        self.turn.notify_all();
+        let outcome = if wait == OsWait::NoWait {
+            // One non-blocking call: cheaper under the mutex than releasing and re-taking it.
+            self.os.lock(req.mode, wait, yield_first)
+        } else {
+            st.acquiring = true;
+            drop(st);
+            let outcome = self.os.lock(req.mode, wait, yield_first);
+            st = sync::lock(&self.state);
+            st.acquiring = false;
+            outcome
+        };
+        // After a wait, `now` is stale.
+        let now = match outcome {
+            Ok(OsOutcome::Acquired { contended: false }) => now,
+            _ => Instant::now(),
+        };
+        // Waiters count themselves under the mutex before waiting, so none is missed; a notify
+        // with nobody waiting would still cost a futex syscall.
+        if st.waiting > 0 {
+            self.turn.notify_all();
+        }
         match outcome {
             Ok(OsOutcome::Acquired { contended }) => {
                 st.os = Some(req.mode);
                 if yield_first || !continues_run || contended || st.slice_start.is_none() {
-                    st.slice_start = Some(Instant::now());
+                    st.slice_start = Some(now);
                 }
                 if !continues_run || contended || st.run_since.is_none() {
-                    st.run_since = Some(SystemTime::now());
+                    st.run_since = Some(wall(now));
                 }
                 if !record_still_ours || contended {
                     // Another process may have held the lock and rewritten the record.
@@ -408,7 +429,7 @@ impl<O: OsLock> Core<O> {
                 }
                 st.stop_waiting(req.mode, counted);
                 let run_since = st.run_since;
-                let write_record = st.admit(req.mode, owner, req.label.clone(), run_since);
+                let write_record = st.admit(req.mode, owner, req.label.clone(), now, run_since);
                 let grant = Grant {
                     mode: req.mode,
                     reentered: false,
@@ -465,15 +486,20 @@ impl<O: OsLock> Core<O> {
 
     /// Gives the OS lock up if nobody needs it any more (or the fairness slice is over).
     fn settle(&self, st: &mut State) -> io::Result<()> {
-        if st.should_release_os(Instant::now(), self.slice) {
-            return self.unlock_os(st);
+        let now = Instant::now();
+        if st.should_release_os(now, self.slice) {
+            return self.unlock_os_at(st, now);
         }
         Ok(())
     }
 
     fn unlock_os(&self, st: &mut State) -> io::Result<()> {
+        self.unlock_os_at(st, Instant::now())
+    }
+
+    fn unlock_os_at(&self, st: &mut State, now: Instant) -> io::Result<()> {
         st.os = None;
-        st.last_release = Some(Instant::now());
+        st.last_release = Some(now);
         self.os.unlock()
     }
 
@@ -484,7 +510,7 @@ impl<O: OsLock> Core<O> {
             return Some(LocalHolder {
                 mode: Mode::Exclusive,
                 label: h.label.clone(),
-                since: h.since,
+                since: wall(h.since),
                 others: 0,
             });
         }
@@ -492,7 +518,7 @@ impl<O: OsLock> Core<O> {
             return st.shared.first().map(|h| LocalHolder {
                 mode: Mode::Shared,
                 label: h.label.clone(),
-                since: h.since,
+                since: wall(h.since),
                 others: st.shared.len() - 1,
             });
         }
