@@ -36,6 +36,15 @@ pub const RUN_GAP: Duration = Duration::from_millis(5);
 /// a waiter then still reports this process by its pid and command, only without the label.
 pub const RECORD_GAP: Duration = Duration::from_micros(100);
 
+/// How long a waiter spins (re-checking the state) before it sleeps on the condvar. The loom
+/// model does not spin: it would only multiply the interleavings of the same checks.
+#[cfg(not(loom))]
+const SPIN_BUDGET: Duration = Duration::from_micros(20);
+#[cfg(loom)]
+const SPIN_BUDGET: Duration = Duration::ZERO;
+/// Pause instructions between two looks at the state while spinning.
+const SPIN_BATCH: u32 = 4;
+
 /// How long to wait for the OS lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OsWait {
@@ -161,8 +170,10 @@ struct State {
     acquiring: bool,
     exclusive: Option<Held>,
     shared: Vec<Held>,
-    /// Owners waiting on the condvar or in the OS call.
+    /// Owners waiting (spinning, on the condvar, or in the OS call).
     waiting: usize,
+    /// Owners asleep on the condvar: the only ones a notify must wake.
+    sleeping: usize,
     waiting_exclusive: usize,
     /// When the process last released the OS lock.
     last_release: Option<Instant>,
@@ -308,6 +319,7 @@ impl<O: OsLock> Core<O> {
             return reenter(held_mode, held, req);
         }
         let mut counted = false;
+        let mut spin_until: Option<Instant> = None;
         loop {
             if st.can_join(req.mode) {
                 st.stop_waiting(req.mode, counted);
@@ -344,6 +356,20 @@ impl<O: OsLock> Core<O> {
                     st.waiting_exclusive += 1;
                 }
             }
+            // Spin briefly before sleeping: a holder in this process usually releases within
+            // microseconds, and a spinning waiter takes the lock over without a futex wake.
+            if !SPIN_BUDGET.is_zero() {
+                let now = Instant::now();
+                if now < *spin_until.get_or_insert(now + SPIN_BUDGET) {
+                    drop(st);
+                    for _ in 0..SPIN_BATCH {
+                        std::hint::spin_loop();
+                    }
+                    st = sync::lock(&self.state);
+                    continue;
+                }
+            }
+            st.sleeping += 1;
             st = match deadline {
                 None => match self.turn.wait(st) {
                     Ok(g) => g,
@@ -352,6 +378,7 @@ impl<O: OsLock> Core<O> {
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
+                        st.sleeping -= 1;
                         st.stop_waiting(req.mode, counted);
                         let _ = self.settle(&mut st);
                         return Err(Refusal::TimedOut);
@@ -362,6 +389,7 @@ impl<O: OsLock> Core<O> {
                     }
                 }
             };
+            st.sleeping -= 1;
         }
     }
 
@@ -411,7 +439,7 @@ impl<O: OsLock> Core<O> {
         };
         // Waiters count themselves under the mutex before waiting, so none is missed; a notify
         // with nobody waiting would still cost a futex syscall.
-        if st.waiting > 0 {
+        if st.sleeping > 0 {
             self.turn.notify_all();
         }
         match outcome {
@@ -478,7 +506,7 @@ impl<O: OsLock> Core<O> {
             st.shared.retain(|h| h.owner != owner);
         }
         let result = self.settle(&mut st);
-        if st.waiting > 0 {
+        if st.sleeping > 0 {
             self.turn.notify_all();
         }
         result

@@ -1,0 +1,270 @@
+//! Handoff latency and fairness, litekeep against raw flock(2), measured in one run:
+//!
+//! 1. handoff latency: a holder releases while another taker is already waiting for the lock;
+//!    the time from the release to the waiter holding it. Between two threads of one process
+//!    (one `FileLock`), and between two processes (litekeep, then raw flock);
+//! 2. fairness: one process re-takes the lock in a busy loop (holding it ~50 µs each time)
+//!    while a second process asks for it 200 times; the second one's longest wait, litekeep
+//!    against raw flock (which lets the busy process win almost every race).
+//!
+//! `cargo run --release -p litekeep-lock --example handoff`
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use litekeep_lock::{FileLock, Wait};
+
+const TRIALS: usize = 200;
+
+fn open(path: &Path) -> File {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .expect("open lock file")
+}
+
+fn raw(file: &File, op: i32) {
+    // SAFETY: flock on a descriptor the caller keeps open.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
+    assert_eq!(rc, 0, "flock failed");
+}
+
+/// Takes the lock `n` times, `hold` each time; litekeep or raw flock.
+fn take_turns(path: &Path, raw_flock: bool, n: u32, hold: Duration) {
+    let spin = |d: Duration| {
+        let t = Instant::now();
+        while t.elapsed() < d {}
+    };
+    if raw_flock {
+        let file = open(path);
+        for _ in 0..n {
+            raw(&file, libc::LOCK_EX);
+            spin(hold);
+            raw(&file, libc::LOCK_UN);
+        }
+    } else {
+        let lock = FileLock::open(path).expect("open");
+        for _ in 0..n {
+            let g = lock.exclusive(Wait::Forever).expect("lock");
+            spin(hold);
+            drop(g);
+        }
+    }
+}
+
+fn child(args: &[&str]) -> Child {
+    let mut c = Command::new(std::env::current_exe().expect("exe"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(c.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready line");
+    c
+}
+
+const HANDOFFS: usize = 300;
+
+/// CLOCK_MONOTONIC in nanoseconds: comparable between processes on one machine.
+fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn spin(d: Duration) {
+    let t = Instant::now();
+    while t.elapsed() < d {}
+}
+
+fn median(mut v: Vec<u64>) -> Duration {
+    v.sort_unstable();
+    Duration::from_nanos(v[v.len() / 2])
+}
+
+/// Handoff between two threads: the waiter is already waiting when the holder releases.
+fn thread_handoff(path: &Path) -> Duration {
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    let lock = FileLock::open(path).expect("open");
+    let go = AtomicU64::new(0);
+    let took = AtomicU64::new(0);
+    let mut lat = Vec::with_capacity(HANDOFFS);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 1..=HANDOFFS as u64 {
+                while go.load(SeqCst) != i {
+                    std::hint::spin_loop();
+                }
+                let g = lock.exclusive(Wait::Forever).expect("lock");
+                took.store(mono_ns(), SeqCst);
+                drop(g);
+            }
+        });
+        for i in 1..=HANDOFFS as u64 {
+            let g = lock.exclusive(Wait::Forever).expect("lock");
+            took.store(0, SeqCst);
+            go.store(i, SeqCst);
+            spin(Duration::from_micros(5)); // the waiter is now waiting
+            let released = mono_ns();
+            drop(g);
+            while took.load(SeqCst) == 0 {
+                std::hint::spin_loop();
+            }
+            lat.push(took.load(SeqCst).saturating_sub(released));
+        }
+    });
+    median(lat)
+}
+
+/// Handoff between two processes: the child is blocked waiting when the parent releases.
+fn process_handoff(path: &Path, raw_flock: bool) -> Duration {
+    let kind = if raw_flock { "raw" } else { "litekeep" };
+    let mut c = Command::new(std::env::current_exe().expect("exe"))
+        .args(["--waiter", kind, &path.display().to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut to_child = c.stdin.take().expect("stdin");
+    let mut from_child = BufReader::new(c.stdout.take().expect("stdout"));
+    let lock = FileLock::open(path).expect("open");
+    let file = open(path);
+    let mut lat = Vec::with_capacity(HANDOFFS);
+    for _ in 0..HANDOFFS {
+        let g = if raw_flock {
+            raw(&file, libc::LOCK_EX);
+            None
+        } else {
+            Some(lock.exclusive(Wait::Forever).expect("lock"))
+        };
+        writeln!(to_child, "go").expect("write");
+        to_child.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(1)); // the child is now blocked in flock
+        let released = mono_ns();
+        match g {
+            Some(g) => drop(g),
+            None => raw(&file, libc::LOCK_UN),
+        }
+        let mut line = String::new();
+        from_child.read_line(&mut line).expect("read");
+        let took: u64 = line.trim().parse().expect("ns");
+        lat.push(took.saturating_sub(released));
+    }
+    drop(to_child);
+    let _ = c.wait();
+    median(lat)
+}
+
+/// The child of [`process_handoff`]: on each "go", takes the lock and reports when it had it.
+fn waiter(path: &Path, raw_flock: bool) {
+    let lock = FileLock::open(path).expect("open");
+    let file = open(path);
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    for line in stdin.lock().lines() {
+        if line.is_err() {
+            break;
+        }
+        let took = if raw_flock {
+            raw(&file, libc::LOCK_EX);
+            let t = mono_ns();
+            raw(&file, libc::LOCK_UN);
+            t
+        } else {
+            let g = lock.exclusive(Wait::Forever).expect("lock");
+            let t = mono_ns();
+            drop(g);
+            t
+        };
+        writeln!(out, "{took}").expect("write");
+        out.flush().expect("flush");
+    }
+}
+
+/// (p50, p99, max) of the second process's waits against a busy first one.
+fn fairness(path: &Path, raw_flock: bool) -> (Duration, Duration, Duration) {
+    let kind = if raw_flock { "raw" } else { "litekeep" };
+    let mut busy = child(&["--busy", kind, &path.display().to_string()]);
+    let mut waits = Vec::with_capacity(TRIALS);
+    let lock = FileLock::open(path).expect("open");
+    let file = open(path);
+    for _ in 0..TRIALS {
+        let start = Instant::now();
+        if raw_flock {
+            raw(&file, libc::LOCK_EX);
+            waits.push(start.elapsed());
+            raw(&file, libc::LOCK_UN);
+        } else {
+            let g = lock.exclusive(Wait::Forever).expect("lock");
+            waits.push(start.elapsed());
+            drop(g);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = busy.kill();
+    let _ = busy.wait();
+    waits.sort();
+    let at = |q: f64| waits[((waits.len() - 1) as f64 * q) as usize];
+    (at(0.5), at(0.99), at(1.0))
+}
+
+fn ready() {
+    println!("ready");
+    let _ = std::io::stdout().flush();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("--waiter") => return waiter(Path::new(&args[2]), args[1] == "raw"),
+        Some("--busy") => {
+            ready();
+            return take_turns(
+                Path::new(&args[2]),
+                args[1] == "raw",
+                u32::MAX,
+                Duration::from_micros(50),
+            );
+        }
+        _ => {}
+    }
+    let dir = std::env::temp_dir().join(format!("lk-handoff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = |name: &str| -> PathBuf { dir.join(name) };
+
+    let threads = thread_handoff(&file("threads.lock"));
+    let procs = process_handoff(&file("procs.lock"), false);
+    let procs_raw = process_handoff(&file("procs-raw.lock"), true);
+    let (p50, p99, max) = fairness(&file("fair.lock"), false);
+    let (rp50, rp99, rmax) = fairness(&file("fair-raw.lock"), true);
+
+    println!("handoff latency, release → waiter holds it (median of {HANDOFFS})");
+    println!("  2 threads, one FileLock     {threads:>10.1?}");
+    println!("  2 processes, litekeep       {procs:>10.1?}");
+    println!("  2 processes, raw flock      {procs_raw:>10.1?}");
+    println!(
+        "  thread handoff is {:.1}x faster than a cross-process flock handoff",
+        procs_raw.as_secs_f64() / threads.as_secs_f64()
+    );
+    println!("wait of a 2nd process against a busy one ({TRIALS} trials)");
+    println!("  litekeep   p50 {p50:>10.1?}  p99 {p99:>10.1?}  max {max:>10.1?}");
+    println!("  raw flock  p50 {rp50:>10.1?}  p99 {rp99:>10.1?}  max {rmax:>10.1?}");
+    println!(
+        "  max wait litekeep / raw flock: {:.3}x",
+        max.as_secs_f64() / rmax.as_secs_f64()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
