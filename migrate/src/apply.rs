@@ -20,7 +20,7 @@ use crate::error::MigrateError;
 use crate::options::Options;
 use crate::plan::Plan;
 use crate::schema::{Fingerprint, Schema};
-use crate::sql::quote_ident;
+use litekeep_recover::quote_ident;
 
 /// What a migration did.
 #[derive(Clone, Debug)]

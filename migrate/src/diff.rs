@@ -15,7 +15,7 @@ use crate::error::MigrateError;
 use crate::options::{Options, Rename};
 use crate::plan::{DataLoss, Plan, Step, StepKind};
 use crate::schema::{Column, Object, Schema, Table};
-use crate::sql::{normalize, quote_ident};
+use litekeep_recover::{normalize, quote_ident};
 
 /// The prefix of the table a rebuild renames the original to.
 pub const TEMP_PREFIX: &str = "temp_";

@@ -39,14 +39,13 @@ mod introspect;
 mod options;
 mod plan;
 mod schema;
-mod sql;
 mod violations;
 
 pub use apply::{Report, apply, migrate};
 pub use diff::{TEMP_PREFIX, diff};
 pub use error::MigrateError;
 pub use introspect::is_internal;
+pub use litekeep_recover::{normalize, quote_ident};
 pub use options::{Options, Rename};
 pub use plan::{DataLoss, Plan, Step, StepKind};
 pub use schema::{Column, Fingerprint, Object, Schema, Table};
-pub use sql::{normalize, quote_ident};

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::sql::normalize;
+use litekeep_recover::normalize;
 
 /// A column, from `PRAGMA table_xinfo`.
 #[derive(Clone, Debug, PartialEq, Eq)]

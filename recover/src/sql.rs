@@ -1,11 +1,12 @@
-//! SQL text helpers, in one place: quoting identifiers and normalizing `CREATE` statements so
-//! two spellings of the same definition compare equal. This is a tokenizer of whitespace,
+//! SQL text helpers, in one place: quoting identifiers, normalizing `CREATE` statements so
+//! two spellings of the same definition compare equal, and finding which names a statement
+//! mentions. This is a tokenizer of whitespace,
 //! quotes and comments only, not a SQL parser: SQLite parses every statement.
 
 /// Quotes an identifier for SQL: `files` → `"files"`, `a"b` → `"a""b"`.
 ///
 /// ```
-/// assert_eq!(litekeep_migrate::quote_ident("a\"b"), "\"a\"\"b\"");
+/// assert_eq!(litekeep_recover::quote_ident("a\"b"), "\"a\"\"b\"");
 /// ```
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -81,6 +82,92 @@ pub fn normalize(sql: &str) -> String {
         }
     }
     out.trim_end_matches([' ', ';']).to_owned()
+}
+
+/// Whether `sql` mentions the identifier `name` (compared ASCII-case-insensitively, quoted or
+/// not), outside string literals and comments.
+///
+/// This is a token match, not name resolution: a column that happens to share a table's name
+/// also counts. Callers use it to find the views and triggers that may refer to a table and
+/// must treat a false positive as harmless.
+///
+/// ```
+/// use litekeep_recover::mentions;
+/// assert!(mentions("CREATE VIEW v AS SELECT a FROM \"Files\"", "files"));
+/// assert!(!mentions("CREATE VIEW v AS SELECT 'files' FROM t", "files"));
+/// assert!(!mentions("CREATE VIEW v AS SELECT a FROM files_old", "files"));
+/// ```
+pub fn mentions(sql: &str, name: &str) -> bool {
+    identifiers(sql).any(|id| id.eq_ignore_ascii_case(name))
+}
+
+/// The identifier tokens of `sql`, unquoted: bare words and `"…"`, `` `…` `` and `[…]` quoted
+/// names. String literals, numbers, comments and punctuation are skipped.
+pub fn identifiers(sql: &str) -> impl Iterator<Item = String> + '_ {
+    let mut chars = sql.chars().peekable();
+    std::iter::from_fn(move || {
+        while let Some(c) = chars.next() {
+            match c {
+                '-' if chars.peek() == Some(&'-') => {
+                    for c in chars.by_ref() {
+                        if c == '\n' {
+                            break;
+                        }
+                    }
+                }
+                '/' if chars.peek() == Some(&'*') => {
+                    chars.next();
+                    let mut prev = ' ';
+                    for c in chars.by_ref() {
+                        if prev == '*' && c == '/' {
+                            break;
+                        }
+                        prev = c;
+                    }
+                }
+                '\'' | '"' | '`' | '[' => {
+                    let close = if c == '[' { ']' } else { c };
+                    let mut body = String::new();
+                    while let Some(d) = chars.next() {
+                        if d == close {
+                            if close != ']' && chars.peek() == Some(&close) {
+                                chars.next();
+                                body.push(d);
+                                continue;
+                            }
+                            break;
+                        }
+                        body.push(d);
+                    }
+                    if c != '\'' {
+                        return Some(body);
+                    }
+                }
+                c if c.is_alphabetic() || c == '_' => {
+                    let mut word = String::from(c);
+                    while let Some(&d) = chars.peek() {
+                        if d.is_alphanumeric() || d == '_' || d == '$' {
+                            word.push(d);
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                    return Some(word);
+                }
+                c if c.is_ascii_digit() => {
+                    while chars
+                        .peek()
+                        .is_some_and(|d| d.is_alphanumeric() || *d == '.')
+                    {
+                        chars.next();
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    })
 }
 
 fn push_space(out: &mut String, pending: &mut bool, next: char) {
@@ -280,6 +367,21 @@ mod tests {
         assert_eq!(normalize("\"my col\" TEXT"), "\"my col\" text");
         assert_eq!(normalize("\"order\" INT"), "\"order\" int");
         assert_eq!(normalize("[Path] TEXT"), "path text");
+    }
+
+    #[test]
+    fn identifiers_skip_literals_and_comments() {
+        let ids: Vec<String> = identifiers(
+            "CREATE TRIGGER t AFTER INSERT ON [a b] BEGIN -- files\n INSERT INTO \"x\"\"y\" VALUES ('files', 1e5, x2); END",
+        )
+        .collect();
+        assert_eq!(
+            ids,
+            [
+                "CREATE", "TRIGGER", "t", "AFTER", "INSERT", "ON", "a b", "BEGIN", "INSERT",
+                "INTO", "x\"y", "VALUES", "x2", "END"
+            ]
+        );
     }
 
     #[test]
