@@ -2,8 +2,9 @@
 //! once.
 //!
 //! This facade re-exports the member crates as they land: [`lock`] ([`litekeep_lock`]), the
-//! cross-process lock every other piece takes, and [`migrate`] ([`litekeep_migrate`]),
-//! desired-schema migrations in one transaction. The safe `Database::open` that ties lock,
+//! cross-process lock every other piece takes, [`migrate`] ([`litekeep_migrate`]),
+//! desired-schema migrations in one transaction, and [`recover`] ([`litekeep_recover`]), repair
+//! of what interrupted migrations left behind plus health checks. The safe `Database::open` that ties lock,
 //! recovery and migration together is not built yet (see the README's status table); nothing
 //! here pretends otherwise.
 //!
@@ -19,6 +20,7 @@
 
 pub use litekeep_lock as lock;
 pub use litekeep_migrate as migrate;
+pub use litekeep_recover as recover;
 
 /// The README's examples, compiled and run as doc-tests so the front door cannot rot.
 #[cfg(doctest)]

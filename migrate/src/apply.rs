@@ -94,6 +94,20 @@ pub fn migrate(
     }
     let lock = FileLock::for_database(path)?.with_label(&options.label);
     let _guard = lock.exclusive(Wait::Timeout(options.lock_timeout))?;
+    // A leftover of an interrupted rebuild (by any tool) is repaired first, by `recover`; a
+    // table the desired schema itself declares is not a leftover, whatever its name.
+    if let Some(f) = litekeep_recover::scan(&conn)?.into_iter().find(|f| {
+        f.action.changes_anything()
+            && !desired
+                .tables
+                .keys()
+                .any(|t| t.eq_ignore_ascii_case(&f.table))
+    }) {
+        return Err(MigrateError::Leftover {
+            leftover: f.table,
+            table: f.original,
+        });
+    }
     // Plan again under the lock: another process may have migrated meanwhile.
     let current = read_schema(&conn, path)?;
     let plan = diff(&current, &desired, options)?;

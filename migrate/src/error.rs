@@ -55,6 +55,9 @@ pub enum MigrateError {
     /// The migration lock could not be taken.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// Looking for leftovers of interrupted migrations failed.
+    #[error(transparent)]
+    Recover(#[from] litekeep_recover::RecoverError),
     /// The plan would drop data and the caller did not allow it.
     #[error(
         "the migration would drop {what}; nothing was changed — pass --allow-data-loss (Options::allow_data_loss) to drop it, or add a rename hint if it was renamed"

@@ -147,7 +147,27 @@ impl fmt::Display for Health {
 /// short), or a SQLite error that prevents reading the schema at all.
 pub fn check(path: impl AsRef<Path>, quick: bool) -> Result<Health, RecoverError> {
     let path = path.as_ref();
-    let conn = open(path, false, BUSY)?;
+    let fs = File::open(path)
+        .map(|f| Filesystem::of(&f))
+        .unwrap_or(Filesystem::Local);
+    let conn = match open(path, false, BUSY) {
+        Ok(conn) => conn,
+        // So damaged that not even the schema can be read: still a report, and it says so.
+        Err(RecoverError::Corrupt { detail, .. }) => {
+            return Ok(Health {
+                path: path.to_path_buf(),
+                quick,
+                integrity: vec![format!("the schema cannot be read: {detail}")],
+                foreign_key_violations: 0,
+                foreign_key_examples: Vec::new(),
+                journal_mode: "unknown".to_owned(),
+                leftovers: Vec::new(),
+                filesystem: fs_name(fs),
+                network_filesystem: fs.is_network(),
+            });
+        }
+        Err(e) => return Err(e),
+    };
     let integrity = integrity(&conn, quick);
     let (foreign_key_violations, foreign_key_examples) = foreign_keys(&conn);
     let journal_mode = conn
@@ -155,9 +175,6 @@ pub fn check(path: impl AsRef<Path>, quick: bool) -> Result<Health, RecoverError
         .map_err(RecoverError::db(path, "reading the journal mode"))?;
     // A damaged file may not let the scan read its rows; the integrity report says why.
     let leftovers = scan(&conn).unwrap_or_default();
-    let fs = File::open(path)
-        .map(|f| Filesystem::of(&f))
-        .unwrap_or(Filesystem::Local);
     Ok(Health {
         path: path.to_path_buf(),
         quick,
@@ -166,12 +183,16 @@ pub fn check(path: impl AsRef<Path>, quick: bool) -> Result<Health, RecoverError
         foreign_key_examples,
         journal_mode,
         leftovers,
-        filesystem: match fs {
-            Filesystem::Network(name) => name.to_owned(),
-            Filesystem::Local => "local".to_owned(),
-        },
+        filesystem: fs_name(fs),
         network_filesystem: fs.is_network(),
     })
+}
+
+fn fs_name(fs: Filesystem) -> String {
+    match fs {
+        Filesystem::Network(name) => name.to_owned(),
+        Filesystem::Local => "local".to_owned(),
+    }
 }
 
 fn integrity(conn: &Connection, quick: bool) -> Vec<String> {

@@ -89,7 +89,12 @@ impl Report {
 pub fn recover(path: impl AsRef<Path>, options: &Options) -> Result<Report, RecoverError> {
     let start = Instant::now();
     let path = path.as_ref();
-    let conn = open(path, !options.dry_run, options.lock_timeout)?;
+    // A file that cannot be written can still be scanned: it is an error only if it needs a
+    // repair.
+    let (conn, writable) = match open(path, !options.dry_run, options.lock_timeout) {
+        Err(RecoverError::ReadOnly { .. }) => (open(path, false, options.lock_timeout)?, false),
+        other => (other?, !options.dry_run),
+    };
     let findings = scan_with(&conn, options)?;
     let mut report = Report {
         path: path.to_path_buf(),
@@ -102,6 +107,11 @@ pub fn recover(path: impl AsRef<Path>, options: &Options) -> Result<Report, Reco
     if options.dry_run || !report.findings.iter().any(|f| f.action.changes_anything()) {
         report.elapsed = start.elapsed();
         return Ok(report);
+    }
+    if !writable {
+        return Err(RecoverError::ReadOnly {
+            path: path.to_path_buf(),
+        });
     }
     let lock = FileLock::for_database(path)?.with_label(&options.label);
     let _guard = lock.exclusive(Wait::Timeout(options.lock_timeout))?;
