@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use litekeep_lock::{FileLock, Wait};
+use litekeep_lock::{FileLock, Mode, Wait};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::diff::diff;
@@ -93,7 +93,9 @@ pub fn migrate(
         return Ok(finish(plan, false, start));
     }
     let lock = FileLock::for_database(path)?.with_label(&options.label);
-    let _guard = lock.exclusive(Wait::Timeout(options.lock_timeout))?;
+    // Reentrant: a caller that already holds the exclusive lock (`litekeep::Database::open`
+    // does, around recover + migrate) is counted, not refused.
+    let _guard = lock.acquire_reentrant(Mode::Exclusive, Wait::Timeout(options.lock_timeout))?;
     // A leftover of an interrupted rebuild (by any tool) is repaired first, by `recover`; a
     // table the desired schema itself declares is not a leftover, whatever its name.
     if let Some(f) = litekeep_recover::scan(&conn)?.into_iter().find(|f| {
@@ -129,7 +131,9 @@ pub fn apply(conn: &mut Connection, plan: Plan, options: &Options) -> Result<Rep
         return apply_locked(conn, &path, plan, options);
     }
     let lock = FileLock::for_database(&path)?.with_label(&options.label);
-    let _guard = lock.exclusive(Wait::Timeout(options.lock_timeout))?;
+    // Reentrant: a caller that already holds the exclusive lock (`litekeep::Database::open`
+    // does, around recover + migrate) is counted, not refused.
+    let _guard = lock.acquire_reentrant(Mode::Exclusive, Wait::Timeout(options.lock_timeout))?;
     let mut report = apply_locked(conn, &path, plan, options)?;
     report.elapsed = start.elapsed();
     Ok(report)

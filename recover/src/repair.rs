@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use litekeep_lock::{FileLock, Wait};
+use litekeep_lock::{FileLock, Mode, Wait};
 use rusqlite::{Connection, ErrorCode};
 use serde::Serialize;
 
@@ -114,7 +114,9 @@ pub fn recover(path: impl AsRef<Path>, options: &Options) -> Result<Report, Reco
         });
     }
     let lock = FileLock::for_database(path)?.with_label(&options.label);
-    let _guard = lock.exclusive(Wait::Timeout(options.lock_timeout))?;
+    // Reentrant: a caller that already holds the exclusive lock (`litekeep::Database::open`
+    // does, around recover + migrate) is counted, not refused.
+    let _guard = lock.acquire_reentrant(Mode::Exclusive, Wait::Timeout(options.lock_timeout))?;
     refuse_damaged(&conn, path)?;
     let fk_was: bool = conn
         .query_row("PRAGMA foreign_keys", [], |r| r.get(0))

@@ -1,0 +1,408 @@
+//! The `litekeep` command-line tool: migrate, recover, check, and run a command under the lock
+//! they all take. Human output by default, one JSON document with `--json`. Exit status 0 on
+//! success, 1 on failure (with a one-line cause on stderr), 2 on bad usage, 75 (EX_TEMPFAIL)
+//! when the lock stays held past the timeout.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use litekeep::lock::{FileLock, Mode, Wait};
+use litekeep::migrate::{MigrateError, Report as MigrateReport};
+use litekeep::recover::{RecoverError, check, check_many};
+use serde_json::json;
+
+/// Exit status when the lock is held past the timeout (sysexits.h EX_TEMPFAIL: try again later).
+const EXIT_LOCKED: u8 = 75;
+
+#[derive(Parser)]
+#[command(
+    name = "litekeep",
+    version,
+    about = "Keeps a SQLite database healthy when many processes open, write and migrate it.",
+    after_help = "Every command that changes a database takes the exclusive lock on <db>.lock first; \
+                  `litekeep lock` takes the same lock around any command."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Migrate a database to the schema in a file of CREATE statements, in one transaction.
+    #[command(
+        after_help = "Example:\n  litekeep migrate --db app.db --schema schema.sql --dry-run\n  litekeep migrate --db app.db --schema schema.sql --rename files.path=files.file_path"
+    )]
+    Migrate {
+        /// The database file (created if missing).
+        #[arg(long)]
+        db: PathBuf,
+        /// The desired schema: a file of CREATE TABLE/INDEX/VIEW/TRIGGER statements.
+        #[arg(long)]
+        schema: PathBuf,
+        /// Print the plan; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Allow dropping tables and columns.
+        #[arg(long)]
+        allow_data_loss: bool,
+        /// A rename hint, `old=new` for a table or `table.old=table.new` for a column.
+        #[arg(long, value_name = "OLD=NEW")]
+        rename: Vec<String>,
+        /// How long to wait for the lock: 10s, 500ms, 2m (default 30s).
+        #[arg(long, value_parser = parse_duration, default_value = "30s")]
+        lock_timeout: Duration,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Repair tables left behind by interrupted migrations (any tool's), in one transaction.
+    #[command(
+        after_help = "Example:\n  litekeep recover --db app.db --dry-run\n  litekeep recover --db app.db --confirm temp_cache"
+    )]
+    Recover {
+        /// The database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Report what would be done; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Treat this table as a leftover even if its name alone is not evidence.
+        #[arg(long, value_name = "TABLE")]
+        confirm: Vec<String>,
+        /// How long to wait for the lock (default 30s).
+        #[arg(long, value_parser = parse_duration, default_value = "30s")]
+        lock_timeout: Duration,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check databases: integrity, foreign keys, journal mode, leftovers, network filesystem.
+    #[command(
+        after_help = "Example:\n  litekeep check --db app.db --quick\n  litekeep check --db a.db --db b.db --json\n  litekeep check --dir ~/.cache/indexer"
+    )]
+    Check {
+        /// A database file (repeat for several).
+        #[arg(long)]
+        db: Vec<PathBuf>,
+        /// Also every database file under this directory (found by its header).
+        #[arg(long)]
+        dir: Vec<PathBuf>,
+        /// quick_check instead of integrity_check.
+        #[arg(long)]
+        quick: bool,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command while holding <db>.lock, the lock migrate and recover take.
+    #[command(
+        after_help = "Example:\n  litekeep lock --db app.db --timeout 5s -- sqlite3 app.db .dump\n  litekeep lock --db app.db --shared -- cp app.db backup.db"
+    )]
+    Lock {
+        /// The database file whose lock to take.
+        #[arg(long)]
+        db: PathBuf,
+        /// Take the lock shared (many holders) instead of exclusive.
+        #[arg(long)]
+        shared: bool,
+        /// How long to wait (default: forever).
+        #[arg(long, value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        /// The command and its arguments.
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
+}
+
+/// `10s`, `500ms`, `2m`, `1h`, or a plain number of seconds (`1.5`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: write it like 10s, 500ms or 2m"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{s}`: use ms, s, m or h"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(failure) => {
+            // One line, whatever the error's own formatting (SQLite's syntax errors span two).
+            let line: Vec<&str> = failure.message.lines().map(str::trim).collect();
+            eprintln!("litekeep: {}", line.join(" "));
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            code: 1,
+        }
+    }
+}
+
+impl From<MigrateError> for Failure {
+    fn from(e: MigrateError) -> Failure {
+        let locked = matches!(&e, MigrateError::Lock(l) if l.is_transient());
+        Failure {
+            message: e.to_string(),
+            code: if locked { EXIT_LOCKED } else { 1 },
+        }
+    }
+}
+
+impl From<RecoverError> for Failure {
+    fn from(e: RecoverError) -> Failure {
+        let locked = matches!(&e, RecoverError::Lock(l) if l.is_transient());
+        Failure {
+            message: e.to_string(),
+            code: if locked { EXIT_LOCKED } else { 1 },
+        }
+    }
+}
+
+fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
+    match cmd {
+        Cmd::Migrate {
+            db,
+            schema,
+            dry_run,
+            allow_data_loss,
+            rename,
+            lock_timeout,
+            json,
+        } => {
+            let sql = std::fs::read_to_string(&schema).map_err(|e| {
+                Failure::new(format!(
+                    "cannot read the schema file {}: {e}",
+                    schema.display()
+                ))
+            })?;
+            let mut options = litekeep::migrate::Options::default()
+                .dry_run(dry_run)
+                .allow_data_loss(allow_data_loss)
+                .lock_timeout(lock_timeout);
+            for hint in &rename {
+                options = options.rename(hint)?;
+            }
+            if !dry_run && !db.exists() {
+                // Creating is fine (a new database), but a typo should not pass silently.
+                eprintln!("litekeep: {} does not exist; creating it", db.display());
+            }
+            if dry_run && !db.exists() {
+                return Err(Failure::new(format!(
+                    "{} does not exist; check the path",
+                    db.display()
+                )));
+            }
+            let report = litekeep::migrate::migrate(&db, &sql, &options)?;
+            print_migrate(&db, &report, dry_run, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Recover {
+            db,
+            dry_run,
+            confirm,
+            lock_timeout,
+            json,
+        } => {
+            let mut options = litekeep::recover::Options::default()
+                .dry_run(dry_run)
+                .lock_timeout(lock_timeout);
+            for table in confirm {
+                options = options.confirm(table);
+            }
+            let report = litekeep::recover::recover(&db, &options)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else if report.is_clean() {
+                println!("{}: nothing to repair", db.display());
+            } else {
+                let verb = if report.applied { "repaired" } else { "found" };
+                println!(
+                    "{}: {verb} {} leftover(s)",
+                    db.display(),
+                    report.findings.len()
+                );
+                for f in &report.findings {
+                    println!("  {f}");
+                }
+                for note in &report.notes {
+                    println!("  note: {note}");
+                }
+            }
+            let left = report.left().count();
+            if left > 0 {
+                return Err(Failure::new(format!(
+                    "{left} leftover(s) in {} left as they were: the evidence does not prove a lossless repair (see above)",
+                    db.display()
+                )));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Check {
+            mut db,
+            dir,
+            quick,
+            json,
+        } => {
+            for d in &dir {
+                db.extend(litekeep::recover::find_databases(d)?);
+            }
+            if db.is_empty() {
+                return Err(Failure::new(
+                    "no database to check: give --db FILE or --dir DIR",
+                ));
+            }
+            let results = if db.len() == 1 {
+                vec![(db[0].clone(), check(&db[0], quick))]
+            } else {
+                check_many(&db, quick)
+            };
+            let mut bad = 0;
+            let mut docs = Vec::new();
+            for (path, result) in &results {
+                match result {
+                    Ok(health) => {
+                        if !health.is_healthy() {
+                            bad += 1;
+                        }
+                        if json {
+                            docs.push(serde_json::to_value(health).unwrap_or_default());
+                        } else {
+                            println!("{health}");
+                        }
+                    }
+                    Err(e) => {
+                        bad += 1;
+                        if json {
+                            docs.push(json!({ "path": path, "error": e.to_string() }));
+                        } else {
+                            println!("{}: ERROR: {e}", path.display());
+                        }
+                    }
+                }
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&docs).unwrap_or_default()
+                );
+            }
+            if bad > 0 {
+                return Err(Failure::new(format!(
+                    "{bad} of {} database(s) have problems",
+                    results.len()
+                )));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Lock {
+            db,
+            shared,
+            timeout,
+            command,
+        } => {
+            let lock = FileLock::for_database(&db)
+                .map_err(|e| Failure::new(e.to_string()))?
+                .with_label(format!("litekeep lock -- {}", command.join(" ")));
+            let mode = if shared {
+                Mode::Shared
+            } else {
+                Mode::Exclusive
+            };
+            let wait = timeout.map_or(Wait::Forever, Wait::Timeout);
+            let _guard = lock.acquire(mode, wait).map_err(|e| Failure {
+                code: if e.is_transient() { EXIT_LOCKED } else { 1 },
+                message: e.to_string(),
+            })?;
+            let (program, args) = command
+                .split_first()
+                .ok_or_else(|| Failure::new("no command given after --"))?;
+            let status = Command::new(program)
+                .args(args)
+                .status()
+                .map_err(|e| Failure::new(format!("cannot run {program}: {e}")))?;
+            Ok(exit_code_of(status))
+        }
+    }
+}
+
+/// The command's exit status, passed on; a signal becomes 128 + its number, as shells do.
+fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        (None, Some(sig)) => ExitCode::from(u8::try_from(128 + sig).unwrap_or(1)),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+fn print_migrate(db: &std::path::Path, report: &MigrateReport, dry_run: bool, json: bool) {
+    if json {
+        let steps: Vec<_> = report
+            .plan
+            .steps
+            .iter()
+            .map(|s| {
+                json!({
+                    "kind": format!("{:?}", s.kind),
+                    "target": s.target,
+                    "description": s.description,
+                    "sql": s.sql,
+                })
+            })
+            .collect();
+        let doc = json!({
+            "db": db,
+            "dry_run": dry_run,
+            "applied": report.applied,
+            "up_to_date": report.up_to_date(),
+            "before": report.before.to_string(),
+            "after": report.after.to_string(),
+            "steps": steps,
+            "data_loss": report.plan.data_loss.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "elapsed_s": report.elapsed.as_secs_f64(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+    } else if report.up_to_date() {
+        println!("{}: up to date ({})", db.display(), report.after);
+    } else {
+        println!("{}", report.plan);
+        if dry_run {
+            println!("(dry run: nothing changed)");
+        } else {
+            println!("applied in {:.3} s", report.elapsed.as_secs_f64());
+        }
+    }
+}

@@ -1,0 +1,293 @@
+//! [`Builder`]: the settings of [`Database::open`](crate::Database::open) and the open pipeline.
+//!
+//! Every process and thread runs the same steps, so a fleet of cold processes does the setup
+//! exactly once:
+//!
+//! 1. under the *shared* lock on `<db>.lock`, check whether the file is ready: WAL on, no
+//!    leftover of an interrupted migration, schema fingerprint equal to the desired one. Almost
+//!    always it is, and opening costs one shared lock and one schema read;
+//! 2. otherwise take the *exclusive* lock and check again (another process may have done it
+//!    while this one waited); if still needed: repair leftovers (`litekeep-recover`), set WAL,
+//!    migrate (`litekeep-migrate`), in that order; release.
+//!
+//! Schema setup therefore never runs on a second connection of a busy process (seed 000), and
+//! `PRAGMA journal_mode=WAL` and `CREATE TABLE` never race between requests (seed 003).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use litekeep_lock::{FileLock, Mode, Wait};
+use litekeep_migrate::{Fingerprint, Schema};
+use rusqlite::Connection;
+
+use crate::database::{Database, Inner};
+use crate::error::Error;
+use crate::pool::Pool;
+use crate::registry;
+
+/// How to open a [`Database`]. Defaults: no schema, lock timeout 30 s, busy timeout 10 s, 4
+/// readers, no lifetime lock.
+///
+/// ```
+/// use std::time::Duration;
+/// use litekeep::Database;
+/// # let dir = std::env::temp_dir().join(format!("lk-doc-builder-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let db = Database::builder(dir.join("index.db"))
+///     .schema("CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);")
+///     .lock_timeout(Duration::from_secs(10))
+///     .busy_timeout(Duration::from_secs(5))
+///     .readers(8)
+///     .label("indexer")
+///     .open()?;
+/// # Ok::<(), litekeep::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until .open()"]
+pub struct Builder {
+    path: PathBuf,
+    schema: Option<String>,
+    lock_timeout: Duration,
+    busy_timeout: Duration,
+    readers: usize,
+    hold_shared_lock: bool,
+    label: String,
+}
+
+impl Builder {
+    pub(crate) fn new(path: impl AsRef<Path>) -> Builder {
+        Builder {
+            path: path.as_ref().to_path_buf(),
+            schema: None,
+            lock_timeout: Duration::from_secs(30),
+            busy_timeout: Duration::from_secs(10),
+            readers: 4,
+            hold_shared_lock: false,
+            label: "litekeep open".to_owned(),
+        }
+    }
+
+    /// The desired schema, as plain DDL (see `litekeep_migrate`): the file is migrated to it
+    /// once, by whichever process gets there first.
+    pub fn schema(mut self, sql: impl Into<String>) -> Builder {
+        self.schema = Some(sql.into());
+        self
+    }
+
+    /// How long to wait for the lock on `<db>.lock` (default 30 s); on timeout the error names
+    /// the holder.
+    pub fn lock_timeout(mut self, timeout: Duration) -> Builder {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// SQLite's `busy_timeout` on every connection, and the retry budget of
+    /// [`Database::write`] (default 10 s).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Builder {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// How many read-only connections the pool may open (default 4, at least 1).
+    pub fn readers(mut self, n: usize) -> Builder {
+        self.readers = n;
+        self
+    }
+
+    /// Keep a shared lock on `<db>.lock` for the handle's lifetime, so that a migration from
+    /// another process (which needs the exclusive lock) waits until every process has closed
+    /// its handle: "migrate only when the others are stopped" (seed 001), enforced.
+    pub fn hold_shared_lock(mut self, hold: bool) -> Builder {
+        self.hold_shared_lock = hold;
+        self
+    }
+
+    /// The label other processes see while this open holds the lock (default "litekeep open").
+    pub fn label(mut self, label: impl Into<String>) -> Builder {
+        self.label = label.into();
+        self
+    }
+
+    /// Opens the database: creates the file if missing, runs the pipeline of this module's docs
+    /// when the file is not ready, and returns this process's one handle for the file.
+    ///
+    /// # Errors
+    /// - [`Error::SchemaMismatch`] when this process already has the file open with another
+    ///   desired schema;
+    /// - [`Error::Lock`] when the lock is held past the timeout (naming the holder);
+    /// - [`Error::Recover`] / [`Error::Migrate`] when repair or migration refuses (a leftover
+    ///   with ambiguous rows, a schema change that would drop data, malformed DDL, …) — the
+    ///   file is then unchanged;
+    /// - [`Error::Sqlite`] / [`Error::Io`] otherwise.
+    pub fn open(self) -> Result<Database, Error> {
+        let desired = match &self.schema {
+            Some(sql) => Some(Schema::from_sql(sql)?),
+            None => None,
+        };
+        let fingerprint = desired.as_ref().map(Schema::fingerprint);
+        let key = ensure_file(&self.path)?;
+        // Held for the whole open: a second thread opening the same file waits, then finds the
+        // first one's handle.
+        let mut registry = registry::lock();
+        if let Some(inner) = registry.get(&key).and_then(std::sync::Weak::upgrade) {
+            let db = Database { inner };
+            self.check_same_schema(&db, fingerprint)?;
+            return Ok(db);
+        }
+        let lock = FileLock::for_database(&self.path)?.with_label(&self.label);
+        self.prepare(&lock, desired.as_ref())?;
+        let shared = if self.hold_shared_lock {
+            Some(lock.acquire(Mode::Shared, Wait::Timeout(self.lock_timeout))?)
+        } else {
+            None
+        };
+        let writer = self.writer().map_err(|source| Error::Sqlite {
+            path: self.path.clone(),
+            op: "opening the writer connection",
+            source,
+        })?;
+        let inner = Arc::new(Inner {
+            path: self.path.clone(),
+            fingerprint: Mutex::new(fingerprint),
+            writer: Mutex::new(writer),
+            readers: Pool::new(self.readers, self.busy_timeout),
+            busy_budget: self.busy_timeout,
+            lock_timeout: self.lock_timeout,
+            _shared: shared,
+        });
+        registry.retain(|_, weak| weak.strong_count() > 0);
+        registry.insert(key, Arc::downgrade(&inner));
+        Ok(Database { inner })
+    }
+
+    fn check_same_schema(&self, db: &Database, wanted: Option<Fingerprint>) -> Result<(), Error> {
+        let Some(wanted) = wanted else { return Ok(()) };
+        let have = *db
+            .inner
+            .fingerprint
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match have {
+            Some(have) if have == wanted => Ok(()),
+            // Opened without a schema: fine if the file has this one.
+            None if self.current_fingerprint()? == wanted => Ok(()),
+            _ => Err(Error::SchemaMismatch {
+                path: self.path.clone(),
+            }),
+        }
+    }
+
+    fn current_fingerprint(&self) -> Result<Fingerprint, Error> {
+        let conn = self.connection("reading the schema")?;
+        Ok(Schema::read(&conn)?.fingerprint())
+    }
+
+    /// Steps 1 and 2 of the module docs.
+    fn prepare(&self, lock: &FileLock, desired: Option<&Schema>) -> Result<(), Error> {
+        {
+            let _shared = lock.acquire(Mode::Shared, Wait::Timeout(self.lock_timeout))?;
+            if self.is_ready(desired)? {
+                return Ok(());
+            }
+        }
+        let _exclusive = lock.acquire(Mode::Exclusive, Wait::Timeout(self.lock_timeout))?;
+        if self.is_ready(desired)? {
+            return Ok(());
+        }
+        let mut recover = litekeep_recover::Options::default()
+            .lock_timeout(self.lock_timeout)
+            .label(&self.label);
+        for table in desired.iter().flat_map(|s| s.tables.keys()) {
+            recover = recover.expect_table(table.clone());
+        }
+        litekeep_recover::recover(&self.path, &recover)?;
+        let conn = self.connection("setting WAL")?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|source| Error::Sqlite {
+                path: self.path.clone(),
+                op: "setting WAL",
+                source,
+            })?;
+        drop(conn);
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::NoWal {
+                path: self.path.clone(),
+                mode,
+            });
+        }
+        if let Some(sql) = &self.schema {
+            let mut options = litekeep_migrate::Options::default().lock_timeout(self.lock_timeout);
+            options.label = self.label.clone();
+            litekeep_migrate::migrate(&self.path, sql, &options)?;
+        }
+        Ok(())
+    }
+
+    /// WAL on, no leftover to repair, and (when given) the desired schema in place.
+    fn is_ready(&self, desired: Option<&Schema>) -> Result<bool, Error> {
+        let conn = self.connection("checking the schema")?;
+        let sqlite = |source| Error::Sqlite {
+            path: self.path.clone(),
+            op: "checking the schema",
+            source,
+        };
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(sqlite)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Ok(false);
+        }
+        if let Some(desired) = desired
+            && Schema::read(&conn)?.fingerprint() != desired.fingerprint()
+        {
+            return Ok(false);
+        }
+        let leftovers = litekeep_recover::scan(&conn)?;
+        Ok(!leftovers.iter().any(|f| f.action.changes_anything()))
+    }
+
+    fn connection(&self, op: &'static str) -> Result<Connection, Error> {
+        let conn = Connection::open(&self.path).map_err(|source| Error::Sqlite {
+            path: self.path.clone(),
+            op,
+            source,
+        })?;
+        conn.busy_timeout(self.busy_timeout)
+            .map_err(|source| Error::Sqlite {
+                path: self.path.clone(),
+                op,
+                source,
+            })?;
+        Ok(conn)
+    }
+
+    fn writer(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open(&self.path)?;
+        conn.busy_timeout(self.busy_timeout)?;
+        // WAL makes NORMAL durable against a crash of the process (SIGKILL included); only a
+        // power loss can take the last commits, never corrupt the file.
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        Ok(conn)
+    }
+}
+
+/// Creates the file when missing (an empty file is an empty database) and returns its identity.
+fn ensure_file(path: &Path) -> Result<registry::Key, Error> {
+    let io = |op| {
+        move |source| Error::Io {
+            path: path.to_path_buf(),
+            op,
+            source,
+        }
+    };
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io("creating the database file"))?;
+    let meta = std::fs::metadata(path).map_err(io("reading the database file's metadata"))?;
+    Ok((meta.dev(), meta.ino()))
+}

@@ -1,0 +1,199 @@
+//! [`Database`]: the handle every thread of a process shares — one writer connection behind a
+//! queue, a pool of readers, and the settings the open pipeline chose.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use litekeep_lock::LockGuard;
+use litekeep_migrate::Fingerprint;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use crate::builder::Builder;
+use crate::error::Error;
+use crate::pool::Pool;
+use crate::retry::{Backoff, is_transient};
+
+/// A SQLite database opened safely for this process: schema set up once across all processes,
+/// WAL on, one writer connection (writes queue for it, so this process never fights itself for
+/// SQLite's write lock), a pool of read-only connections. Cheap to clone; `Send + Sync`; every
+/// clone and every later [`Database::open`] of the same file in this process is the same handle.
+///
+/// ```
+/// use litekeep::Database;
+/// # let dir = std::env::temp_dir().join(format!("lk-doc-db-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let db = Database::builder(dir.join("app.db"))
+///     .schema("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);")
+///     .open()?;
+/// db.write(|tx| tx.execute("INSERT INTO notes (body) VALUES ('hello')", []))?;
+/// let n: i64 = db.read(|conn| conn.query_row("SELECT count(*) FROM notes", [], |r| r.get(0)))?;
+/// assert!(n >= 1);
+/// # Ok::<(), litekeep::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Database {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) path: PathBuf,
+    /// The desired schema's fingerprint, when one was given (updated by [`Database::migrate`]).
+    pub(crate) fingerprint: Mutex<Option<Fingerprint>>,
+    pub(crate) writer: Mutex<Connection>,
+    pub(crate) readers: Pool,
+    pub(crate) busy_budget: Duration,
+    pub(crate) lock_timeout: Duration,
+    /// Held for the handle's lifetime with `hold_shared_lock(true)`.
+    pub(crate) _shared: Option<LockGuard>,
+}
+
+impl Database {
+    /// Starts opening the database at `path` (created if missing). See [`Builder`].
+    pub fn builder(path: impl AsRef<Path>) -> Builder {
+        Builder::new(path)
+    }
+
+    /// Opens `path` with defaults and no schema: WAL on, leftovers of interrupted migrations
+    /// repaired. Same as `Database::builder(path).open()`.
+    ///
+    /// # Errors
+    /// As [`Builder::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Database, Error> {
+        Builder::new(path).open()
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`) on this process's writer connection
+    /// and commits; an error from `f` rolls back. Writers of this process queue for the
+    /// connection. When SQLite reports the database busy or locked (another process held its
+    /// write lock past `busy_timeout`), the whole transaction is retried — `f` runs again, so it
+    /// must not have effects outside the transaction — with jittered exponential backoff, for
+    /// at most the builder's `busy_timeout`, then [`Error::Busy`].
+    ///
+    /// # Errors
+    /// [`Error::Busy`] when the retry budget runs out; [`Error::Sqlite`] for any other error,
+    /// including the one `f` returned.
+    pub fn write<T>(
+        &self,
+        mut f: impl FnMut(&Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, Error> {
+        let mut conn = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut backoff = Backoff::new(self.inner.busy_budget);
+        loop {
+            let attempt = (|| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let value = f(&tx)?;
+                tx.commit()?;
+                Ok(value)
+            })();
+            match attempt {
+                Ok(value) => return Ok(value),
+                Err(e) if is_transient(&e) => {
+                    if !backoff.pause() {
+                        return Err(Error::Busy {
+                            path: self.inner.path.clone(),
+                            waited: backoff.waited(),
+                            attempts: backoff.attempts,
+                        });
+                    }
+                }
+                Err(source) => {
+                    return Err(Error::Sqlite {
+                        path: self.inner.path.clone(),
+                        op: "writing",
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on a read-only connection from the pool. In WAL mode readers never wait for
+    /// writers; a transient busy error (a checkpoint resetting the WAL) is retried like
+    /// [`Database::write`]'s.
+    ///
+    /// # Errors
+    /// [`Error::Busy`] or [`Error::Sqlite`], as [`Database::write`].
+    pub fn read<T>(
+        &self,
+        mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, Error> {
+        let sqlite = |source| Error::Sqlite {
+            path: self.inner.path.clone(),
+            op: "reading",
+            source,
+        };
+        let conn = self.inner.readers.get(&self.inner.path).map_err(sqlite)?;
+        let mut backoff = Backoff::new(self.inner.busy_budget);
+        loop {
+            match f(&conn) {
+                Ok(value) => return Ok(value),
+                Err(e) if is_transient(&e) => {
+                    if !backoff.pause() {
+                        return Err(Error::Busy {
+                            path: self.inner.path.clone(),
+                            waited: backoff.waited(),
+                            attempts: backoff.attempts,
+                        });
+                    }
+                }
+                Err(e) => return Err(sqlite(e)),
+            }
+        }
+    }
+
+    /// Migrates this database, online, to `desired_sql` (see [`litekeep_migrate::migrate`]):
+    /// under the exclusive lock, in one transaction. This process's writers wait for it like any
+    /// other writer. Later opens in this process must then ask for the new schema.
+    ///
+    /// A handle opened with `hold_shared_lock(true)` holds the shared lock and so cannot take the
+    /// exclusive one: that is refused at once ([`litekeep_lock::LockError::WouldDeadlock`]).
+    ///
+    /// # Errors
+    /// [`Error::Migrate`], with the migration's own detail.
+    pub fn migrate(
+        &self,
+        desired_sql: &str,
+        options: &litekeep_migrate::Options,
+    ) -> Result<litekeep_migrate::Report, Error> {
+        let mut options = options.clone();
+        if options.lock_timeout == litekeep_migrate::Options::default().lock_timeout {
+            options.lock_timeout = self.inner.lock_timeout;
+        }
+        let report = litekeep_migrate::migrate(&self.inner.path, desired_sql, &options)?;
+        if report.applied || report.up_to_date() {
+            *self
+                .inner
+                .fingerprint
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(report.after);
+        }
+        Ok(report)
+    }
+}
+
+/// Two handles are equal when they are the same handle: the one this process has for the file.
+impl PartialEq for Database {
+    fn eq(&self, other: &Database) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Database {}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}

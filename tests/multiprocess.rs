@@ -1,0 +1,439 @@
+//! `Database` across real processes (this test binary re-executed as children; no threads
+//! pretending to be processes):
+//!
+//! - 16 processes × 8 threads open the same fresh file at the same instant: no error, the schema
+//!   is set up exactly once (one `_litekeep_history` entry), WAL is on;
+//! - 4 processes × 4 threads write for a few seconds: no error reaches a caller, every
+//!   acknowledged row (each child keeps a ledger) is there, `integrity_check` ok;
+//! - a migration from one process while two others write: the writers see no error, nothing is
+//!   lost;
+//! - a handle that holds the shared lock makes another process's migration wait, and time out
+//!   naming the holder; once the handle is gone, the migration runs.
+//!
+//! Children talk to the parent with stdout lines marked [`MARK`] and stop when their stdin
+//! closes (or at a deadline given in the environment).
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use litekeep::Database;
+use rusqlite::Connection;
+
+const ROLE_VAR: &str = "LK_FACADE_ROLE";
+const DB_VAR: &str = "LK_FACADE_DB";
+const LEDGER_VAR: &str = "LK_FACADE_LEDGER";
+const START_VAR: &str = "LK_FACADE_START_MS";
+const MARK: &str = "@@lk:";
+const BOUND: Duration = Duration::from_secs(120);
+
+const SCHEMA: &str = "
+CREATE TABLE events (id INTEGER PRIMARY KEY, who TEXT NOT NULL, n INTEGER NOT NULL);
+CREATE INDEX events_who ON events(who);
+";
+const SCHEMA_V2: &str = "
+CREATE TABLE events (id INTEGER PRIMARY KEY, who TEXT NOT NULL, n TEXT NOT NULL);
+CREATE INDEX events_who ON events(who);
+";
+
+// ---------------------------------------------------------------------------------------------
+// The child side.
+
+/// NOT A REAL TEST: the entry point of the child processes. Without [`ROLE_VAR`] in the
+/// environment it returns at once.
+#[test]
+fn child_process_entry() {
+    let Ok(role) = std::env::var(ROLE_VAR) else {
+        return;
+    };
+    let db = PathBuf::from(std::env::var_os(DB_VAR).expect("LK_FACADE_DB"));
+    let result = match role.as_str() {
+        "open-race" => open_race(&db),
+        "writer" => writer(&db, 4),
+        other => Err(format!("unknown role {other}")),
+    };
+    match result {
+        Ok(msg) => say(&format!("OK {msg}")),
+        Err(e) => say(&format!("ERROR {}", e.replace('\n', " "))),
+    }
+}
+
+fn say(msg: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{MARK}{msg}");
+    let _ = out.flush();
+}
+
+fn wait_for_start() {
+    let start: u128 = std::env::var(START_VAR)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    loop {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        if now >= start {
+            return;
+        }
+        thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// 8 threads open the database at the same instant and write one row each.
+fn open_race(db: &Path) -> Result<String, String> {
+    wait_for_start();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let db = db.to_path_buf();
+            thread::spawn(move || -> Result<(), String> {
+                let handle = Database::builder(&db)
+                    .schema(SCHEMA)
+                    .open()
+                    .map_err(|e| e.to_string())?;
+                let who = format!("{}-{t}", std::process::id());
+                handle
+                    .write(|tx| tx.execute("INSERT INTO events (who, n) VALUES (?1, 0)", [&who]))
+                    .map_err(|e| e.to_string())?;
+                Ok(())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().map_err(|_| "a thread panicked".to_owned())??;
+    }
+    Ok(String::new())
+}
+
+/// `threads` threads write single-row transactions until stdin closes; each acknowledged row
+/// goes to the ledger.
+fn writer(db: &Path, threads: usize) -> Result<String, String> {
+    let ledger_path = std::env::var_os(LEDGER_VAR).ok_or("LK_FACADE_LEDGER not set")?;
+    let ledger = Arc::new(Mutex::new(
+        std::fs::File::create(ledger_path).map_err(|e| e.to_string())?,
+    ));
+    let handle = Database::builder(db)
+        .schema(SCHEMA)
+        .open()
+        .map_err(|e| e.to_string())?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+    }
+    say("READY");
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (handle, ledger, stop) = (handle.clone(), ledger.clone(), stop.clone());
+            thread::spawn(move || -> Result<u64, String> {
+                let who = format!("{}-{t}", std::process::id());
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    n += 1;
+                    let id = handle
+                        .write(|tx| {
+                            tx.execute(
+                                "INSERT INTO events (who, n) VALUES (?1, ?2)",
+                                (&who, n as i64),
+                            )?;
+                            Ok(tx.last_insert_rowid())
+                        })
+                        .map_err(|e| e.to_string())?;
+                    let mut l = ledger.lock().map_err(|_| "ledger poisoned")?;
+                    writeln!(l, "{id} {who} {n}").map_err(|e| e.to_string())?;
+                }
+                Ok(n)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for w in workers {
+        total += w.join().map_err(|_| "a writer panicked".to_owned())??;
+    }
+    Ok(format!("{total}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent side.
+
+struct Kid {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Kid {
+    fn spawn(role: &str, envs: &[(&str, String)]) -> Kid {
+        let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
+        cmd.args([
+            "--exact",
+            "child_process_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROLE_VAR, role)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn child");
+        let out = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(at) = line.find(MARK)
+                    && tx.send(line[at + MARK.len()..].to_owned()).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Kid { child, lines }
+    }
+
+    fn line(&self) -> String {
+        self.lines
+            .recv_timeout(BOUND)
+            .unwrap_or_else(|_| panic!("child said nothing within {BOUND:?}"))
+    }
+
+    /// Closes stdin, waits for the final line and the exit.
+    fn finish(mut self) -> String {
+        drop(self.child.stdin.take());
+        let last = self.line();
+        let _ = self.child.wait();
+        last
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lk-facade-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn integrity(conn: &Connection) -> String {
+    conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Every ledger line names a row that is there.
+fn check_ledgers(conn: &Connection, ledgers: &[PathBuf]) -> usize {
+    let mut acked = 0;
+    let mut ids = BTreeSet::new();
+    for ledger in ledgers {
+        for line in std::fs::read_to_string(ledger).unwrap().lines() {
+            let mut parts = line.split(' ');
+            let id: i64 = parts.next().unwrap().parse().unwrap();
+            let who = parts.next().unwrap();
+            let n: String = parts.next().unwrap().to_owned();
+            let found: Option<(String, String)> = conn
+                .query_row(
+                    "SELECT who, CAST(n AS TEXT) FROM events WHERE id = ?1",
+                    [id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .ok();
+            assert_eq!(
+                found,
+                Some((who.to_owned(), n)),
+                "acknowledged row {id} lost"
+            );
+            assert!(ids.insert(id), "row {id} acknowledged twice");
+            acked += 1;
+        }
+    }
+    acked
+}
+
+#[test]
+fn sixteen_processes_eight_threads_open_a_fresh_file_at_once() {
+    let dir = scratch("race");
+    let db = dir.join("fresh.db");
+    let start = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 2000;
+    let kids: Vec<Kid> = (0..16)
+        .map(|_| {
+            Kid::spawn(
+                "open-race",
+                &[
+                    (DB_VAR, db.display().to_string()),
+                    (START_VAR, start.to_string()),
+                ],
+            )
+        })
+        .collect();
+    for kid in kids {
+        let line = kid.finish();
+        assert!(line.starts_with("OK"), "a child failed: {line}");
+    }
+    let conn = Connection::open(&db).unwrap();
+    let inits: i64 = conn
+        .query_row("SELECT count(*) FROM _litekeep_history", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(inits, 1, "the schema was set up {inits} times");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 16 * 8);
+    let want = litekeep::migrate::Schema::from_sql(SCHEMA)
+        .unwrap()
+        .fingerprint();
+    assert_eq!(
+        litekeep::migrate::Schema::read(&conn)
+            .unwrap()
+            .fingerprint(),
+        want
+    );
+    assert_eq!(integrity(&conn), "ok");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn four_processes_of_four_writers_lose_nothing() {
+    let dir = scratch("writers");
+    let db = dir.join("w.db");
+    let ledgers: Vec<PathBuf> = (0..4).map(|i| dir.join(format!("ledger{i}"))).collect();
+    let kids: Vec<Kid> = ledgers
+        .iter()
+        .map(|l| {
+            Kid::spawn(
+                "writer",
+                &[
+                    (DB_VAR, db.display().to_string()),
+                    (LEDGER_VAR, l.display().to_string()),
+                ],
+            )
+        })
+        .collect();
+    for kid in &kids {
+        assert_eq!(kid.line(), "READY");
+    }
+    thread::sleep(Duration::from_secs(3));
+    let mut total = 0u64;
+    for kid in kids {
+        let line = kid.finish();
+        let n = line
+            .strip_prefix("OK ")
+            .unwrap_or_else(|| panic!("a writer failed: {line}"));
+        total += n.parse::<u64>().unwrap();
+    }
+    let conn = Connection::open(&db).unwrap();
+    let acked = check_ledgers(&conn, &ledgers);
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows as usize, acked, "rows that nobody acknowledged");
+    assert!(acked > 100, "only {acked} writes in 3 s");
+    assert!(total >= acked as u64);
+    assert_eq!(integrity(&conn), "ok");
+    eprintln!("4 processes x 4 threads: {acked} acknowledged writes in ~3 s");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_migration_while_other_processes_write_loses_nothing() {
+    let dir = scratch("online");
+    let db = dir.join("m.db");
+    let handle = Database::builder(&db).schema(SCHEMA).open().unwrap();
+    let ledgers: Vec<PathBuf> = (0..2).map(|i| dir.join(format!("ledger{i}"))).collect();
+    let kids: Vec<Kid> = ledgers
+        .iter()
+        .map(|l| {
+            Kid::spawn(
+                "writer",
+                &[
+                    (DB_VAR, db.display().to_string()),
+                    (LEDGER_VAR, l.display().to_string()),
+                ],
+            )
+        })
+        .collect();
+    for kid in &kids {
+        assert_eq!(kid.line(), "READY");
+    }
+    let started = Instant::now();
+    for (i, schema) in [SCHEMA_V2, SCHEMA, SCHEMA_V2, SCHEMA]
+        .into_iter()
+        .enumerate()
+    {
+        thread::sleep(Duration::from_millis(200));
+        let report = handle
+            .migrate(schema, &litekeep::migrate::Options::default())
+            .unwrap_or_else(|e| panic!("migration {i}: {e}"));
+        assert!(report.applied, "migration {i} did nothing");
+    }
+    thread::sleep(Duration::from_millis(200));
+    for kid in kids {
+        let line = kid.finish();
+        assert!(line.starts_with("OK"), "a writer saw an error: {line}");
+    }
+    let conn = Connection::open(&db).unwrap();
+    let acked = check_ledgers(&conn, &ledgers);
+    assert!(acked > 0);
+    assert_eq!(integrity(&conn), "ok");
+    eprintln!(
+        "4 migrations in {:?} beside 2 writer processes: {acked} acknowledged writes, all present",
+        started.elapsed()
+    );
+    drop(handle);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_handle_holding_the_shared_lock_makes_migrations_elsewhere_wait() {
+    let dir = scratch("held");
+    let db = dir.join("h.db");
+    let schema_file = dir.join("v2.sql");
+    std::fs::write(&schema_file, SCHEMA_V2).unwrap();
+    let handle = Database::builder(&db)
+        .schema(SCHEMA)
+        .hold_shared_lock(true)
+        .label("holding test")
+        .open()
+        .unwrap();
+    let migrate = |timeout: &str| {
+        Command::new(env!("CARGO_BIN_EXE_litekeep"))
+            .args(["migrate", "--db"])
+            .arg(&db)
+            .arg("--schema")
+            .arg(&schema_file)
+            .args(["--lock-timeout", timeout])
+            .output()
+            .unwrap()
+    };
+    let out = migrate("300ms");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pid {}", std::process::id())) && stderr.contains("holding test"),
+        "{stderr}"
+    );
+    drop(handle);
+    let out = migrate("10s");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
