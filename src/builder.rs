@@ -123,10 +123,10 @@ impl Builder {
     /// - [`Error::Sqlite`] / [`Error::Io`] otherwise.
     pub fn open(self) -> Result<Database, Error> {
         let desired = match &self.schema {
-            Some(sql) => Some(Schema::from_sql(sql)?),
+            Some(sql) => Some(parsed(sql)?),
             None => None,
         };
-        let fingerprint = desired.as_ref().map(Schema::fingerprint);
+        let fingerprint = desired.as_ref().map(|s| s.fingerprint());
         let key = ensure_file(&self.path)?;
         // Held for the whole open: a second thread opening the same file waits, then finds the
         // first one's handle.
@@ -137,13 +137,13 @@ impl Builder {
             return Ok(db);
         }
         let lock = FileLock::for_database(&self.path)?.with_label(&self.label);
-        self.prepare(&lock, desired.as_ref())?;
+        let ready = self.prepare(&lock, desired.as_deref())?;
         let shared = if self.hold_shared_lock {
             Some(lock.acquire(Mode::Shared, Wait::Timeout(self.lock_timeout))?)
         } else {
             None
         };
-        let writer = self.writer().map_err(|source| Error::Sqlite {
+        let writer = self.writer(ready).map_err(|source| Error::Sqlite {
             path: self.path.clone(),
             op: "opening the writer connection",
             source,
@@ -184,17 +184,22 @@ impl Builder {
         Ok(Schema::read(&conn)?.fingerprint())
     }
 
-    /// Steps 1 and 2 of the module docs.
-    fn prepare(&self, lock: &FileLock, desired: Option<&Schema>) -> Result<(), Error> {
+    /// Steps 1 and 2 of the module docs. Returns the connection that found the file ready,
+    /// when one did, to become the writer.
+    fn prepare(
+        &self,
+        lock: &FileLock,
+        desired: Option<&Schema>,
+    ) -> Result<Option<Connection>, Error> {
         {
             let _shared = lock.acquire(Mode::Shared, Wait::Timeout(self.lock_timeout))?;
-            if self.is_ready(desired)? {
-                return Ok(());
+            if let Some(conn) = self.is_ready(desired)? {
+                return Ok(Some(conn));
             }
         }
         let _exclusive = lock.acquire(Mode::Exclusive, Wait::Timeout(self.lock_timeout))?;
-        if self.is_ready(desired)? {
-            return Ok(());
+        if let Some(conn) = self.is_ready(desired)? {
+            return Ok(Some(conn));
         }
         let mut recover = litekeep_recover::Options::default()
             .lock_timeout(self.lock_timeout)
@@ -223,11 +228,12 @@ impl Builder {
             options.label = self.label.clone();
             litekeep_migrate::migrate(&self.path, sql, &options)?;
         }
-        Ok(())
+        Ok(None)
     }
 
-    /// WAL on, no leftover to repair, and (when given) the desired schema in place.
-    fn is_ready(&self, desired: Option<&Schema>) -> Result<bool, Error> {
+    /// WAL on, no leftover to repair, and (when given) the desired schema in place: then the
+    /// connection that checked.
+    fn is_ready(&self, desired: Option<&Schema>) -> Result<Option<Connection>, Error> {
         let conn = self.connection("checking the schema")?;
         let sqlite = |source| Error::Sqlite {
             path: self.path.clone(),
@@ -238,15 +244,15 @@ impl Builder {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .map_err(sqlite)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Ok(false);
+            return Ok(None);
         }
         if let Some(desired) = desired
             && Schema::read(&conn)?.fingerprint() != desired.fingerprint()
         {
-            return Ok(false);
+            return Ok(None);
         }
         let leftovers = litekeep_recover::scan(&conn)?;
-        Ok(!leftovers.iter().any(|f| f.action.changes_anything()))
+        Ok((!leftovers.iter().any(|f| f.action.changes_anything())).then_some(conn))
     }
 
     fn connection(&self, op: &'static str) -> Result<Connection, Error> {
@@ -264,14 +270,38 @@ impl Builder {
         Ok(conn)
     }
 
-    fn writer(&self) -> rusqlite::Result<Connection> {
-        let conn = Connection::open(&self.path)?;
+    fn writer(&self, reuse: Option<Connection>) -> rusqlite::Result<Connection> {
+        let conn = match reuse {
+            Some(conn) => conn,
+            None => Connection::open(&self.path)?,
+        };
         conn.busy_timeout(self.busy_timeout)?;
         // WAL makes NORMAL durable against a crash of the process (SIGKILL included); only a
         // power loss can take the last commits, never corrupt the file.
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
         Ok(conn)
     }
+}
+
+/// Parses desired-schema DDL, once per distinct text in this process (parsing runs it through
+/// an in-memory database, which costs more than the check it serves).
+fn parsed(sql: &str) -> Result<Arc<Schema>, Error> {
+    use std::collections::HashMap;
+    use std::sync::LazyLock;
+    static CACHE: LazyLock<Mutex<HashMap<String, Arc<Schema>>>> = LazyLock::new(Mutex::default);
+    let mut cache = CACHE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(schema) = cache.get(sql) {
+        return Ok(schema.clone());
+    }
+    let schema = Arc::new(Schema::from_sql(sql)?);
+    // A process uses a handful of schemas; a runaway caller must not grow this forever.
+    if cache.len() >= 32 {
+        cache.clear();
+    }
+    cache.insert(sql.to_owned(), schema.clone());
+    Ok(schema)
 }
 
 /// Creates the file when missing (an empty file is an empty database) and returns its identity.

@@ -46,6 +46,9 @@ pub fn scan(conn: &Connection) -> Result<Vec<Finding>, RecoverError> {
 /// As [`scan`].
 pub fn scan_with(conn: &Connection, options: &Options) -> Result<Vec<Finding>, RecoverError> {
     let path = db_path(conn);
+    if nothing_named_like_a_leftover(conn).map_err(RecoverError::db(&path, "reading the schema"))? {
+        return Ok(Vec::new());
+    }
     let cat = Catalog::read(conn).map_err(RecoverError::db(&path, "reading the schema"))?;
     let mut found = Vec::new();
     for table in &cat.tables {
@@ -64,6 +67,28 @@ pub fn scan_with(conn: &Connection, options: &Options) -> Result<Vec<Finding>, R
         dangling(conn, &cat).map_err(RecoverError::db(&path, "looking for dangling references"))?,
     );
     Ok(found)
+}
+
+/// The common case, cheaply: no table, and no identifier in any `CREATE` statement, is named
+/// like a leftover — so there is neither a leftover nor a reference to one.
+fn nothing_named_like_a_leftover(conn: &Connection) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare("SELECT name, sql FROM sqlite_schema")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let name: String = row.get(0)?;
+        let sql: Option<String> = row.get(1)?;
+        let suspicious = |id: &str| {
+            parse_temp_name(id).is_some() && !id.to_ascii_lowercase().starts_with("_litekeep_")
+        };
+        if suspicious(&name)
+            || sql
+                .as_deref()
+                .is_some_and(|s| crate::sql::identifiers(s).any(|id| suspicious(&id)))
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The file `conn` is open on (empty for an in-memory database).

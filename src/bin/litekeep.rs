@@ -168,6 +168,16 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// Prefixes the message with `path` unless it already names it.
+    fn name_file(&mut self, path: &std::path::Path) {
+        let shown = path.display().to_string();
+        if !self.message.contains(&shown) {
+            self.message = format!("{shown}: {}", self.message);
+        }
+    }
+}
+
 impl From<MigrateError> for Failure {
     fn from(e: MigrateError) -> Failure {
         let locked = matches!(&e, MigrateError::Lock(l) if l.is_transient());
@@ -222,7 +232,16 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
                     db.display()
                 )));
             }
-            let report = litekeep::migrate::migrate(&db, &sql, &options)?;
+            let report = litekeep::migrate::migrate(&db, &sql, &options).map_err(|e| {
+                // Name the file the error is about when the error itself does not.
+                let about = match &e {
+                    MigrateError::Ddl { .. } | MigrateError::NotDdl { .. } => &schema,
+                    _ => &db,
+                };
+                let mut failure = Failure::from(e);
+                failure.name_file(about);
+                failure
+            })?;
             print_migrate(&db, &report, dry_run, json);
             Ok(ExitCode::SUCCESS)
         }
@@ -239,7 +258,11 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
             for table in confirm {
                 options = options.confirm(table);
             }
-            let report = litekeep::recover::recover(&db, &options)?;
+            let report = litekeep::recover::recover(&db, &options).map_err(|e| {
+                let mut failure = Failure::from(e);
+                failure.name_file(&db);
+                failure
+            })?;
             if json {
                 println!(
                     "{}",
@@ -264,8 +287,13 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
             let left = report.left().count();
             if left > 0 {
                 return Err(Failure::new(format!(
-                    "{left} leftover(s) in {} left as they were: the evidence does not prove a lossless repair (see above)",
-                    db.display()
+                    "{left} leftover(s) in {} left as they were: the evidence does not prove a lossless repair — see the report{}",
+                    db.display(),
+                    if json {
+                        "'s \"reason\" fields"
+                    } else {
+                        " above"
+                    }
                 )));
             }
             Ok(ExitCode::SUCCESS)
@@ -290,12 +318,14 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
                 check_many(&db, quick)
             };
             let mut bad = 0;
+            let mut first_problem = None;
             let mut docs = Vec::new();
             for (path, result) in &results {
                 match result {
                     Ok(health) => {
                         if !health.is_healthy() {
                             bad += 1;
+                            first_problem.get_or_insert_with(|| problem_of(health));
                         }
                         if json {
                             docs.push(serde_json::to_value(health).unwrap_or_default());
@@ -305,6 +335,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
                     }
                     Err(e) => {
                         bad += 1;
+                        first_problem.get_or_insert_with(|| e.to_string());
                         if json {
                             docs.push(json!({ "path": path, "error": e.to_string() }));
                         } else {
@@ -320,10 +351,15 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
                 );
             }
             if bad > 0 {
-                return Err(Failure::new(format!(
-                    "{bad} of {} database(s) have problems",
-                    results.len()
-                )));
+                let first = first_problem.unwrap_or_default();
+                return Err(Failure::new(if results.len() == 1 {
+                    first
+                } else {
+                    format!(
+                        "{bad} of {} database(s) have problems; first: {first}",
+                        results.len()
+                    )
+                }));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -356,6 +392,36 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
             Ok(exit_code_of(status))
         }
     }
+}
+
+/// One line saying what is wrong with an unhealthy database.
+fn problem_of(h: &litekeep::recover::Health) -> String {
+    let mut what = Vec::new();
+    if !h.integrity_ok() {
+        what.push(format!(
+            "integrity check failed ({})",
+            h.integrity.first().map_or("", String::as_str)
+        ));
+    }
+    if h.foreign_key_violations > 0 {
+        what.push(format!(
+            "{} foreign key violation(s)",
+            h.foreign_key_violations
+        ));
+    }
+    if !h.leftovers.is_empty() {
+        what.push(format!(
+            "{} leftover table(s): run `litekeep recover`",
+            h.leftovers.len()
+        ));
+    }
+    if h.network_filesystem {
+        what.push(format!(
+            "on a {} network filesystem, where WAL and locks are unsafe",
+            h.filesystem
+        ));
+    }
+    format!("{}: {}", h.path.display(), what.join("; "))
 }
 
 /// The command's exit status, passed on; a signal becomes 128 + its number, as shells do.
@@ -398,7 +464,7 @@ fn print_migrate(db: &std::path::Path, report: &MigrateReport, dry_run: bool, js
     } else if report.up_to_date() {
         println!("{}: up to date ({})", db.display(), report.after);
     } else {
-        println!("{}", report.plan);
+        print!("{}", report.plan);
         if dry_run {
             println!("(dry run: nothing changed)");
         } else {
