@@ -717,7 +717,10 @@ fn check_not_a_database_fails() {
     let run = litekeep(["check", "--db", s(&text)]);
     let line = run.failure(1);
     // stderr alone says which file and why.
-    assert!(line.contains(s(&text)) && line.contains("not a SQLite database"), "{run}");
+    assert!(
+        line.contains(s(&text)) && line.contains("not a SQLite database"),
+        "{run}"
+    );
     assert!(run.stdout.contains(s(&text)), "{run}");
     assert!(run.stdout.contains("not a SQLite database"), "{run}");
     assert_unchanged(&text, &before);
@@ -738,7 +741,10 @@ fn check_missing_file_is_named() {
 
     let run = litekeep(["check", "--db", s(&missing)]);
     let line = run.failure(1);
-    assert!(line.contains(s(&missing)) && line.contains("does not exist"), "{run}");
+    assert!(
+        line.contains(s(&missing)) && line.contains("does not exist"),
+        "{run}"
+    );
     // The cause, with the path, is printed with the report on stdout; stderr sums up.
     assert!(
         run.stdout.contains(&format!("{}: ERROR", s(&missing))),
@@ -764,7 +770,10 @@ fn check_foreign_key_violation_fails() {
 
     let run = litekeep(["check", "--db", s(&db)]);
     let line = run.failure(1);
-    assert!(line.contains(s(&db)) && line.contains("1 foreign key violation"), "{run}");
+    assert!(
+        line.contains(s(&db)) && line.contains("1 foreign key violation"),
+        "{run}"
+    );
     assert!(run.stdout.contains("PROBLEMS"), "{run}");
     assert!(run.stdout.contains("foreign keys: 1 violations"), "{run}");
     assert!(run.stdout.contains("symbols rowid 7"), "{run}");
