@@ -104,8 +104,11 @@ fn shuffle(
         .filter_map(|x| {
             let sql = x.sql.as_deref()?;
             let own = x.table.eq_ignore_ascii_case(original);
-            (own || mentions(sql, original))
-                .then(|| (x.kind.clone(), x.name.clone(), sql.to_owned(), own))
+            // One that names the leftover too stays: the rename in step 3 rewrites it. (It may
+            // name the original only as a column; if it names the original table as well,
+            // SQLite refuses the rename and the repair rolls back with that error.)
+            let names_original = mentions(sql, original) && !mentions(sql, temp);
+            (own || names_original).then(|| (x.kind.clone(), x.name.clone(), sql.to_owned(), own))
         })
         .collect();
     for (kind, name, _, _) in &aside {

@@ -169,9 +169,12 @@ fn repair_all(
     })();
     match result {
         Ok(()) => {
-            conn.execute_batch("COMMIT")
-                .map_err(RecoverError::db(path, "committing the repair"))?;
             report.applied = report.findings.iter().any(|f| f.action.changes_anything());
+            // Every repair fell back to leaving things as they were: roll back, so that not
+            // even the header's change counter moves.
+            let end = if report.applied { "COMMIT" } else { "ROLLBACK" };
+            conn.execute_batch(end)
+                .map_err(RecoverError::db(path, "committing the repair"))?;
             Ok(())
         }
         Err(e) => {
@@ -213,11 +216,14 @@ fn repair(conn: &Connection, f: &Finding) -> Result<(Action, Vec<String>), StepE
             let restoring = matches!(f.action, Action::RestoreRows { .. });
             conn.execute_batch("SAVEPOINT lk_copy")
                 .map_err(StepError::sql("SAVEPOINT"))?;
-            match copy(conn, temp, original) {
+            // The copy and the check that it kept every value, together: when either fails,
+            // the copy is undone and a repair that loses nothing is chosen instead.
+            let copied = copy(conn, temp, original)
+                .and_then(|rows| ensure_all_present(conn, temp, original).map(|()| rows));
+            let why = match copied {
                 Ok(rows) => {
                     conn.execute_batch("RELEASE lk_copy")
                         .map_err(StepError::sql("RELEASE"))?;
-                    ensure_all_present(conn, temp, original)?;
                     let notes = put_in_place(conn, temp, original, Keep::Original)?;
                     let rows = rows as u64;
                     let action = if restoring {
@@ -225,26 +231,29 @@ fn repair(conn: &Connection, f: &Finding) -> Result<(Action, Vec<String>), StepE
                     } else {
                         Action::InsertMissing { rows }
                     };
-                    Ok((action, notes))
+                    return Ok((action, notes));
                 }
                 Err(StepError::Sql { source: e, .. }) if is_constraint(&e) => {
-                    conn.execute_batch("ROLLBACK TO lk_copy; RELEASE lk_copy")
-                        .map_err(StepError::sql("ROLLBACK TO"))?;
-                    if restoring {
-                        // The original is empty: putting the leftover back loses nothing.
-                        let mut notes = vec![format!(
-                            "{temp}: its rows do not fit {original}'s definition ({e}); renamed it back instead"
-                        )];
-                        notes.extend(put_in_place(conn, temp, original, Keep::Temp)?);
-                        Ok((Action::RenameBack, notes))
-                    } else {
-                        let reason = format!(
-                            "copying its rows into {original} breaks a constraint ({e}); compare them by hand"
-                        );
-                        Ok((Action::Leave { reason }, Vec::new()))
-                    }
+                    format!("breaks a constraint ({e})")
                 }
-                Err(e) => Err(e),
+                // Values that the original's column types convert (5 → '5', a big integer →
+                // REAL) no longer compare equal: the copy cannot be proven lossless.
+                Err(StepError::Check(detail)) => format!("cannot be proven lossless ({detail})"),
+                Err(e) => return Err(e),
+            };
+            conn.execute_batch("ROLLBACK TO lk_copy; RELEASE lk_copy")
+                .map_err(StepError::sql("ROLLBACK TO"))?;
+            if restoring {
+                // The original is empty: putting the leftover back loses nothing.
+                let mut notes = vec![format!(
+                    "{temp}: copying its rows into {original} {why}; renamed it back instead"
+                )];
+                notes.extend(put_in_place(conn, temp, original, Keep::Temp)?);
+                Ok((Action::RenameBack, notes))
+            } else {
+                let reason =
+                    format!("copying its rows into {original} {why}; compare them by hand");
+                Ok((Action::Leave { reason }, Vec::new()))
             }
         }
     }
