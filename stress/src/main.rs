@@ -1,12 +1,263 @@
-//! litekeep-stress: the seeds' workload (indexers, embedders, searchers, a migrator, cold
-//! openers and a crash injector as real processes), naive vs litekeep.
+//! litekeep-stress: the seeds' workload — indexers, embedders, searchers, a migrator and cold
+//! openers, as separate processes on one SQLite file, with SIGKILLs at random moments — run
+//! the naive way and the litekeep way, verified with `integrity_check` and a ledger of every
+//! acknowledged write.
 //!
-//! Not built yet (issue 7): it says so and exits with status 2 instead of pretending to run.
+//! `cargo run --release -p litekeep-stress` runs the demo: about 30 s naive, then about 30 s
+//! litekeep, then one table comparing them. Exit status: non-zero when a litekeep campaign
+//! (or, with `--mode naive`, a naive one) has any violation.
 
-fn main() -> std::process::ExitCode {
+#![deny(missing_docs)]
+
+mod access;
+mod coordinator;
+mod ledger;
+mod report;
+mod rng;
+mod roles;
+mod schema;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use rayon::prelude::*;
+
+use access::Mode;
+use coordinator::Plan;
+use report::CampaignReport;
+
+#[derive(Parser)]
+#[command(
+    name = "litekeep-stress",
+    about = "The seeds' multi-process SQLite workload, naive vs litekeep, with SIGKILLs and a ledger of acknowledged writes.",
+    after_help = "Examples:\n  litekeep-stress                                   # the demo: naive, then litekeep, 30 s each\n  litekeep-stress --mode litekeep --duration 20s --kill-every 1s\n  litekeep-stress --mode litekeep --campaigns 4 --duration 10s --json report.json"
+)]
+struct Cli {
+    #[command(subcommand)]
+    worker: Option<Worker>,
+    /// The database file (default: a new temporary one per campaign).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// naive or litekeep (default: both, naive first, and compare).
+    #[arg(long)]
+    mode: Option<Mode>,
+    /// Indexer processes (batch upserts of files, symbols and code entries).
+    #[arg(long, default_value_t = 3)]
+    indexers: usize,
+    /// Embedder processes (update vectors of existing entries).
+    #[arg(long, default_value_t = 2)]
+    embedders: usize,
+    /// Searcher processes (reads; what they saw must not vanish).
+    #[arg(long, default_value_t = 4)]
+    searchers: usize,
+    /// Migrator processes (flip between two data-preserving schema versions).
+    #[arg(long, default_value_t = 1)]
+    migrators: usize,
+    /// Cold openers (new processes racing to open the database, one read each).
+    #[arg(long, default_value_t = 4)]
+    openers: usize,
+    /// How long each campaign runs: 30s, 2m, 500ms.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Mean time between SIGKILLs of a random worker (0 turns the crash injector off).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    kill_every: Duration,
+    /// The seed (default: from the clock); campaign i uses seed + i.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Campaigns per mode, run in parallel, each on its own file.
+    #[arg(long, default_value_t = 1)]
+    campaigns: usize,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum Worker {
+    /// (internal) Run as one worker process.
+    #[command(hide = true)]
+    Worker {
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        mode: Mode,
+        #[arg(long)]
+        ledger: PathBuf,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long)]
+        first: bool,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: f64 = n
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (try 30s)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        other => return Err(format!("unknown unit `{other}`: use ms, s or m")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Worker::Worker {
+        role,
+        db,
+        mode,
+        ledger,
+        seed,
+        first,
+    }) = &cli.worker
+    {
+        let job = roles::Job {
+            role,
+            db,
+            mode: *mode,
+            ledger,
+            seed: *seed,
+            first: *first,
+        };
+        return ExitCode::from(u8::try_from(roles::run(&job)).unwrap_or(1));
+    }
+    match coordinate(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("litekeep-stress: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn coordinate(cli: &Cli) -> Result<ExitCode, String> {
+    let modes = match cli.mode {
+        Some(m) => vec![m],
+        None => vec![Mode::Naive, Mode::Litekeep],
+    };
+    if cli.db.is_some() && cli.campaigns > 1 {
+        return Err(
+            "--db names one file; with --campaigns N each campaign needs its own: drop --db".into(),
+        );
+    }
+    let seed = cli.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+    });
+    let root = std::env::temp_dir().join(format!("litekeep-stress-{}", std::process::id()));
     eprintln!(
-        "litekeep-stress: not built yet (issue 7). What works today is the lock crate: \
-         run `cargo test --workspace` and `cargo bench -p litekeep-lock`."
+        "litekeep-stress: seed {seed}; {} indexers, {} embedders, {} searchers, {} migrators, {} openers; {:?} per campaign, SIGKILL every ~{:?}",
+        cli.indexers,
+        cli.embedders,
+        cli.searchers,
+        cli.migrators,
+        cli.openers,
+        cli.duration,
+        cli.kill_every
     );
-    std::process::ExitCode::from(2)
+    let mut reports: Vec<CampaignReport> = Vec::new();
+    for mode in &modes {
+        let plans: Vec<Plan> = (0..cli.campaigns)
+            .map(|i| {
+                let dir = root.join(format!("{mode}-{i}"));
+                Plan {
+                    mode: *mode,
+                    db: cli.db.clone().unwrap_or_else(|| dir.join("index.db")),
+                    dir,
+                    counts: [
+                        cli.indexers,
+                        cli.embedders,
+                        cli.searchers,
+                        cli.migrators,
+                        cli.openers,
+                    ],
+                    duration: cli.duration,
+                    kill_every: cli.kill_every,
+                    seed: seed.wrapping_add(i as u64),
+                    progress: !cli.quiet && cli.campaigns == 1,
+                }
+            })
+            .collect();
+        let results: Vec<Result<CampaignReport, String>> =
+            plans.par_iter().map(coordinator::run).collect();
+        for r in results {
+            reports.push(r?);
+        }
+    }
+    print!("{}", report::table(&reports));
+    if modes.len() == 2 {
+        print!("{}", comparison(&reports));
+    }
+    if let Some(path) = &cli.json {
+        let doc = serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())?;
+        std::fs::write(path, doc).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let failed = reports
+        .iter()
+        .filter(|r| !r.passed() && (r.mode == Mode::Litekeep || modes.len() == 1))
+        .count();
+    if failed == 0 {
+        let _ = std::fs::remove_dir_all(&root);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "litekeep-stress: {failed} campaign(s) had violations; their files are kept in {}",
+            root.display()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// The demo's last lines: the two modes side by side.
+fn comparison(reports: &[CampaignReport]) -> String {
+    let sum = |mode: Mode, f: &dyn Fn(&CampaignReport) -> f64| -> f64 {
+        reports.iter().filter(|r| r.mode == mode).map(f).sum()
+    };
+    let commits = |r: &CampaignReport| {
+        ["indexer", "embedder"]
+            .iter()
+            .filter_map(|role| r.roles.get(*role))
+            .map(|s| s.per_second)
+            .sum::<f64>()
+    };
+    let mut out = String::from("\n== naive vs litekeep\n");
+    out += &format!("{:<34} {:>12} {:>12}\n", "", "naive", "litekeep");
+    for (label, f) in [
+        (
+            "write commits/s (indexer+embedder)",
+            &commits as &dyn Fn(&CampaignReport) -> f64,
+        ),
+        ("errors that reached workers", &|r: &CampaignReport| {
+            r.errors() as f64
+        }),
+        ("violations", &|r: &CampaignReport| {
+            r.verdict.violations.len() as f64
+        }),
+        ("SIGKILLs", &|r: &CampaignReport| r.kills as f64),
+    ] {
+        out += &format!(
+            "{label:<34} {:>12.0} {:>12.0}\n",
+            sum(Mode::Naive, f),
+            sum(Mode::Litekeep, f)
+        );
+    }
+    out
 }

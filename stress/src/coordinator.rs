@@ -1,0 +1,241 @@
+//! One campaign: start the worker processes (this binary, re-executed), keep them running,
+//! SIGKILL them at random moments and restart them, stop them, verify, and gather the report.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::access::Mode;
+use crate::report::{CampaignReport, RoleStats};
+use crate::rng::Rng;
+use crate::verify::verify;
+
+/// What a campaign runs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// naive or litekeep.
+    pub mode: Mode,
+    /// The database file.
+    pub db: PathBuf,
+    /// Where the ledgers go.
+    pub dir: PathBuf,
+    /// Processes per role, in [`crate::roles::ROLES`] order.
+    pub counts: [usize; 5],
+    /// How long the workload runs.
+    pub duration: Duration,
+    /// Mean time between SIGKILLs (zero: none).
+    pub kill_every: Duration,
+    /// The campaign's seed.
+    pub seed: u64,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+struct Slot {
+    role: &'static str,
+    index: usize,
+    generation: usize,
+    child: Option<Child>,
+}
+
+/// Runs the campaign and returns its report.
+pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
+    std::fs::create_dir_all(&plan.dir).map_err(|e| format!("{}: {e}", plan.dir.display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let mut rng = Rng::new(plan.seed);
+    let mut slots: Vec<Slot> = Vec::new();
+    for (r, role) in crate::roles::ROLES.iter().enumerate() {
+        for index in 0..plan.counts[r] {
+            slots.push(Slot {
+                role,
+                index,
+                generation: 0,
+                child: None,
+            });
+        }
+    }
+    // The first wave starts together and races to set the file up.
+    for slot in &mut slots {
+        slot.child = Some(spawn(&exe, plan, slot, rng.next_u64())?);
+    }
+    let bar = progress(plan);
+    let start = Instant::now();
+    let (mut kills, mut restarts, mut opens) = (0u64, 0u64, 0u64);
+    let mut next_kill = next_kill_at(plan, &mut rng, start);
+    while start.elapsed() < plan.duration {
+        std::thread::sleep(Duration::from_millis(25));
+        for slot in &mut slots {
+            let exited = match slot.child.as_mut().map(Child::try_wait) {
+                Some(Ok(Some(_))) => true,
+                Some(Ok(None)) => false,
+                _ => true,
+            };
+            if exited {
+                // Openers are meant to come and go; any other worker that ended on its own is
+                // restarted too (its ledger shows why it stopped).
+                if slot.role == "opener" {
+                    opens += 1;
+                } else {
+                    restarts += 1;
+                }
+                slot.generation += 1;
+                slot.child = Some(spawn(&exe, plan, slot, rng.next_u64())?);
+            }
+        }
+        if let Some(at) = next_kill
+            && Instant::now() >= at
+        {
+            // Every third kill goes to the migrator, if any, to land mid-migration often.
+            let candidates: Vec<usize> = (0..slots.len())
+                .filter(|&i| slots[i].role != "opener")
+                .collect();
+            let migrators: Vec<usize> = candidates
+                .iter()
+                .copied()
+                .filter(|&i| slots[i].role == "migrator")
+                .collect();
+            let pick = if !migrators.is_empty() && rng.below(3) == 0 {
+                migrators[rng.below(migrators.len() as u64) as usize]
+            } else if !candidates.is_empty() {
+                candidates[rng.below(candidates.len() as u64) as usize]
+            } else {
+                usize::MAX
+            };
+            if let Some(slot) = slots.get_mut(pick)
+                && let Some(mut child) = slot.child.take()
+            {
+                sigkill(&child);
+                let _ = child.wait();
+                kills += 1;
+                restarts += 1;
+                slot.generation += 1;
+                slot.child = Some(spawn(&exe, plan, slot, rng.next_u64())?);
+            }
+            next_kill = next_kill_at(plan, &mut rng, Instant::now());
+        }
+        if let Some(bar) = &bar {
+            bar.set_position(start.elapsed().as_millis() as u64);
+            bar.set_message(format!(
+                "{kills} kills, {restarts} restarts, {opens} cold opens"
+            ));
+        }
+    }
+    let ran = start.elapsed();
+    stop_all(&mut slots);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let ledgers = ledgers_in(&plan.dir)?;
+    let verdict = verify(&plan.db, &ledgers);
+    let roles = RoleStats::from_ledgers(&ledgers, ran);
+    Ok(CampaignReport {
+        mode: plan.mode,
+        seed: plan.seed,
+        db: plan.db.clone(),
+        seconds: ran.as_secs_f64(),
+        kills,
+        restarts,
+        roles,
+        verdict,
+    })
+}
+
+fn spawn(exe: &Path, plan: &Plan, slot: &Slot, seed: u64) -> Result<Child, String> {
+    let ledger = plan.dir.join(format!(
+        "ledger-{}-{}-{}.txt",
+        slot.role, slot.index, slot.generation
+    ));
+    let mut cmd = Command::new(exe);
+    cmd.arg("worker")
+        .arg("--role")
+        .arg(slot.role)
+        .arg("--db")
+        .arg(&plan.db)
+        .arg("--mode")
+        .arg(plan.mode.to_string())
+        .arg("--ledger")
+        .arg(&ledger)
+        .arg("--seed")
+        .arg(seed.to_string());
+    if slot.generation == 0 && slot.role != "opener" {
+        cmd.arg("--first");
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start a {} worker: {e}", slot.role))
+}
+
+fn next_kill_at(plan: &Plan, rng: &mut Rng, from: Instant) -> Option<Instant> {
+    if plan.kill_every.is_zero() {
+        return None;
+    }
+    // Uniform in [0.5, 1.5] × the mean.
+    let millis = plan.kill_every.as_millis() as u64;
+    Some(from + Duration::from_millis(millis / 2 + rng.below(millis.max(1))))
+}
+
+fn sigkill(child: &Child) {
+    // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet (we hold its
+    // `Child` and wait for it right after), with a valid signal number.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
+    }
+}
+
+/// Closes every worker's stdin (their signal to stop), waits up to 20 s, then kills stragglers.
+fn stop_all(slots: &mut [Slot]) {
+    for slot in slots.iter_mut() {
+        if let Some(child) = slot.child.as_mut() {
+            drop(child.stdin.take());
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for slot in slots.iter_mut() {
+        if let Some(mut child) = slot.child.take() {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() > deadline => {
+                        sigkill(&child);
+                        let _ = child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        }
+    }
+}
+
+fn ledgers_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("ledger-"))
+        })
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+fn progress(plan: &Plan) -> Option<ProgressBar> {
+    if !plan.progress {
+        return None;
+    }
+    let bar = ProgressBar::new(plan.duration.as_millis() as u64);
+    let style = ProgressStyle::with_template(&format!(
+        "{} {{bar:30}} {{elapsed}}/{:.0?} {{msg}}",
+        plan.mode, plan.duration
+    ))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    Some(bar)
+}

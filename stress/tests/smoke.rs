@@ -1,0 +1,52 @@
+//! The runner end to end, as CI runs it but shorter: a litekeep campaign with SIGKILLs must
+//! pass verification, and its JSON report must say what happened.
+
+use std::process::Command;
+
+#[test]
+fn a_short_litekeep_campaign_with_kills_passes() {
+    let dir = std::env::temp_dir().join(format!("lk-stress-smoke-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_litekeep-stress"))
+        .args([
+            "--mode",
+            "litekeep",
+            "--duration",
+            "4s",
+            "--kill-every",
+            "400ms",
+            "--quiet",
+            "--indexers",
+            "2",
+            "--embedders",
+            "1",
+            "--searchers",
+            "2",
+            "--migrators",
+            "1",
+            "--openers",
+            "2",
+            "--seed",
+            "42",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("PASSED"), "{stdout}");
+    let report = std::fs::read_to_string(&json).unwrap();
+    assert!(report.contains("\"violations\": []"), "{report}");
+    assert!(
+        !report.contains("\"kills\": 0,"),
+        "no SIGKILL landed: {report}"
+    );
+    assert!(report.contains("\"indexer\""), "{report}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
