@@ -41,8 +41,9 @@ impl Schema {
     /// assert!(err.to_string().contains("statement 2"), "{err}");
     /// ```
     pub fn from_sql(sql: &str) -> Result<Schema, MigrateError> {
-        let conn = Connection::open_in_memory()
+        let mut conn = Connection::open_in_memory()
             .map_err(|e| MigrateError::sqlite("opening an in-memory database", e))?;
+        bound(&mut conn).map_err(|e| MigrateError::sqlite("limiting the scratch database", e))?;
         let mut batch = Batch::new(&conn, sql);
         let mut index = 0;
         let mut rest = sql;
@@ -78,6 +79,21 @@ impl Schema {
         }
         Schema::read(&conn)
     }
+}
+
+/// A desired schema only declares; a statement that computes (`CREATE TABLE t AS SELECT …`
+/// over a recursive CTE, a DEFAULT of `randomblob(1e9)`) must not hang or fill memory: values
+/// are capped at 1 MiB and a statement is interrupted after ~50 million virtual-machine steps.
+fn bound(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, 1 << 20)?;
+    let mut ticks = 0u32;
+    conn.progress_handler(
+        10_000,
+        Some(move || {
+            ticks += 1;
+            ticks > 5_000
+        }),
+    )
 }
 
 /// The part of `rest` after the statement `text` (best effort, for pointing at the next one).

@@ -690,3 +690,18 @@ fn a_lock_held_past_the_timeout_names_the_holder_and_changes_nothing() {
     assert!(err.to_string().contains("nightly reindex"), "{err}");
     assert_eq!(std::fs::read(&db).unwrap(), bytes);
 }
+
+#[test]
+fn a_desired_schema_that_computes_forever_is_refused_not_run() {
+    // Without the bounds, the first never returns and the second allocates 2 GB.
+    let err = Schema::from_sql(
+        "CREATE TABLE t AS WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c;",
+    )
+    .unwrap_err();
+    assert!(matches!(err, MigrateError::Ddl { index: 1, .. }), "{err}");
+    assert!(err.to_string().contains("interrupted"), "{err}");
+    let err =
+        Schema::from_sql("CREATE TABLE t AS SELECT randomblob(2000000000) AS b;").unwrap_err();
+    assert!(matches!(err, MigrateError::Ddl { index: 1, .. }), "{err}");
+    assert!(err.to_string().contains("too big"), "{err}");
+}
