@@ -77,7 +77,7 @@ pub fn overlap(
 ) -> rusqlite::Result<Overlap> {
     let (t, o) = (quote_ident(temp), quote_ident(original));
     let key_match = join_on(&p.key);
-    let all_match = join_on(p.key.iter().chain(&p.common));
+    let all_match = match_row(p);
     let sql = format!(
         "SELECT
            count(*) FILTER (WHERE EXISTS (SELECT 1 FROM {o} o WHERE {all_match})),
@@ -102,7 +102,7 @@ pub fn conflicting_keys(
 ) -> rusqlite::Result<Vec<String>> {
     let (t, o) = (quote_ident(temp), quote_ident(original));
     let key_match = join_on(&p.key);
-    let all_match = join_on(p.key.iter().chain(&p.common));
+    let all_match = match_row(p);
     let keys = p
         .key
         .iter()
@@ -179,8 +179,18 @@ pub fn copy_missing(
 }
 
 /// `o.a IS t.a AND o.b IS t.b …`: equality that treats NULLs as equal and applies the columns'
-/// affinities, so a value converted by a type change still matches its original.
+/// affinities, so a value converted by a type change still matches its original (with the one
+/// conversion `IS` does not make spelled out).
 fn join_on<'a>(cols: impl IntoIterator<Item = &'a String>) -> String {
+    join(cols, false)
+}
+
+/// [`join_on`] for the key columns, then the value columns with the conversion spelled out.
+fn match_row(p: &Pairing) -> String {
+    format!("{} AND {}", join(&p.key, false), join(&p.common, true))
+}
+
+fn join<'a>(cols: impl IntoIterator<Item = &'a String>, converted: bool) -> String {
     let parts: Vec<String> = cols
         .into_iter()
         .map(|c| {
@@ -190,7 +200,17 @@ fn join_on<'a>(cols: impl IntoIterator<Item = &'a String>) -> String {
             } else {
                 quote_ident(c)
             };
-            format!("o.{c} IS t.{c}")
+            if converted {
+                // `IS` applies the columns' affinities, except between TEXT and an untyped
+                // (BLOB affinity) column: there a number copied into TEXT became its text.
+                format!(
+                    "(o.{c} IS t.{c} OR (typeof(o.{c}) = 'text' AND typeof(t.{c}) IN ('integer', 'real') \
+                     AND o.{c} = CAST(t.{c} AS TEXT)))"
+                )
+            } else {
+                // Plain, so that SQLite looks keys up by index.
+                format!("o.{c} IS t.{c}")
+            }
         })
         .collect();
     if parts.is_empty() {
