@@ -183,11 +183,17 @@ fn read_table(conn: &Connection, object: Object) -> rusqlite::Result<Table> {
             rusqlite::Error::QueryReturnedNoRows => Ok(false),
             other => Err(other),
         })?;
+    let pk_indexed = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_index_list(?1, 'main') WHERE origin = 'pk'",
+        [&object.name],
+        |r| r.get::<_, bool>(0),
+    )?;
     Ok(Table {
         name: object.name,
         sql: object.sql,
         columns,
         without_rowid,
         references,
+        pk_indexed,
     })
 }

@@ -43,6 +43,9 @@ pub struct Table {
     pub without_rowid: bool,
     /// The names of the tables its foreign keys reference.
     pub references: Vec<String>,
+    /// Whether its primary key has an index of its own — then no column aliases the rowid,
+    /// even a single `INTEGER PRIMARY KEY DESC` one (SQLite's documented quirk).
+    pub pk_indexed: bool,
 }
 
 impl Table {
@@ -53,9 +56,12 @@ impl Table {
             .find(|c| c.name.eq_ignore_ascii_case(name))
     }
 
-    /// The column that aliases the rowid (`INTEGER PRIMARY KEY`), if any.
+    /// The column that aliases the rowid (`INTEGER PRIMARY KEY`, but not `… DESC`), if any.
     pub fn rowid_alias(&self) -> Option<&Column> {
-        if self.without_rowid || self.columns.iter().filter(|c| c.pk > 0).count() != 1 {
+        if self.without_rowid
+            || self.pk_indexed
+            || self.columns.iter().filter(|c| c.pk > 0).count() != 1
+        {
             return None;
         }
         self.columns

@@ -705,3 +705,39 @@ fn a_desired_schema_that_computes_forever_is_refused_not_run() {
     assert!(matches!(err, MigrateError::Ddl { index: 1, .. }), "{err}");
     assert!(err.to_string().contains("too big"), "{err}");
 }
+
+#[test]
+fn integer_primary_key_desc_is_not_a_rowid_alias_and_rowids_survive() {
+    // Found by the diff_apply fuzz target: `INTEGER PRIMARY KEY DESC` is an ordinary column
+    // with its own index, so a rebuild must carry the rowid separately.
+    let db = temp_db("pk desc");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY DESC, b TEXT);
+         INSERT INTO t (rowid, id, b) VALUES (5, -119, 'x'), (9, -99, 'y');",
+    )
+    .unwrap();
+    let before: Vec<(i64, i64)> = conn
+        .prepare("SELECT rowid, id FROM t ORDER BY rowid")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    drop(conn);
+    migrate(
+        &db,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY DESC, b TEXT, c INTEGER) STRICT;",
+        &Options::default(),
+    )
+    .unwrap();
+    let conn = Connection::open(&db).unwrap();
+    let after: Vec<(i64, i64)> = conn
+        .prepare("SELECT rowid, id FROM t ORDER BY rowid")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(before, after);
+}

@@ -117,8 +117,17 @@ fn read_table(conn: &Connection, name: String, without_rowid: bool) -> rusqlite:
         }
     }
     keyed.sort();
+    // `INTEGER PRIMARY KEY DESC` is not an alias (SQLite's quirk): its key gets an index of
+    // its own, which a true alias never has.
+    let pk_indexed: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_index_list(?1) WHERE origin = 'pk'",
+        [&name],
+        |r| r.get(0),
+    )?;
     let rowid_alias = match keyed.as_slice() {
-        [(_, col, ty)] if !without_rowid && ty.eq_ignore_ascii_case("INTEGER") => Some(col.clone()),
+        [(_, col, ty)] if !without_rowid && !pk_indexed && ty.eq_ignore_ascii_case("INTEGER") => {
+            Some(col.clone())
+        }
         _ => None,
     };
     let primary_key = keyed.into_iter().map(|(_, c, _)| c).collect();
