@@ -69,6 +69,7 @@ fn corpus(target: &str, check: impl Fn(&[u8])) {
     files.retain(|f| f.is_file());
     files.sort();
     assert!(!files.is_empty(), "{} holds no inputs", dir.display());
+    let mut failures = Vec::new();
     for file in &files {
         let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| check(&bytes))) {
@@ -77,9 +78,16 @@ fn corpus(target: &str, check: impl Fn(&[u8])) {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
                 .unwrap_or_default();
-            panic!("{} fails: {what}", file.display());
+            failures.push(format!("{} fails: {what}", file.display()));
         }
     }
+    assert!(
+        failures.is_empty(),
+        "{} of {} inputs fail:\n\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]

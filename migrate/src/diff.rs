@@ -195,8 +195,20 @@ fn check_renames(
             Rename::Table { from, to } => {
                 let hint = format!("{from}={to}");
                 let done = current.tables.contains_key(&to.to_ascii_lowercase());
-                if !done && !current.tables.contains_key(&from.to_ascii_lowercase()) {
+                let source_exists = current.tables.contains_key(&from.to_ascii_lowercase());
+                if !done && !source_exists {
                     return Err(bad(hint, format!("the database has no table {from}")));
+                }
+                // Both names taken: a swap (found by the diff_apply fuzz target), or a hint
+                // applied before with a new `from` since. Either way, guessing would move rows
+                // into the wrong table.
+                if done && source_exists && !from.eq_ignore_ascii_case(to) {
+                    return Err(bad(
+                        hint,
+                        format!(
+                            "the database has both {from} and {to}; to swap tables, rename one through a third name in two migrations, and drop hints already applied"
+                        ),
+                    ));
                 }
                 if !desired.tables.contains_key(&to.to_ascii_lowercase()) {
                     return Err(bad(hint, format!("the desired schema has no table {to}")));

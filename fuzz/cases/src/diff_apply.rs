@@ -11,8 +11,8 @@
 //!   rowid where a rebuild keeps rowids — with every column both definitions have (same name, or
 //!   renamed by a hint; generated in neither) holding the value SQLite's conversion to the new
 //!   declared type gives, `integrity_check` is ok, no `temp_*` table is left, a second `diff`
-//!   with the same options is empty, and the `foreign_keys` and `legacy_alter_table` pragmas
-//!   are as they were;
+//!   (without the hints, which are one-shot) is empty, and the `foreign_keys` and
+//!   `legacy_alter_table` pragmas are as they were;
 //! - `Err`: the schema and every row of every table are exactly as before, and the pragmas too.
 //!   `MigrateError::Verify` ("please report this") is a violation in itself.
 //!
@@ -1285,12 +1285,6 @@ pub fn diff_apply_outcome(case: &DiffCase) -> DiffOutcome {
     if !temps.is_empty() {
         log.fail(&format!("temporary tables left: {temps:?}"));
     }
-    // Without the rename hints: they are one-shot instructions (a swap `a=b`, `b=a` applied to
-    // the migrated schema would swap again), and the migrated schema needs none.
-    let again = diff(&now, &desired, &Options::default()).or_fail(&log, "diffing again");
-    if !again.is_empty() {
-        log.fail(&format!("a second diff is not empty:\n{}", again.sql()));
-    }
     let mut rows_checked = 0;
     for (slot, source) in sources(&v1, &v2) {
         let (old, new) = (&v1.tables[&source], &v2.tables[&slot]);
@@ -1307,6 +1301,12 @@ pub fn diff_apply_outcome(case: &DiffCase) -> DiffOutcome {
                 new.ident
             ));
         }
+    }
+    // Without the rename hints: they are one-shot instructions (a swap `a=b`, `b=a` applied to
+    // the migrated schema would swap again), and the migrated schema needs none.
+    let again = diff(&now, &desired, &Options::default()).or_fail(&log, "diffing again");
+    if !again.is_empty() {
+        log.fail(&format!("a second diff is not empty:\n{}", again.sql()));
     }
     DiffOutcome::Applied {
         steps,
