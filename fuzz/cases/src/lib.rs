@@ -8,9 +8,9 @@
 //!
 //! | campaign | input | property |
 //! |---|---|---|
-//! | [`diff_apply`] | [`DiffCase`]: a schema, edits that make a second one, rows | `diff` + `apply` reach the desired schema keeping every row, or change nothing |
-//! | [`recover_crash`] | [`CrashCase`]: a table, one tool's rebuild interrupted, writes after | `recover` loses no row, and changes nothing when it leaves a finding |
-//! | [`schema_text`] | any bytes as desired-schema DDL | parsing, planning and applying never panic (nor hang) |
+//! | [`diff_apply()`] | [`DiffCase`]: a schema, edits that make a second one, rows | `diff` + `apply` reach the desired schema keeping every row, or change nothing |
+//! | [`recover_crash()`] | [`CrashCase`]: a table, one tool's rebuild interrupted, writes after | `recover` loses no row, and changes nothing when it leaves a finding |
+//! | [`schema_text()`] | any bytes as desired-schema DDL | parsing, planning and applying never panic (nor hang) |
 //!
 //! Every property also has an `…_outcome` twin that returns what happened instead of
 //! discarding it, for tallies and for choosing seed inputs.

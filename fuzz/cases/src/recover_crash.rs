@@ -486,19 +486,35 @@ struct Wanted {
 
 /// Runs `case` in the scratch directory `dir` (created if missing; its `app.db` and side files
 /// are replaced) and panics, with the SQL that reproduces the state, if `recover` loses a row,
-/// fails, changes a file it leaves a finding in, or leaves anything unhealthy.
+/// fails, changes a file it leaves a finding in, or leaves anything unhealthy. A failing case
+/// leaves its files for a look; a passing one removes them, and `dir` too if nothing else is
+/// in it.
 pub fn recover_crash(case: &CrashCase, dir: &Path) {
     recover_crash_outcome(case, dir);
 }
 
+/// The files a case makes in its directory.
+const FILES: [&str; 5] = ["", "-journal", "-wal", "-shm", ".lock"];
+
+fn remove_files(db: &Path) {
+    for suffix in FILES {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+}
+
 /// [`recover_crash`], returning what happened.
 pub fn recover_crash_outcome(case: &CrashCase, dir: &Path) -> CrashOutcome {
+    let outcome = run(case, dir);
+    remove_files(&dir.join("app.db"));
+    let _ = std::fs::remove_dir(dir);
+    outcome
+}
+
+fn run(case: &CrashCase, dir: &Path) -> CrashOutcome {
     let mut log = Log(vec![case.setup_sql()]);
     std::fs::create_dir_all(dir).or_fail(&log, "creating the scratch directory");
     let db = dir.join("app.db");
-    for suffix in ["", "-journal", "-wal", "-shm", ".lock"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
+    remove_files(&db);
     let t = case.table;
     let old = case.old_names();
     let mut outcome = CrashOutcome {
