@@ -1,8 +1,9 @@
 //! What one acquisition costs, against raw `flock(2)` as the baseline (issue 3).
 //!
 //! - `uncontended`: one thread takes and releases a lock nobody else wants. `raw_flock` is the
-//!   floor: `flock(LOCK_EX)` + `flock(LOCK_UN)` on an open descriptor. `exclusive` and `shared`
-//!   are a [`FileLock`] doing the same through its in-process state.
+//!   floor: `flock(LOCK_EX)` + `flock(LOCK_UN)` on an open descriptor through libc;
+//!   `rustix_flock` makes the same calls through rustix (non-blocking, as `FileLock` does);
+//!   `exclusive` and `shared` are a [`FileLock`] doing the same through its in-process state.
 //! - `contended_threads`: 4 threads of one process hammer one lock; the time is per acquisition
 //!   (total wall time / total acquisitions). `exclusive` is one shared [`FileLock`];
 //!   `raw_flock_4_fds` is what naive code does: every thread opens its own descriptor of the same
@@ -65,6 +66,16 @@ fn uncontended(c: &mut Criterion) {
         b.iter(|| {
             raw_flock(black_box(fd), libc::LOCK_EX);
             raw_flock(black_box(fd), libc::LOCK_UN);
+        })
+    });
+
+    // The same two system calls through rustix, as `FileLock` (and fd-lock) make them: the
+    // floor of what the lock's own OS calls cost, so `exclusive - rustix_flock` is its overhead.
+    g.bench_function("rustix_flock", |b| {
+        use rustix::fs::{FlockOperation, flock};
+        b.iter(|| {
+            flock(black_box(&raw), FlockOperation::NonBlockingLockExclusive).expect("flock");
+            flock(black_box(&raw), FlockOperation::Unlock).expect("flock");
         })
     });
 

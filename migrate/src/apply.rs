@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use litekeep_lock::{FileLock, Mode, Wait};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::diff::diff;
@@ -192,9 +193,19 @@ fn apply_locked(
     let legacy: bool = conn
         .query_row("PRAGMA legacy_alter_table", [], |r| r.get(0))
         .map_err(db("reading PRAGMA legacy_alter_table"))?;
+    // A copied column that is not there must be an error, not the string literal SQLite's
+    // double-quoted-string misfeature would copy into every row.
+    let dqs = conn
+        .db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML)
+        .map_err(db("reading the double-quoted-strings setting"))?;
     conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON")
         .map_err(db("setting migration pragmas"))?;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)
+        .map_err(db("turning off double-quoted strings"))?;
     let result = run_in_transaction(conn, path, &plan);
+    let dqs_restored = conn
+        .set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, dqs)
+        .map_err(db("restoring double-quoted strings"));
     let restore = format!(
         "PRAGMA foreign_keys = {}; PRAGMA legacy_alter_table = {}",
         u8::from(fk),
@@ -205,6 +216,7 @@ fn apply_locked(
         .map_err(db("restoring pragmas"));
     result?;
     restored?;
+    dqs_restored?;
     Ok(finish(plan, true, start))
 }
 

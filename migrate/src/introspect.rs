@@ -3,6 +3,8 @@
 //! compare like for like.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::{Batch, Connection};
@@ -43,7 +45,8 @@ impl Schema {
     pub fn from_sql(sql: &str) -> Result<Schema, MigrateError> {
         let mut conn = Connection::open_in_memory()
             .map_err(|e| MigrateError::sqlite("opening an in-memory database", e))?;
-        bound(&mut conn).map_err(|e| MigrateError::sqlite("limiting the scratch database", e))?;
+        let budget = bound(&mut conn, sql.len())
+            .map_err(|e| MigrateError::sqlite("limiting the scratch database", e))?;
         let mut batch = Batch::new(&conn, sql);
         let mut index = 0;
         let mut rest = sql;
@@ -68,6 +71,7 @@ impl Schema {
                     statement: snippet(&text),
                 });
             }
+            renew(&budget);
             let mut stmt = stmt;
             if let Err(source) = stmt.raw_execute() {
                 return Err(MigrateError::Ddl {
@@ -81,19 +85,58 @@ impl Schema {
     }
 }
 
+/// How much one desired-schema statement may compute before it is interrupted.
+#[derive(Debug)]
+struct Budget {
+    deadline: Instant,
+    ticks: u32,
+}
+
+/// Wall-clock time one desired-schema statement may take.
+const STATEMENT_TIME: Duration = Duration::from_secs(2);
+/// Virtual-machine steps (in units of [`TICK_OPS`]) one desired-schema statement may take.
+const STATEMENT_TICKS: u32 = 50_000;
+/// Virtual-machine steps between two checks of the budget.
+const TICK_OPS: i32 = 1_000;
+/// The smallest cap on a value's length; a longer schema raises it (SQLite stores each
+/// statement's text in `sqlite_schema` as one value).
+const MIN_VALUE_LENGTH: usize = 64 << 10;
+
 /// A desired schema only declares; a statement that computes (`CREATE TABLE t AS SELECT …`
-/// over a recursive CTE, a DEFAULT of `randomblob(1e9)`) must not hang or fill memory: values
-/// are capped at 1 MiB and a statement is interrupted after ~50 million virtual-machine steps.
-fn bound(conn: &mut Connection) -> rusqlite::Result<()> {
-    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, 1 << 20)?;
-    let mut ticks = 0u32;
+/// over a recursive CTE, a DEFAULT of `randomblob(1e9)`) must not hang or fill memory. Each
+/// statement gets [`STATEMENT_TIME`] and ~50 million virtual-machine steps, and values are
+/// capped near the schema's own length (one step over long values, `instr` say, can itself be
+/// slow: found by the schema_text fuzz target).
+fn bound(conn: &mut Connection, sql_len: usize) -> rusqlite::Result<Arc<Mutex<Budget>>> {
+    let cap = MIN_VALUE_LENGTH.max(sql_len.saturating_mul(2).saturating_add(4096));
+    conn.set_limit(
+        rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH,
+        i32::try_from(cap).unwrap_or(i32::MAX),
+    )?;
+    let budget = Arc::new(Mutex::new(Budget {
+        deadline: Instant::now() + STATEMENT_TIME,
+        ticks: 0,
+    }));
+    let shared = Arc::clone(&budget);
     conn.progress_handler(
-        10_000,
-        Some(move || {
-            ticks += 1;
-            ticks > 5_000
+        TICK_OPS,
+        Some(move || match shared.lock() {
+            Ok(mut b) => {
+                b.ticks += 1;
+                b.ticks > STATEMENT_TICKS || Instant::now() > b.deadline
+            }
+            Err(_) => true,
         }),
-    )
+    )?;
+    Ok(budget)
+}
+
+/// Gives the next statement a fresh budget.
+fn renew(budget: &Mutex<Budget>) {
+    if let Ok(mut b) = budget.lock() {
+        b.deadline = Instant::now() + STATEMENT_TIME;
+        b.ticks = 0;
+    }
 }
 
 /// The part of `rest` after the statement `text` (best effort, for pointing at the next one).

@@ -36,8 +36,11 @@ mod apply;
 mod diff;
 mod error;
 mod introspect;
+mod native;
 mod options;
 mod plan;
+mod rebuild;
+mod renames;
 mod schema;
 mod violations;
 

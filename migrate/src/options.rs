@@ -117,6 +117,14 @@ impl Options {
 
     /// Adds a rename hint (see [`Rename::parse`]).
     ///
+    /// Hints may stay in the code after they were carried out: a hint whose new name exists and
+    /// old name does not is done, and a database that already has the desired schema ignores
+    /// them all. A hint is carried out while the old name exists and the new one does not (or a
+    /// pending hint moves the new one away: `t.a=t.c` with `t.b=t.a`). When a column's old name
+    /// is reused by the desired table, that column is a new one; the values go to the new name.
+    /// A hint whose two names both exist otherwise (a swap, or an old name reused since the hint
+    /// was carried out) is refused rather than guessed.
+    ///
     /// # Errors
     /// [`MigrateError::Rename`] when the hint is malformed.
     pub fn rename(mut self, hint: &str) -> Result<Self, MigrateError> {
@@ -149,18 +157,16 @@ impl Options {
             .unwrap_or(desired)
     }
 
-    /// The current name of column `desired` of table `table` (by its desired name).
-    pub(crate) fn column_source<'a>(&'a self, table: &str, desired: &'a str) -> &'a str {
-        self.renames
-            .iter()
-            .find_map(|r| match r {
-                Rename::Column { table: t, from, to }
-                    if t.eq_ignore_ascii_case(table) && to.eq_ignore_ascii_case(desired) =>
-                {
-                    Some(from.as_str())
-                }
-                _ => None,
-            })
-            .unwrap_or(desired)
+    /// The column hints on `table` (by its desired name), as (from, to).
+    pub(crate) fn column_hints<'a>(
+        &'a self,
+        table: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.renames.iter().filter_map(move |r| match r {
+            Rename::Column { table: t, from, to } if t.eq_ignore_ascii_case(table) => {
+                Some((from.as_str(), to.as_str()))
+            }
+            _ => None,
+        })
     }
 }

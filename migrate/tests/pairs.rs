@@ -168,6 +168,53 @@ const CASES: &[Case] = &[
         allow_data_loss: true,
     },
     Case {
+        // Found by the diff_apply fuzz target: the native rename rewrote r's REFERENCES p to q.
+        name: "rename table another table's foreign key still names",
+        v1: "CREATE TABLE p (id INTEGER PRIMARY KEY, n TEXT);
+             CREATE TABLE r (id INTEGER PRIMARY KEY, pid INTEGER REFERENCES p(id), note TEXT);",
+        rows: "INSERT INTO p VALUES (1, 'one'); INSERT INTO r VALUES (1, NULL, 'x'), (2, NULL, 'y');",
+        v2: "CREATE TABLE q (id INTEGER PRIMARY KEY, n TEXT);
+             CREATE TABLE r (id INTEGER PRIMARY KEY, pid INTEGER REFERENCES p(id), note TEXT);",
+        renames: &["p=q"],
+        allow_data_loss: false,
+    },
+    Case {
+        name: "rename table and column another table references, kept in its text",
+        v1: "CREATE TABLE p (id INTEGER PRIMARY KEY, code TEXT UNIQUE);
+             CREATE TABLE r (id INTEGER PRIMARY KEY, c TEXT REFERENCES p(code));",
+        rows: "INSERT INTO p VALUES (1, 'a'); INSERT INTO r VALUES (1, NULL);",
+        v2: "CREATE TABLE q (id INTEGER PRIMARY KEY, key TEXT UNIQUE);
+             CREATE TABLE r (id INTEGER PRIMARY KEY, c TEXT REFERENCES p(code));",
+        renames: &["p=q", "q.code=q.key"],
+        allow_data_loss: false,
+    },
+    Case {
+        // Was refused on the second run: the column hint was looked up under the table's old
+        // name after the table hint had been carried out (found by the diff_apply fuzz target).
+        name: "table hint and column hint, run twice",
+        v1: "CREATE TABLE items (id INTEGER PRIMARY KEY, a TEXT, n INTEGER);",
+        rows: "INSERT INTO items (a, n) VALUES ('x', 1), ('y', 2);",
+        v2: "CREATE TABLE orders (id INTEGER PRIMARY KEY, name TEXT, n TEXT);",
+        renames: &["items=orders", "orders.a=orders.name"],
+        allow_data_loss: false,
+    },
+    Case {
+        name: "add NOT NULL column with a non-constant default to a table with rows",
+        v1: "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT);",
+        rows: "INSERT INTO t (a) VALUES ('x'), ('y');",
+        v2: "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);",
+        renames: &[],
+        allow_data_loss: false,
+    },
+    Case {
+        name: "column rename chain: a to c, b to a",
+        v1: "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT);",
+        rows: "INSERT INTO t (a, b) VALUES ('a1', 'b1'), ('a2', NULL);",
+        v2: "CREATE TABLE t (id INTEGER PRIMARY KEY, c TEXT, a TEXT);",
+        renames: &["t.a=t.c", "t.b=t.a"],
+        allow_data_loss: false,
+    },
+    Case {
         name: "reorder columns",
         v1: "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b REAL);",
         rows: "INSERT INTO t (a, b) VALUES ('x', 1.5), ('y', NULL);",
@@ -238,11 +285,18 @@ fn snapshot(conn: &Connection) -> Rows {
 }
 
 fn renamed<'a>(case: &'a Case, table: &'a str, column: Option<&'a str>) -> String {
+    // A column hint names the table by its new name (or its old one).
+    let new_table = column
+        .map(|_| renamed(case, table, None))
+        .unwrap_or_default();
     for r in case.renames {
         let (old, new) = r.split_once('=').unwrap();
         match column {
             None if old.eq_ignore_ascii_case(table) => return new.to_lowercase(),
-            Some(c) if old.eq_ignore_ascii_case(&format!("{table}.{c}")) => {
+            Some(c)
+                if old.eq_ignore_ascii_case(&format!("{table}.{c}"))
+                    || old.eq_ignore_ascii_case(&format!("{new_table}.{c}")) =>
+            {
                 return new.split_once('.').unwrap().1.to_lowercase();
             }
             _ => {}
@@ -348,10 +402,10 @@ fn every_change_kind_keeps_rows_values_and_references() {
 }
 
 fn refused(v1: &str, rows: &str, v2: &str, opts: &Options) -> (MigrateError, PathBuf) {
-    let db = temp_db(&format!(
-        "refused-{}",
-        v2.len() + rows.len() * 7 + v1.len() * 13
-    ));
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (v1, rows, v2).hash(&mut h);
+    let db = temp_db(&format!("refused-{:x}", h.finish()));
     let conn = Connection::open(&db).unwrap();
     conn.execute_batch(v1).unwrap();
     conn.execute_batch(rows).unwrap();
@@ -769,4 +823,133 @@ fn swapping_two_tables_by_rename_hints_is_refused_not_guessed() {
     assert!(matches!(err, MigrateError::Rename { .. }), "{err}");
     assert!(err.to_string().contains("swap"), "{err}");
     assert_eq!(std::fs::read(&db).unwrap(), bytes);
+}
+
+#[test]
+fn a_renamed_table_other_tables_reference_by_the_new_name_stays_native() {
+    use litekeep_migrate::StepKind::*;
+    // alpha sorts before zoo: the rename must be planned before alpha is compared.
+    let v1 = "CREATE TABLE zebra (id INTEGER PRIMARY KEY);
+              CREATE TABLE alpha (id INTEGER PRIMARY KEY, z INTEGER REFERENCES zebra(id));";
+    let v2 = "CREATE TABLE zoo (id INTEGER PRIMARY KEY);
+              CREATE TABLE alpha (id INTEGER PRIMARY KEY, z INTEGER REFERENCES zoo(id));";
+    assert_eq!(kinds(v1, v2, &["zebra=zoo"]), [RenameTable]);
+    // Kept as `zebra` in alpha's desired text: alpha is rebuilt to say so.
+    let v2_old_fk = "CREATE TABLE zoo (id INTEGER PRIMARY KEY);
+              CREATE TABLE alpha (id INTEGER PRIMARY KEY, z INTEGER REFERENCES zebra(id));";
+    assert_eq!(
+        kinds(v1, v2_old_fk, &["zebra=zoo"]),
+        [RenameTable, RebuildTable]
+    );
+}
+
+#[test]
+fn a_column_hint_moves_values_away_from_an_old_name_the_desired_table_reuses() {
+    // `a` was renamed to `c`; the desired table also has a new column named `a`. Whichever the
+    // column order (a native rename + ADD COLUMN, or a rebuild), the values go to `c` only.
+    for v2 in [
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, c TEXT, a TEXT)",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, c TEXT)",
+    ] {
+        let db = temp_db(&format!("reused old name {v2}"));
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT); INSERT INTO t (a) VALUES ('x'), ('y');",
+        )
+        .unwrap();
+        let opts = Options::default().rename("t.a=t.c").unwrap();
+        migrate(&db, v2, &opts).unwrap();
+        let got: Vec<(Option<String>, Option<String>)> = conn
+            .prepare("SELECT c, a FROM t ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            got,
+            [(Some("x".into()), None), (Some("y".into()), None)],
+            "{v2}"
+        );
+        assert!(migrate(&db, v2, &opts).unwrap().up_to_date(), "{v2}");
+    }
+}
+
+#[test]
+fn add_not_null_default_null_is_refused_over_rows_and_applied_on_an_empty_table() {
+    let v1 = "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT);";
+    let v2 = "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT NOT NULL DEFAULT NULL);";
+    let (err, _) = refused(
+        v1,
+        "INSERT INTO t (a) VALUES ('x');",
+        v2,
+        &Options::default(),
+    );
+    assert!(matches!(err, MigrateError::Constraint { .. }), "{err}");
+    let db = temp_db("not null default null empty");
+    Connection::open(&db).unwrap().execute_batch(v1).unwrap();
+    assert!(migrate(&db, v2, &Options::default()).unwrap().applied);
+}
+
+#[test]
+fn a_view_with_a_double_quoted_string_still_migrates() {
+    // apply turns SQLite's double-quoted-string misfeature off for DML; DDL keeps it.
+    let db = temp_db("dqs view");
+    let conn = Connection::open(&db).unwrap();
+    conn.execute_batch("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1);")
+        .unwrap();
+    let v2 = "CREATE TABLE t (a TEXT); CREATE VIEW v AS SELECT a, \"lit\" AS l FROM t;";
+    migrate(&db, v2, &Options::default()).unwrap();
+    let l: String = conn.query_row("SELECT l FROM v", [], |r| r.get(0)).unwrap();
+    assert_eq!(l, "lit");
+}
+
+#[test]
+fn a_desired_schema_with_one_slow_step_is_refused_promptly() {
+    // Found by the schema_text fuzz target: each `instr` over 1 MB strings took seconds, too
+    // few steps for the step budget; values are now capped near the schema's own length.
+    let err = Schema::from_sql(
+        "CREATE TABLE t AS WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 1000000) \
+         SELECT instr(printf('%.*c', 1000000, 'a'), printf('%.*c', 500000 + i % 2, 'a') || 'b') AS x FROM c;",
+    )
+    .unwrap_err();
+    assert!(matches!(err, MigrateError::Ddl { index: 1, .. }), "{err}");
+}
+
+#[test]
+fn swapping_two_columns_by_rename_hints_is_refused_not_guessed() {
+    let v1 = "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b TEXT);";
+    let v2 = "CREATE TABLE t (id INTEGER PRIMARY KEY, b TEXT, a TEXT);";
+    let opts = Options::default()
+        .rename("t.a=t.b")
+        .unwrap()
+        .rename("t.b=t.a")
+        .unwrap();
+    let (err, _) = refused(v1, "INSERT INTO t (a, b) VALUES ('x', 'y');", v2, &opts);
+    assert!(matches!(err, MigrateError::Rename { .. }), "{err}");
+    assert!(err.to_string().contains("cycle"), "{err}");
+}
+
+#[test]
+fn swap_hints_are_refused_even_when_the_schema_looks_up_to_date() {
+    // Found by the diff_apply fuzz target: two tables of the same definition and hints that
+    // swap them; the schema text is already the desired one, but the rows are not swapped.
+    let t = |name: &str| format!("CREATE TABLE {name} (id INTEGER PRIMARY KEY, a INTEGER);");
+    let sql = format!("{}\n{}", t("p"), t("q"));
+    let schema = Schema::from_sql(&sql).unwrap();
+    let opts = Options::default()
+        .rename("p=q")
+        .unwrap()
+        .rename("q=p")
+        .unwrap();
+    let err = litekeep_migrate::diff(&schema, &schema, &opts).unwrap_err();
+    assert!(matches!(err, MigrateError::Rename { .. }), "{err}");
+    // A hint carried out before is fine on an up-to-date schema, even if its old name is
+    // back as a new table.
+    let once = Options::default().rename("p=q").unwrap();
+    assert!(
+        litekeep_migrate::diff(&schema, &schema, &once)
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -511,7 +511,11 @@ fn count(what: &'static str) {
 
 fn config() -> ProptestConfig {
     ProptestConfig {
-        cases: 64,
+        // PROPTEST_CASES, when set, wins over the default of 64.
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(64),
         failure_persistence: None,
         // The default (4 × cases) stops long before a case with 40 rows is minimal.
         max_shrink_iters: 4096,

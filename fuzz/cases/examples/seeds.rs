@@ -95,8 +95,8 @@ fn describe(target: &str, bytes: &[u8]) -> Option<String> {
         "schema_text" => Some(match schema_text_outcome(bytes) {
             SchemaTextOutcome::NotASchema(_) => "not a schema".to_owned(),
             SchemaTextOutcome::DiffRefused(why) => format!("diff refused: {why}"),
-            SchemaTextOutcome::ApplyRefused { message, verify } => {
-                format!("apply refused (verify: {verify}): {message}")
+            SchemaTextOutcome::ApplyRefused { message } => {
+                format!("apply refused: {message}")
             }
             SchemaTextOutcome::Applied(n) => format!("applied {n} steps"),
             _ => "other".to_owned(),

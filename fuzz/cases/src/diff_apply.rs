@@ -14,8 +14,7 @@
 //!   (without the hints, which are one-shot) is empty, and the `foreign_keys` and
 //!   `legacy_alter_table` pragmas are as they were;
 //! - `Err`: the schema and every row of every table are exactly as before, and the pragmas too.
-//!   `MigrateError::Verify` ("please report this") is a violation in itself when
-//!   `LK_FUZZ_STRICT_VERIFY` is set; otherwise it counts as a refusal (see `refused`).
+//!   `MigrateError::Verify` ("please report this") is a violation in itself.
 //!
 //! The generator draws from small name pools, so that both schemas share tables and columns.
 //! Every table has an `id` column (its primary key, part of it, or a plain column): rows get
@@ -1105,26 +1104,15 @@ fn sources(v1: &Rendered, v2: &Rendered) -> BTreeMap<usize, usize> {
 }
 
 /// The columns renamed in `new` whose old name `old` has: (old name, new name). A hint is made
-/// for each; the rows are checked under it only when `new` has no column of the old name too
-/// (then the hint contradicts the schema, and nothing says where the values belong).
+/// for each, and the rows are checked under all of them: the values of `old`'s column go to
+/// the new name, and a column of `new` that reuses the old name is a new column (a chain
+/// `a→c`, `b→a` is well defined; a swap is refused by `diff`).
 fn column_renames(old: &RTable, new: &RTable) -> Vec<(String, String)> {
     new.renamed
         .iter()
         .filter(|(was, _)| old.columns.iter().any(|c| c.eq_ignore_ascii_case(was)))
         .cloned()
         .collect()
-}
-
-/// [`column_renames`] split into the ones to check the rows under, and the old names of the
-/// ones `new` contradicts (their columns are not checked).
-fn checked_renames(old: &RTable, new: &RTable) -> (Vec<(String, String)>, Vec<String>) {
-    let (contradicted, checked): (Vec<_>, Vec<_>) = column_renames(old, new)
-        .into_iter()
-        .partition(|(was, _)| new.columns.iter().any(|c| c.eq_ignore_ascii_case(was)));
-    (
-        checked,
-        contradicted.into_iter().map(|(was, _)| was).collect(),
-    )
 }
 
 fn hints(v1: &Rendered, v2: &Rendered) -> Vec<String> {
@@ -1232,13 +1220,8 @@ pub fn diff_apply_outcome(case: &DiffCase) -> DiffOutcome {
 
     let refused = |log: &Log, conn: &Connection, e: MigrateError| -> DiffOutcome {
         // `Verify` means the plan did not reach the desired schema and apply rolled it back:
-        // a shortcoming of `diff` (known: a table renamed by a hint while the desired schema
-        // still names the old name in another table's foreign key), but a clean refusal —
-        // the unchanged-database check below still applies. Set LK_FUZZ_STRICT_VERIFY=1 to
-        // hunt these.
-        if let MigrateError::Verify { .. } = e
-            && std::env::var_os("LK_FUZZ_STRICT_VERIFY").is_some()
-        {
+        // safe, but a shortcoming of `diff`.
+        if let MigrateError::Verify { .. } = e {
             log.fail(&format!("apply failed its own verification: {e}"));
         }
         if matches!(e, MigrateError::DataLoss { .. }) && case.allow_data_loss {
@@ -1300,9 +1283,9 @@ pub fn diff_apply_outcome(case: &DiffCase) -> DiffOutcome {
             continue;
         };
         rows_checked += rows.rows.len();
-        let (renamed, unclear) = checked_renames(old, new);
+        let renamed = column_renames(old, new);
         let problems =
-            compare_rows(&conn, rows, old, new, &renamed, &unclear).or_fail(&log, "comparing rows");
+            compare_rows(&conn, rows, old, new, &renamed).or_fail(&log, "comparing rows");
         if !problems.is_empty() {
             log.fail(&format!(
                 "rows of {} lost or changed: {problems:#?}",
@@ -1437,8 +1420,7 @@ fn read_table(conn: &Connection, name: &str) -> rusqlite::Result<TableRows> {
 ///
 /// Rows are found by `id`. Where the rebuild keeps rowids (both tables have them, and the new
 /// one's `id` is not the rowid unless the old one's was too) the rowid must match as well.
-/// Columns are paired by name, or by `renamed` (old, new); the old columns in `unclear` are
-/// not compared.
+/// Columns are paired by name, or by `renamed` (old, new).
 /// Values are compared after SQLite's own conversion to the new declared type: the old values
 /// go into a TEMP table declared like the new one (a STRICT `ANY` column converts nothing, so
 /// it gets no type), and are compared with `IS` under BINARY collation and `typeof`.
@@ -1448,7 +1430,6 @@ fn compare_rows(
     old: &RTable,
     new: &RTable,
     renamed: &[(String, String)],
-    unclear: &[String],
 ) -> rusqlite::Result<Vec<String>> {
     let name = new.name.clone();
     let now = read_table(conn, &name)?;
@@ -1464,7 +1445,7 @@ fn compare_rows(
     // (index before, name now, declared type now).
     let mut kept: Vec<(usize, String, String)> = Vec::new();
     for (i, (col, _, hidden)) in before.columns.iter().enumerate() {
-        if *hidden != 0 || unclear.iter().any(|u| u.eq_ignore_ascii_case(col)) {
+        if *hidden != 0 {
             continue;
         }
         let col = match renamed

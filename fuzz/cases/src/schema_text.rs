@@ -21,16 +21,14 @@ pub enum SchemaTextOutcome {
     ApplyRefused {
         /// The message.
         message: String,
-        /// Whether it was `MigrateError::Verify`: after running the plan the schema was not the
-        /// desired one (the library asks for such cases to be reported).
-        verify: bool,
     },
     /// Applied: this many steps.
     Applied(usize),
 }
 
-/// Feeds `bytes` through parsing, planning and applying; panics only if the library panics or
-/// an applied plan does not leave the desired schema.
+/// Feeds `bytes` through parsing, planning and applying; panics only if the library panics,
+/// or an applied plan does not leave the desired schema, or `apply` finds that it did not
+/// (`MigrateError::Verify`).
 pub fn schema_text(bytes: &[u8]) {
     schema_text_outcome(bytes);
 }
@@ -66,8 +64,10 @@ pub fn schema_text_outcome(bytes: &[u8]) -> SchemaTextOutcome {
             );
             SchemaTextOutcome::Applied(steps)
         }
+        Err(e @ MigrateError::Verify { .. }) => panic!(
+            "schema_text: apply failed its own verification: {e}\n-- desired schema:\n{text}\n-- end"
+        ),
         Err(e) => SchemaTextOutcome::ApplyRefused {
-            verify: matches!(e, MigrateError::Verify { .. }),
             message: e.to_string(),
         },
     }

@@ -1,0 +1,188 @@
+//! Rename hints against the current schema: which current table and column a desired one
+//! comes from, which hints are still to be carried out, and which make no sense.
+
+use crate::error::MigrateError;
+use crate::options::{Options, Rename};
+use crate::schema::{Column, Schema, Table};
+
+/// The current table the desired table `name` comes from: the one a table hint names, unless
+/// that hint was carried out already (only the new name exists), else the same name.
+pub(crate) fn current_table<'a>(
+    current: &'a Schema,
+    name: &str,
+    options: &Options,
+) -> Option<&'a Table> {
+    let hinted = options.table_source(name);
+    current
+        .tables
+        .get(&hinted.to_ascii_lowercase())
+        .or_else(|| current.tables.get(&name.to_ascii_lowercase()))
+}
+
+/// The current column the desired column `col` of `want` takes its values from: the `from` of
+/// a pending column hint to it; none when a pending hint moves its name away (the desired
+/// column of that name is a new one); else the column of its name.
+pub(crate) fn column_origin<'a>(
+    have: &'a Table,
+    want: &Table,
+    col: &Column,
+    options: &Options,
+) -> Option<&'a Column> {
+    let pending = pending_columns(have, &want.name, options).unwrap_or_default();
+    if let Some((from, _)) = pending
+        .iter()
+        .find(|(_, to)| to.eq_ignore_ascii_case(&col.name))
+    {
+        return have.column(from);
+    }
+    if pending
+        .iter()
+        .any(|(from, _)| from.eq_ignore_ascii_case(&col.name))
+    {
+        return None;
+    }
+    have.column(&col.name)
+}
+
+/// The column hints on the desired table `table` still to be carried out on `have`, as
+/// (from, to). A hint is pending when `have` has `from` and either lacks `to` or a pending
+/// hint moves `to` away (a chain `a→c`, `b→a`); it was carried out when `have` has `to` only.
+///
+/// # Errors
+/// (hint, problem) for a hint whose two names `have` both has with nothing freeing `to`: a
+/// swap, or a hint carried out before whose old name was reused since; either way, guessing
+/// would move values into the wrong column.
+fn pending_columns<'o>(
+    have: &Table,
+    table: &'o str,
+    options: &'o Options,
+) -> Result<Vec<(&'o str, &'o str)>, (String, String)> {
+    let hints: Vec<(&str, &str)> = options
+        .column_hints(table)
+        .filter(|(from, to)| !from.eq_ignore_ascii_case(to) && have.column(from).is_some())
+        .collect();
+    let mut pending: Vec<(&str, &str)> = hints
+        .iter()
+        .copied()
+        .filter(|(_, to)| have.column(to).is_none())
+        .collect();
+    loop {
+        let freed: Vec<(&str, &str)> = hints
+            .iter()
+            .copied()
+            .filter(|h| !pending.contains(h))
+            .filter(|(_, to)| pending.iter().any(|(f, _)| f.eq_ignore_ascii_case(to)))
+            .collect();
+        if freed.is_empty() {
+            break;
+        }
+        pending.extend(freed);
+    }
+    if let Some((from, to)) = hints.iter().find(|h| !pending.contains(h)) {
+        return Err((
+            format!("{table}.{from}={table}.{to}"),
+            format!(
+                "the table has both columns {from} and {to}; to swap columns, rename one through a third name in two migrations, and drop hints already applied"
+            ),
+        ));
+    }
+    Ok(pending)
+}
+
+/// Refuses hints that form a cycle (`a=b` with `b=a`, or longer): a swap, which native renames
+/// cannot do in one step and which a database that looks up to date cannot tell from done.
+///
+/// # Errors
+/// [`MigrateError::Rename`] naming the first hint of the cycle.
+pub(crate) fn check_cycles(options: &Options) -> Result<(), MigrateError> {
+    // (namespace, from, to): tables share one namespace, each table's columns have their own.
+    let edges: Vec<(String, String, String, String)> = options
+        .renames
+        .iter()
+        .map(|r| match r {
+            Rename::Table { from, to } => (String::new(), from, to, format!("{from}={to}")),
+            Rename::Column { table, from, to } => (
+                table.to_ascii_lowercase(),
+                from,
+                to,
+                format!("{table}.{from}={table}.{to}"),
+            ),
+        })
+        .map(|(ns, from, to, hint)| (ns, from.to_ascii_lowercase(), to.to_ascii_lowercase(), hint))
+        .filter(|(_, from, to, _)| from != to)
+        .collect();
+    for (ns, start, first, hint) in &edges {
+        let mut at = first.clone();
+        for _ in 0..edges.len() {
+            if at == *start {
+                return Err(MigrateError::Rename {
+                    hint: hint.clone(),
+                    problem: "the rename hints form a cycle (a swap); rename one through a third name in two migrations".to_owned(),
+                });
+            }
+            match edges.iter().find(|(n, from, _, _)| n == ns && *from == at) {
+                Some((_, _, to, _)) => at = to.clone(),
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn check_renames(
+    current: &Schema,
+    desired: &Schema,
+    options: &Options,
+) -> Result<(), MigrateError> {
+    for rename in &options.renames {
+        let bad = |hint: String, problem: String| MigrateError::Rename { hint, problem };
+        match rename {
+            Rename::Table { from, to } => {
+                let hint = format!("{from}={to}");
+                let done = current.tables.contains_key(&to.to_ascii_lowercase());
+                let source_exists = current.tables.contains_key(&from.to_ascii_lowercase());
+                if !done && !source_exists {
+                    return Err(bad(hint, format!("the database has no table {from}")));
+                }
+                // Both names taken: a swap (found by the diff_apply fuzz target), or a hint
+                // applied before with a new `from` since. Either way, guessing would move rows
+                // into the wrong table.
+                if done && source_exists && !from.eq_ignore_ascii_case(to) {
+                    return Err(bad(
+                        hint,
+                        format!(
+                            "the database has both {from} and {to}; to swap tables, rename one through a third name in two migrations, and drop hints already applied"
+                        ),
+                    ));
+                }
+                if !desired.tables.contains_key(&to.to_ascii_lowercase()) {
+                    return Err(bad(hint, format!("the desired schema has no table {to}")));
+                }
+            }
+            Rename::Column { table, from, to } => {
+                let hint = format!("{table}.{from}={table}.{to}");
+                let want = desired.tables.get(&table.to_ascii_lowercase());
+                if want.and_then(|t| t.column(to)).is_none() {
+                    return Err(bad(
+                        hint,
+                        format!("the desired table {table} has no column {to}"),
+                    ));
+                }
+                let have = current_table(current, table, options);
+                let source = have.map_or(table.as_str(), |t| t.name.as_str());
+                let done = have.and_then(|t| t.column(to)).is_some();
+                if !done && have.and_then(|t| t.column(from)).is_none() {
+                    return Err(bad(
+                        hint,
+                        format!("the database's table {source} has no column {from}"),
+                    ));
+                }
+                if let Some(have) = have {
+                    pending_columns(have, table, options)
+                        .map_err(|(hint, problem)| bad(hint, problem))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
