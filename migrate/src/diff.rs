@@ -54,7 +54,10 @@ pub fn diff(current: &Schema, desired: &Schema, options: &Options) -> Result<Pla
             .tables
             .iter()
             .filter(|(key, want)| {
-                !tables.rebuilt.contains(*key)
+                // A forced table is rebuilt unless it is created (a pending hint moved its
+                // name away, and the scratch copy could not rename that table): never twice.
+                !forced.contains(*key)
+                    && !tables.rebuilt.contains(*key)
                     && tables
                         .after
                         .tables
@@ -119,9 +122,16 @@ pub fn diff(current: &Schema, desired: &Schema, options: &Options) -> Result<Pla
             plan.steps.push(drop_step("INDEX", have));
         }
     }
+    let new_tables: BTreeSet<String> = creates
+        .iter()
+        .map(|s| s.target.to_ascii_lowercase())
+        .collect();
+    let is_new = |table: &str| new_tables.contains(&table.to_ascii_lowercase());
     plan.steps.extend(native);
-    plan.steps.extend(creates);
     plan.steps.extend(rebuild_steps);
+    // After the rebuilds: a rebuild that also renames frees the old name, which a new table
+    // may take (found by the diff_apply fuzz target).
+    plan.steps.extend(creates);
     for (key, have) in &current.tables {
         if !sources.contains(key) && !desired.tables.contains_key(key) {
             plan.data_loss.push(DataLoss {
@@ -143,7 +153,9 @@ pub fn diff(current: &Schema, desired: &Schema, options: &Options) -> Result<Pla
         ("view", &desired.views, &after.views),
     ] {
         for (key, want) in wanted {
-            let table_rebuilt = kind != "view" && is_rebuilt(&want.table);
+            // A new table has none of its indexes and triggers yet, even where a table of
+            // its name had the same ones (it was renamed away, and they went with it).
+            let table_rebuilt = kind != "view" && (is_rebuilt(&want.table) || is_new(&want.table));
             if had
                 .get(key)
                 .is_none_or(|h| changed(h, Some(want), table_rebuilt))

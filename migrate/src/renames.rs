@@ -6,17 +6,28 @@ use crate::options::{Options, Rename};
 use crate::schema::{Column, Schema, Table};
 
 /// The current table the desired table `name` comes from: the one a table hint names, unless
-/// that hint was carried out already (only the new name exists), else the same name.
+/// that hint was carried out already (only the new name exists), else the same name — unless
+/// a pending hint moves that one away (the desired table of that name is then a new one, found
+/// by the diff_apply fuzz target).
 pub(crate) fn current_table<'a>(
     current: &'a Schema,
     name: &str,
     options: &Options,
 ) -> Option<&'a Table> {
+    let has = |t: &str| current.tables.get(&t.to_ascii_lowercase());
     let hinted = options.table_source(name);
-    current
-        .tables
-        .get(&hinted.to_ascii_lowercase())
-        .or_else(|| current.tables.get(&name.to_ascii_lowercase()))
+    if !hinted.eq_ignore_ascii_case(name)
+        && let Some(source) = has(hinted)
+    {
+        return Some(source);
+    }
+    let moved_away = options.renames.iter().any(|r| {
+        matches!(r, Rename::Table { from, to }
+            if from.eq_ignore_ascii_case(name)
+                && !to.eq_ignore_ascii_case(name)
+                && has(to).is_none())
+    });
+    if moved_away { None } else { has(name) }
 }
 
 /// The current column the desired column `col` of `want` takes its values from: the `from` of

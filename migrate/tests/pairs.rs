@@ -215,6 +215,21 @@ const CASES: &[Case] = &[
         allow_data_loss: false,
     },
     Case {
+        // Found by the diff_apply fuzz target: `items` was taken as kept, so it was never
+        // created again after its rename.
+        name: "rename table by hint and reuse its old name for a new table",
+        v1: "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT);
+             CREATE TABLE log (id INTEGER PRIMARY KEY);
+             CREATE TRIGGER log_items AFTER INSERT ON log BEGIN INSERT INTO items (name) VALUES ('x'); END;",
+        rows: "INSERT INTO items (name) VALUES ('a'), ('b');",
+        v2: "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT);
+             CREATE TABLE orders (id INTEGER PRIMARY KEY, name TEXT) STRICT;
+             CREATE TABLE log (id INTEGER PRIMARY KEY);
+             CREATE TRIGGER log_items AFTER INSERT ON log BEGIN INSERT INTO items (name) VALUES ('x'); END;",
+        renames: &["items=orders"],
+        allow_data_loss: false,
+    },
+    Case {
         name: "reorder columns",
         v1: "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b REAL);",
         rows: "INSERT INTO t (a, b) VALUES ('x', 1.5), ('y', NULL);",
