@@ -54,6 +54,7 @@ pub struct Builder {
     readers: usize,
     hold_shared_lock: bool,
     label: String,
+    renames: Vec<String>,
 }
 
 impl Builder {
@@ -66,6 +67,7 @@ impl Builder {
             readers: 4,
             hold_shared_lock: false,
             label: "litekeep open".to_owned(),
+            renames: Vec::new(),
         }
     }
 
@@ -73,6 +75,35 @@ impl Builder {
     /// once, by whichever process gets there first.
     pub fn schema(mut self, sql: impl Into<String>) -> Builder {
         self.schema = Some(sql.into());
+        self
+    }
+
+    /// A rename hint for the migration to [`Builder::schema`]: `old=new` for a table,
+    /// `table.old=table.new` for a column (see `litekeep_migrate::Options::rename`). Hints can
+    /// stay in the code after they ran: later opens find them carried out.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("lk-doc-rename-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let path = dir.join("app.db");
+    /// # let _ = std::fs::remove_file(&path);
+    /// use litekeep::Database;
+    /// let v1 = "CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT);";
+    /// let db = Database::builder(&path).schema(v1).open()?;
+    /// db.write(|tx| tx.execute("INSERT INTO files (path) VALUES ('a.rs')", []))?;
+    /// drop(db);
+    /// let v2 = "CREATE TABLE sources (id INTEGER PRIMARY KEY, file_path TEXT);";
+    /// let db = Database::builder(&path)
+    ///     .schema(v2)
+    ///     .rename("files=sources")
+    ///     .rename("sources.path=sources.file_path")
+    ///     .open()?;
+    /// let p: String = db.read(|c| c.query_row("SELECT file_path FROM sources", [], |r| r.get(0)))?;
+    /// assert_eq!(p, "a.rs");
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
+    pub fn rename(mut self, hint: impl Into<String>) -> Builder {
+        self.renames.push(hint.into());
         self
     }
 
@@ -122,6 +153,9 @@ impl Builder {
     ///   file is then unchanged;
     /// - [`Error::Sqlite`] / [`Error::Io`] otherwise.
     pub fn open(self) -> Result<Database, Error> {
+        for hint in &self.renames {
+            litekeep_migrate::Rename::parse(hint)?;
+        }
         let desired = match &self.schema {
             Some(sql) => Some(parsed(sql)?),
             None => None,
@@ -226,6 +260,9 @@ impl Builder {
         if let Some(sql) = &self.schema {
             let mut options = litekeep_migrate::Options::default().lock_timeout(self.lock_timeout);
             options.label = self.label.clone();
+            for hint in &self.renames {
+                options = options.rename(hint)?;
+            }
             litekeep_migrate::migrate(&self.path, sql, &options)?;
         }
         Ok(None)

@@ -92,6 +92,43 @@ fn a_closed_handle_is_reopened_fresh() {
 }
 
 #[test]
+fn rename_hints_migrate_once_and_later_opens_accept_them() {
+    let dir = scratch("renames");
+    let path = dir.join("a.db");
+    let db = Database::builder(&path).schema(SCHEMA).open().unwrap();
+    db.write(|tx| tx.execute("INSERT INTO t (v) VALUES ('x'), ('y')", []))
+        .unwrap();
+    drop(db);
+    let v2 = "CREATE TABLE items (id INTEGER PRIMARY KEY, value TEXT NOT NULL DEFAULT '');";
+    let open = || {
+        Database::builder(&path)
+            .schema(v2)
+            .rename("t=items")
+            .rename("items.v=items.value")
+            .open()
+    };
+    for _ in 0..2 {
+        // The second open finds both hints carried out.
+        let db = open().unwrap();
+        let values: Vec<String> = db
+            .read(|c| {
+                c.prepare("SELECT value FROM items ORDER BY id")?
+                    .query_map([], |r| r.get(0))?
+                    .collect()
+            })
+            .unwrap();
+        assert_eq!(values, ["x", "y"]);
+    }
+    let err = Database::builder(&path)
+        .schema(v2)
+        .rename("items.v")
+        .open()
+        .unwrap_err();
+    assert!(err.to_string().contains("items.v"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn open_sets_wal_and_repairs_leftovers_first() {
     let dir = scratch("repair");
     let path = dir.join("a.db");

@@ -230,6 +230,17 @@ const CASES: &[Case] = &[
         allow_data_loss: false,
     },
     Case {
+        name: "rename table by hint, new table of the old name keeps the index name",
+        v1: "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT);
+             CREATE INDEX items_name ON items(name);",
+        rows: "INSERT INTO items (name) VALUES ('a'), ('b');",
+        v2: "CREATE TABLE orders (id INTEGER PRIMARY KEY, name TEXT NOT NULL DEFAULT '');
+             CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT);
+             CREATE INDEX items_name ON items(name);",
+        renames: &["items=orders"],
+        allow_data_loss: false,
+    },
+    Case {
         name: "reorder columns",
         v1: "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b REAL);",
         rows: "INSERT INTO t (a, b) VALUES ('x', 1.5), ('y', NULL);",
