@@ -26,7 +26,8 @@ pub enum Rename {
 }
 
 impl Rename {
-    /// Parses `old=new` (a table) or `table.old=table.new` (a column of `table`).
+    /// Parses `old=new` (a table) or `table.old=table.new` (a column of `table`, named by its
+    /// desired name when the table is renamed too).
     ///
     /// # Errors
     /// [`MigrateError::Rename`] for anything else.

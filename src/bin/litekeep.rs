@@ -48,7 +48,8 @@ enum Cmd {
         /// Allow dropping tables and columns.
         #[arg(long)]
         allow_data_loss: bool,
-        /// A rename hint, `old=new` for a table or `table.old=table.new` for a column.
+        /// A rename hint, `old=new` for a table or `table.old=table.new` for a column (the table
+        /// by its new name when it is renamed too).
         #[arg(long, value_name = "OLD=NEW")]
         rename: Vec<String>,
         /// How long to wait for the lock: 10s, 500ms, 2m (default 30s).
