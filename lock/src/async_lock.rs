@@ -47,7 +47,7 @@ impl FileLock {
         let req = Request {
             mode,
             reentrant: false,
-            label: self.label().into(),
+            label: self.label_arc(),
         };
         let start = Instant::now();
         let mut pause = PAUSE_MIN;

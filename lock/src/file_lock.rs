@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use crate::error::LockError;
 use crate::filesystem::Filesystem;
@@ -185,6 +185,7 @@ impl FileLock {
     /// let guard = lock.exclusive(Wait::None).unwrap();
     /// assert_eq!(guard.mode(), Mode::Exclusive);
     /// ```
+    #[inline(always)]
     pub fn exclusive(&self, wait: impl Into<Wait>) -> Result<LockGuard, LockError> {
         self.acquire(Mode::Exclusive, wait)
     }
@@ -205,6 +206,7 @@ impl FileLock {
     /// assert!(std::thread::scope(|s| s.spawn(|| lock.exclusive(Wait::None).is_err()).join().unwrap()));
     /// drop(a);
     /// ```
+    #[inline(always)]
     pub fn shared(&self, wait: impl Into<Wait>) -> Result<LockGuard, LockError> {
         self.acquire(Mode::Shared, wait)
     }
@@ -222,6 +224,7 @@ impl FileLock {
     /// let lock = FileLock::for_database(dir.join("app.db")).unwrap();
     /// let _g = lock.acquire(Mode::Shared, Duration::from_millis(100)).unwrap();
     /// ```
+    #[inline(always)]
     pub fn acquire(&self, mode: Mode, wait: impl Into<Wait>) -> Result<LockGuard, LockError> {
         self.acquire_as(mode, wait.into(), false, Owner::current_thread())
     }
@@ -272,10 +275,16 @@ impl FileLock {
     }
 
     #[cfg(feature = "tokio")]
+    pub(crate) fn label_arc(&self) -> &Arc<str> {
+        &self.label
+    }
+
+    #[cfg(feature = "tokio")]
     pub(crate) fn core(&self) -> &crate::state::Core<crate::os::Descriptor> {
         &self.entry.core
     }
 
+    #[inline(always)]
     pub(crate) fn acquire_as(
         &self,
         mode: Mode,
@@ -286,7 +295,7 @@ impl FileLock {
         let req = Request {
             mode,
             reentrant,
-            label: self.label.clone(),
+            label: &self.label,
         };
         // Read the clock only when a deadline needs it: it is a fair share of an uncontended
         // acquisition's cost.
@@ -304,6 +313,8 @@ impl FileLock {
     }
 
     /// Turns the in-process state's answer into a guard or an error that names the holder.
+    /// Inlined: the OS call of an uncontended acquisition is (see `Core::acquire`).
+    #[inline(always)]
     pub(crate) fn finish(
         &self,
         mode: Mode,
@@ -311,13 +322,10 @@ impl FileLock {
         owner: Owner,
         result: Result<Grant, Refusal>,
     ) -> Result<LockGuard, LockError> {
-        let path = || self.entry.path.clone();
         match result {
             Ok(grant) => {
-                let os = self.entry.core.os();
-                if let Some(since) = grant.write_record.filter(|_| os.writable()) {
-                    // Best effort: the lock holds without a record; the kernel still names us.
-                    let _ = holder::write_record(os.file(), &self.label, since);
+                if let Some(since) = grant.write_record {
+                    self.write_record(since);
                 }
                 Ok(LockGuard {
                     entry: self.entry.clone(),
@@ -326,27 +334,46 @@ impl FileLock {
                     released: false,
                 })
             }
-            Err(Refusal::WouldDeadlock { held }) => Err(LockError::WouldDeadlock {
+            Err(refusal) => Err(self.refused(mode, start, refusal)),
+        }
+    }
+
+    /// Writes the holder record. Best effort: the lock holds without a record; the kernel still
+    /// names us.
+    #[inline(never)]
+    fn write_record(&self, since: SystemTime) {
+        let os = self.entry.core.os();
+        if os.writable() {
+            let _ = holder::write_record(os.file(), &self.label, since);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refused(&self, mode: Mode, start: Option<Instant>, refusal: Refusal) -> LockError {
+        let path = || self.entry.path.clone();
+        match refusal {
+            Refusal::WouldDeadlock { held } => LockError::WouldDeadlock {
                 path: path(),
                 held,
                 wanted: mode,
-            }),
-            Err(Refusal::WouldBlock) => Err(LockError::WouldBlock {
+            },
+            Refusal::WouldBlock => LockError::WouldBlock {
                 path: path(),
                 wanted: mode,
                 holder: self.find_holder(mode).map(Box::new),
-            }),
-            Err(Refusal::TimedOut) => Err(LockError::Timeout {
+            },
+            Refusal::TimedOut => LockError::Timeout {
                 path: path(),
                 wanted: mode,
                 waited: start.map(|s| s.elapsed()).unwrap_or_default(),
                 holder: self.find_holder(mode).map(Box::new),
-            }),
-            Err(Refusal::Io(source)) => Err(LockError::Io {
+            },
+            Refusal::Io(source) => LockError::Io {
                 path: path(),
                 op: "flock",
                 source,
-            }),
+            },
         }
     }
 
@@ -453,6 +480,8 @@ impl LockGuard {
 }
 
 impl Drop for LockGuard {
+    /// Inlined, with the unlock call (see `Core::acquire`).
+    #[inline(always)]
     fn drop(&mut self) {
         if !self.released {
             // Nothing to report to from drop; an unlock failure leaves the lock to the kernel,

@@ -34,7 +34,8 @@
 //!   stale record or a foreign tool's lock is reported as what it is.
 //! - **Fairness**: flock lets a process that re-takes the lock in a loop win nearly every race.
 //!   Waiting processes mark themselves, and a process that has kept the lock for a 2 ms slice
-//!   lets a marked waiter go first, so a waiter's wait stays bounded.
+//!   (timed on the kernel's coarse clock, so up to one tick, 1 to 10 ms) lets a marked waiter go
+//!   first, so a waiter's wait stays bounded.
 //! - **Async** acquisition (feature `tokio`) never blocks the executor.
 //!
 //! See [`FileLock`] for the notes on advisory locks, `fork`, and network filesystems.
@@ -44,6 +45,7 @@
 
 #[cfg(feature = "tokio")]
 mod async_lock;
+mod clock;
 mod error;
 mod file_lock;
 mod filesystem;

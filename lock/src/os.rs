@@ -54,6 +54,7 @@ impl Descriptor {
         self.writable
     }
 
+    #[inline(always)]
     fn try_flock(&self, mode: Mode) -> io::Result<bool> {
         let op = match mode {
             Mode::Shared => FlockOperation::NonBlockingLockShared,
@@ -160,6 +161,14 @@ impl OsLock for Descriptor {
         }
     }
 
+    /// Inlined into the uncontended acquisition (see `Core::acquire`).
+    #[inline(always)]
+    fn try_lock(&self, mode: Mode) -> io::Result<bool> {
+        self.try_flock(mode)
+    }
+
+    /// Inlined into the release (see `Core::acquire`).
+    #[inline(always)]
     fn unlock(&self) -> io::Result<()> {
         loop {
             match flock(&self.file, FlockOperation::Unlock) {

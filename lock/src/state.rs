@@ -7,7 +7,8 @@
 //! time, hands the lock between them through a condvar without touching the disk, and refuses a
 //! holder that asks again ([`Refusal::WouldDeadlock`]) instead of letting it wait on itself.
 //!
-//! Only the thread that sets `acquiring` talks to the OS; the others wait on the condvar. The OS
+//! A thread talks to the OS either under the mutex (a non-blocking attempt, an unlock) or, for a
+//! call that waits, after setting `acquiring` (the others then wait on the condvar). The OS
 //! lock is kept while anybody in the process holds or waits for it, within a fairness slice, so
 //! a busy process cannot starve other processes (see [`OsLock::lock`]).
 //!
@@ -18,6 +19,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::clock::Stamp;
 use crate::mode::Mode;
 use crate::sync::{self, Condvar, Mutex, MutexGuard, ThreadId};
 
@@ -31,9 +33,11 @@ pub const RUN_GAP: Duration = Duration::from_millis(5);
 
 /// A re-acquisition less than this long after the process released the OS lock, taken at the
 /// first attempt, keeps the holder record as it is (rewriting it costs a `pwrite`, as much as
-/// the lock itself). Another process would have to wake, take the lock, write its record and
-/// release it within this gap for the record to name it while this process holds the lock;
-/// a waiter then still reports this process by its pid and command, only without the label.
+/// the lock itself). The gap is measured on the coarse clock (`clock.rs`), so on Linux it
+/// means "within the same clock tick" (1 to 10 ms). Another process would have to wake, take
+/// the lock, write its record and release it within that gap for the record to name it while
+/// this process holds the lock; a waiter then still reports this process by its pid and command
+/// (taken from `/proc/locks`, which the record must agree with), only without the label.
 pub const RECORD_GAP: Duration = Duration::from_micros(100);
 
 /// How long a waiter spins (re-checking the state) before it sleeps on the condvar. The loom
@@ -75,6 +79,11 @@ pub trait OsLock: Send + Sync {
     /// process has been re-taking the lock for a whole fairness slice: if another process is
     /// waiting, let it take the lock first (a bounded pause) before trying.
     fn lock(&self, mode: Mode, wait: OsWait, yield_first: bool) -> io::Result<OsOutcome>;
+    /// One non-blocking attempt to take `mode`: whether it was granted.
+    fn try_lock(&self, mode: Mode) -> io::Result<bool> {
+        let outcome = self.lock(mode, OsWait::NoWait, false)?;
+        Ok(matches!(outcome, OsOutcome::Acquired { .. }))
+    }
     /// Releases whatever the descriptor holds.
     fn unlock(&self) -> io::Result<()>;
 }
@@ -91,20 +100,21 @@ pub enum Owner {
 
 impl Owner {
     /// The current thread.
+    #[inline]
     pub fn current_thread() -> Owner {
-        Owner::Thread(sync::current_thread().id())
+        Owner::Thread(sync::current_thread_id())
     }
 }
 
 /// One acquisition request.
-#[derive(Clone, Debug)]
-pub struct Request {
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
     /// Shared or exclusive.
     pub mode: Mode,
     /// A holder asking again is counted instead of refused.
     pub reentrant: bool,
     /// Who asks; recorded with the holder.
-    pub label: Arc<str>,
+    pub label: &'a Arc<str>,
 }
 
 /// Why an acquisition did not succeed.
@@ -149,17 +159,38 @@ pub struct LocalHolder {
     pub others: usize,
 }
 
+/// What an OS call needs to know, worked out under the mutex before it.
+struct Attempt {
+    /// When the attempt began.
+    now: Stamp,
+    /// The process released the OS lock less than [`RUN_GAP`] ago.
+    continues_run: bool,
+    /// The process released the OS lock less than [`RECORD_GAP`] ago.
+    record_still_ours: bool,
+    /// Let a waiting process go first.
+    yield_first: bool,
+    /// The descriptor holds the other mode: the call converts it.
+    converting: bool,
+    /// How long the call may wait.
+    wait: OsWait,
+}
+
+/// What dropping one count of a hold did.
+enum Dropped {
+    /// The owner still holds the lock (or held nothing).
+    Counted,
+    /// The owner's hold ended; the process keeps the OS lock for others.
+    KeepOs,
+    /// The owner's hold ended and the OS lock must be unlocked now.
+    UnlockOs,
+}
+
 #[derive(Debug)]
 struct Held {
     owner: Owner,
     depth: u32,
     label: Arc<str>,
-    since: Instant,
-}
-
-/// The wall-clock time of the monotonic instant `at` (only for messages and the record).
-fn wall(at: Instant) -> SystemTime {
-    SystemTime::now() - at.elapsed()
+    since: Stamp,
 }
 
 #[derive(Debug, Default)]
@@ -176,11 +207,11 @@ struct State {
     sleeping: usize,
     waiting_exclusive: usize,
     /// When the process last released the OS lock.
-    last_release: Option<Instant>,
+    last_release: Option<Stamp>,
     /// When the current run of OS holds began (wall clock for the record).
     run_since: Option<SystemTime>,
     /// When the fairness slice of the current run began.
-    slice_start: Option<Instant>,
+    slice_start: Option<Stamp>,
     /// The label the holder record names, if this process wrote the current one.
     recorded_label: Option<Arc<str>>,
 }
@@ -227,8 +258,8 @@ impl State {
         &mut self,
         mode: Mode,
         owner: Owner,
-        label: Arc<str>,
-        since: Instant,
+        label: &Arc<str>,
+        since: Stamp,
         run_since: Option<SystemTime>,
     ) -> Option<SystemTime> {
         let held = Held {
@@ -244,11 +275,12 @@ impl State {
             }
             Mode::Exclusive => {
                 self.exclusive = Some(held);
-                if self.recorded_label.as_deref() == Some(&*label) {
+                let recorded = self.recorded_label.as_ref();
+                if recorded.is_some_and(|r| Arc::ptr_eq(r, label) || r == label) {
                     return None;
                 }
-                self.recorded_label = Some(label);
-                Some(run_since.unwrap_or_else(|| wall(since)))
+                self.recorded_label = Some(label.clone());
+                Some(run_since.unwrap_or_else(|| since.wall()))
             }
         }
     }
@@ -262,16 +294,22 @@ impl State {
         }
     }
 
+    /// The OS lock is given up at `now`.
+    fn mark_os_released(&mut self, now: Stamp) {
+        self.os = None;
+        self.last_release = Some(now);
+    }
+
     /// Whether the OS lock should be given up now: nobody holds it, and either nobody waits
     /// or this process has had it for a whole fairness slice.
-    fn should_release_os(&self, now: Instant, slice: Duration) -> bool {
+    fn should_release_os(&self, now: Stamp, slice: Duration) -> bool {
         if self.os.is_none() || self.acquiring || !self.idle() {
             return false;
         }
         self.waiting == 0
             || self
                 .slice_start
-                .is_none_or(|start| now.duration_since(start) >= slice)
+                .is_none_or(|start| now.since(start) >= slice)
     }
 }
 
@@ -307,6 +345,17 @@ impl<O: OsLock> Core<O> {
 
     /// Acquires `req` for `owner`, waiting until `deadline` (`None`: forever; a past instant:
     /// do not wait). `no_wait` makes a conflict [`Refusal::WouldBlock`] instead of a timeout.
+    ///
+    /// The uncontended case (nobody in this process holds, waits for or is taking the lock) is
+    /// inlined into the caller up to and including its one OS call, and so is the unlock in
+    /// [`Core::release`]: on the machine the README's numbers come from (an AMD EPYC VM whose
+    /// kernel runs the return-stack mitigations), the first return, after a system call, into a
+    /// frame entered before the call costs about 110 ns (rustix's `flock` pair inlined: 548 ns;
+    /// the same pair through a function that is not inlined: 771 ns). That is more than all of
+    /// this module's bookkeeping, and libc's `flock` wrapper pays it on every call. Work before
+    /// and after the call may stay out of line (`plan`, `conclude`); only the frames around the
+    /// call itself must not.
+    #[inline(always)]
     pub fn acquire(
         &self,
         req: &Request,
@@ -315,6 +364,36 @@ impl<O: OsLock> Core<O> {
         no_wait: bool,
     ) -> Result<Grant, Refusal> {
         let mut st = sync::lock(&self.state);
+        if st.os.is_none() && st.can_take_os(req.mode) {
+            let attempt = self.plan(&st, deadline, no_wait);
+            if !attempt.yield_first {
+                // One non-blocking call under the mutex, whatever the wait: if another process
+                // holds the lock, the slow path below waits for it (and tries once more first).
+                let outcome = match self.os.try_lock(req.mode) {
+                    Ok(true) => Ok(OsOutcome::Acquired { contended: false }),
+                    Ok(false) if !no_wait => {
+                        return self.acquire_slow(st, req, owner, deadline, no_wait);
+                    }
+                    Ok(false) => Ok(OsOutcome::NotAcquired),
+                    Err(e) => Err(e),
+                };
+                return self.conclude(&mut st, req, owner, &attempt, outcome, false);
+            }
+        }
+        self.acquire_slow(st, req, owner, deadline, no_wait)
+    }
+
+    /// [`Core::acquire`] when the lock is held, wanted or being taken in this process, or held
+    /// by another process: re-entry, joining, waiting.
+    #[inline(never)]
+    fn acquire_slow<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        req: &Request,
+        owner: Owner,
+        deadline: Option<Instant>,
+        no_wait: bool,
+    ) -> Result<Grant, Refusal> {
         if let Some((held_mode, held)) = st.holds(owner) {
             return reenter(held_mode, held, req);
         }
@@ -323,8 +402,8 @@ impl<O: OsLock> Core<O> {
         loop {
             if st.can_join(req.mode) {
                 st.stop_waiting(req.mode, counted);
-                let now = Instant::now();
-                let write_record = st.admit(req.mode, owner, req.label.clone(), now, None);
+                let now = Stamp::now();
+                let write_record = st.admit(req.mode, owner, req.label, now, None);
                 return Ok(Grant {
                     mode: req.mode,
                     reentered: false,
@@ -332,18 +411,7 @@ impl<O: OsLock> Core<O> {
                 });
             }
             if st.can_take_os(req.mode) {
-                let (next, result) = self.take_os(st, req, owner, deadline, no_wait, counted);
-                st = next;
-                match result {
-                    Some(Ok(grant)) => return Ok(grant),
-                    Some(Err(refusal)) => {
-                        st.stop_waiting(req.mode, counted);
-                        // An unlock error here only delays the release to descriptor close.
-                        let _ = self.settle(&mut st);
-                        return Err(refusal);
-                    }
-                    None => continue,
-                }
+                return self.take_os(st, req, owner, deadline, no_wait, counted);
             }
             if no_wait {
                 st.stop_waiting(req.mode, counted);
@@ -393,9 +461,8 @@ impl<O: OsLock> Core<O> {
         }
     }
 
-    /// Takes the OS lock for `req` as the one acquiring thread. Returns the state re-locked and
-    /// `Some(result)` when the acquisition is decided, `None` to go round the loop again.
-    #[allow(clippy::type_complexity)]
+    /// Takes (or converts) the OS lock for `req` as the one acquiring thread; a waiting call
+    /// runs with the mutex released.
     fn take_os<'a>(
         &'a self,
         mut st: MutexGuard<'a, State>,
@@ -404,133 +471,172 @@ impl<O: OsLock> Core<O> {
         deadline: Option<Instant>,
         no_wait: bool,
         counted: bool,
-    ) -> (MutexGuard<'a, State>, Option<Result<Grant, Refusal>>) {
-        let now = Instant::now();
-        let since_release = st.last_release.map(|t| now.duration_since(t));
-        let continues_run = since_release.is_some_and(|d| d < RUN_GAP);
-        let record_still_ours = since_release.is_some_and(|d| d < RECORD_GAP);
-        // A non-waiting attempt (and so every async one) never pauses for other processes.
-        let yield_first = !no_wait
-            && continues_run
-            && st
-                .slice_start
-                .is_some_and(|s| now.duration_since(s) >= self.slice);
-        let converting = st.os.is_some();
-        let wait = match (no_wait, deadline) {
-            (true, _) => OsWait::NoWait,
-            (false, None) => OsWait::Forever,
-            (false, Some(d)) => OsWait::Until(d),
-        };
-        let outcome = if wait == OsWait::NoWait {
+    ) -> Result<Grant, Refusal> {
+        let attempt = self.plan(&st, deadline, no_wait);
+        let outcome = if attempt.wait == OsWait::NoWait {
             // One non-blocking call: cheaper under the mutex than releasing and re-taking it.
-            self.os.lock(req.mode, wait, yield_first)
+            self.os.lock(req.mode, attempt.wait, attempt.yield_first)
         } else {
             st.acquiring = true;
             drop(st);
-            let outcome = self.os.lock(req.mode, wait, yield_first);
+            let outcome = self.os.lock(req.mode, attempt.wait, attempt.yield_first);
             st = sync::lock(&self.state);
             st.acquiring = false;
             outcome
         };
-        // After a wait, `now` is stale.
+        self.conclude(&mut st, req, owner, &attempt, outcome, counted)
+    }
+
+    /// Works out, before an OS call, how the call continues the process's run of holds.
+    #[inline(never)]
+    fn plan(&self, st: &State, deadline: Option<Instant>, no_wait: bool) -> Attempt {
+        let now = Stamp::now();
+        let since_release = st.last_release.map(|t| now.since(t));
+        let continues_run = since_release.is_some_and(|d| d < RUN_GAP);
+        Attempt {
+            now,
+            continues_run,
+            record_still_ours: since_release.is_some_and(|d| d < RECORD_GAP),
+            // A non-waiting attempt (and so every async one) never pauses for other processes.
+            yield_first: !no_wait
+                && continues_run
+                && st.slice_start.is_some_and(|s| now.since(s) >= self.slice),
+            converting: st.os.is_some(),
+            wait: match (no_wait, deadline) {
+                (true, _) => OsWait::NoWait,
+                (false, None) => OsWait::Forever,
+                (false, Some(d)) => OsWait::Until(d),
+            },
+        }
+    }
+
+    /// Records what the OS call of `attempt` achieved: admits `owner`, or cleans up and says
+    /// why not.
+    #[inline(never)]
+    fn conclude(
+        &self,
+        st: &mut State,
+        req: &Request,
+        owner: Owner,
+        attempt: &Attempt,
+        outcome: io::Result<OsOutcome>,
+        counted: bool,
+    ) -> Result<Grant, Refusal> {
+        // After a wait, the attempt's clock reading is stale.
         let now = match outcome {
-            Ok(OsOutcome::Acquired { contended: false }) => now,
-            _ => Instant::now(),
+            Ok(OsOutcome::Acquired { contended: false }) => attempt.now,
+            _ => Stamp::now(),
         };
         // Waiters count themselves under the mutex before waiting, so none is missed; a notify
         // with nobody waiting would still cost a futex syscall.
         if st.sleeping > 0 {
             self.turn.notify_all();
         }
-        match outcome {
+        let refusal = match outcome {
             Ok(OsOutcome::Acquired { contended }) => {
                 st.os = Some(req.mode);
-                if yield_first || !continues_run || contended || st.slice_start.is_none() {
+                let new_run = !attempt.continues_run || contended;
+                if attempt.yield_first || new_run || st.slice_start.is_none() {
                     st.slice_start = Some(now);
                 }
-                if !continues_run || contended || st.run_since.is_none() {
-                    st.run_since = Some(wall(now));
+                if new_run || st.run_since.is_none() {
+                    st.run_since = Some(now.wall());
                 }
-                if !record_still_ours || contended {
+                if !attempt.record_still_ours || contended {
                     // Another process may have held the lock and rewritten the record.
                     st.recorded_label = None;
                 }
                 st.stop_waiting(req.mode, counted);
                 let run_since = st.run_since;
-                let write_record = st.admit(req.mode, owner, req.label.clone(), now, run_since);
-                let grant = Grant {
+                let write_record = st.admit(req.mode, owner, req.label, now, run_since);
+                return Ok(Grant {
                     mode: req.mode,
                     reentered: false,
                     write_record,
-                };
-                (st, Some(Ok(grant)))
+                });
             }
             Ok(OsOutcome::NotAcquired) => {
                 // Another process holds it now and may write its own record.
                 st.recorded_label = None;
                 st.run_since = None;
-                if converting {
+                if attempt.converting {
                     // A failed flock conversion may have dropped the old lock: start clean.
-                    let _ = self.unlock_os(&mut st);
+                    let _ = self.unlock_os(st);
                 }
-                let refusal = if no_wait {
+                if attempt.wait == OsWait::NoWait {
                     Refusal::WouldBlock
                 } else {
                     Refusal::TimedOut
-                };
-                (st, Some(Err(refusal)))
+                }
             }
             Err(e) => {
-                if converting {
-                    let _ = self.unlock_os(&mut st);
+                if attempt.converting {
+                    let _ = self.unlock_os(st);
                 }
-                (st, Some(Err(Refusal::Io(e))))
+                Refusal::Io(e)
             }
-        }
+        };
+        st.stop_waiting(req.mode, counted);
+        // An unlock error here only delays the release to descriptor close.
+        let _ = self.settle(st);
+        Err(refusal)
     }
 
     /// Releases one count of `owner`'s hold. Returns an OS error from unlocking, which leaves
-    /// the lock to be released when the descriptor closes.
+    /// the lock to be released when the descriptor closes. Inlined into the caller, as the OS
+    /// call of [`Core::acquire`] is, and for the same reason.
+    #[inline(always)]
     pub fn release(&self, owner: Owner) -> io::Result<()> {
         let mut st = sync::lock(&self.state);
-        let Some((_, held)) = st.holds(owner) else {
-            return Ok(());
+        let result = match self.drop_hold(&mut st, owner) {
+            Dropped::Counted => return Ok(()),
+            Dropped::KeepOs => Ok(()),
+            Dropped::UnlockOs => self.os.unlock(),
         };
-        held.depth -= 1;
-        if held.depth > 0 {
-            return Ok(());
-        }
-        if st.exclusive.as_ref().is_some_and(|h| h.owner == owner) {
-            st.exclusive = None;
-        } else {
-            st.shared.retain(|h| h.owner != owner);
-        }
-        let result = self.settle(&mut st);
         if st.sleeping > 0 {
             self.turn.notify_all();
         }
         result
     }
 
+    /// Takes one count of `owner`'s hold off the state; when that was the last hold and the OS
+    /// lock should go, marks it released and says so (the caller makes the OS call).
+    #[inline(never)]
+    fn drop_hold(&self, st: &mut State, owner: Owner) -> Dropped {
+        let Some((_, held)) = st.holds(owner) else {
+            return Dropped::Counted;
+        };
+        held.depth -= 1;
+        if held.depth > 0 {
+            return Dropped::Counted;
+        }
+        if st.exclusive.as_ref().is_some_and(|h| h.owner == owner) {
+            st.exclusive = None;
+        } else {
+            st.shared.retain(|h| h.owner != owner);
+        }
+        let now = Stamp::now();
+        if st.should_release_os(now, self.slice) {
+            st.mark_os_released(now);
+            return Dropped::UnlockOs;
+        }
+        Dropped::KeepOs
+    }
+
     /// Gives the OS lock up if nobody needs it any more (or the fairness slice is over).
     fn settle(&self, st: &mut State) -> io::Result<()> {
-        let now = Instant::now();
+        let now = Stamp::now();
         if st.should_release_os(now, self.slice) {
-            return self.unlock_os_at(st, now);
+            st.mark_os_released(now);
+            return self.os.unlock();
         }
         Ok(())
     }
 
     fn unlock_os(&self, st: &mut State) -> io::Result<()> {
-        self.unlock_os_at(st, Instant::now())
-    }
-
-    fn unlock_os_at(&self, st: &mut State, now: Instant) -> io::Result<()> {
-        st.os = None;
-        st.last_release = Some(now);
+        st.mark_os_released(Stamp::now());
         self.os.unlock()
     }
-
     /// The holders in this process that stand in the way of `mode`, for error messages.
     pub fn local_holder(&self, mode: Mode) -> Option<LocalHolder> {
         let st = sync::lock(&self.state);
@@ -538,7 +644,7 @@ impl<O: OsLock> Core<O> {
             return Some(LocalHolder {
                 mode: Mode::Exclusive,
                 label: h.label.clone(),
-                since: wall(h.since),
+                since: h.since.wall(),
                 others: 0,
             });
         }
@@ -546,7 +652,7 @@ impl<O: OsLock> Core<O> {
             return st.shared.first().map(|h| LocalHolder {
                 mode: Mode::Shared,
                 label: h.label.clone(),
-                since: wall(h.since),
+                since: h.since.wall(),
                 others: st.shared.len() - 1,
             });
         }
@@ -610,11 +716,11 @@ mod tests {
         }
     }
 
-    fn req(mode: Mode, reentrant: bool, label: &str) -> Request {
+    fn req(mode: Mode, reentrant: bool, label: &str) -> Request<'static> {
         Request {
             mode,
             reentrant,
-            label: Arc::from(label),
+            label: Box::leak(Box::new(Arc::from(label))),
         }
     }
 
@@ -785,18 +891,20 @@ mod tests {
         let core = Core::new(FakeOs::default());
         let first = now_only(&core, &req(Mode::Exclusive, false, "a")).unwrap();
         assert!(first.write_record.is_some());
-        core.release(me()).unwrap();
-        let again = now_only(&core, &req(Mode::Exclusive, false, "a")).unwrap();
-        assert_eq!(
-            again.write_record, None,
-            "same run, same label: record still true"
-        );
+        // Re-taken at once, the record still holds, unless a tick of the coarse clock fell in
+        // the gap (a few µs of 1 to 10 ms): of three tries, one keeps it.
+        let kept = (0..3).any(|_| {
+            core.release(me()).unwrap();
+            let again = now_only(&core, &req(Mode::Exclusive, false, "a")).unwrap();
+            again.write_record.is_none()
+        });
+        assert!(kept, "same run, same label: record still true");
         core.release(me()).unwrap();
         let other = now_only(&core, &req(Mode::Exclusive, false, "b")).unwrap();
         assert!(other.write_record.is_some());
         assert_eq!(other.write_record, first.write_record, "the run goes on");
         core.release(me()).unwrap();
-        thread::sleep(RUN_GAP * 2);
+        thread::sleep(RUN_GAP * 2 + crate::clock::resolution());
         let later = now_only(&core, &req(Mode::Exclusive, false, "b")).unwrap();
         assert!(
             later.write_record.unwrap() > first.write_record.unwrap(),

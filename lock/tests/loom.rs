@@ -56,11 +56,11 @@ impl Inside {
     }
 }
 
-fn req(mode: Mode, reentrant: bool) -> Request {
+fn req(mode: Mode, reentrant: bool) -> Request<'static> {
     Request {
         mode,
         reentrant,
-        label: Arc::from("loom"),
+        label: Box::leak(Box::new(Arc::from("loom"))),
     }
 }
 
