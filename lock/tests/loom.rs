@@ -1,7 +1,8 @@
 //! loom model of the in-process lock state: every interleaving of a few threads over
 //! `state::Core` (the code that ships, built against loom's primitives) keeps the invariants:
 //! never two exclusive holders, never exclusive beside shared, re-entry refused or counted but
-//! never a hang, timeouts that give everything back, and the OS lock released when idle.
+//! never a hang, timeouts that give everything back, the OS lock released when idle, and
+//! another process (played by a thread on the fake OS lock) never beside a holder.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p litekeep-lock --test loom --release`
 #![cfg(loom)]
@@ -15,20 +16,64 @@ use litekeep_lock::state::{Core, OsLock, OsOutcome, OsWait, Owner, Refusal, Requ
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
-/// A single-process OS lock: always granted; records what the descriptor holds.
+/// The OS lock as flock keeps it for this process's descriptor and for one other process, which
+/// a test thread may play ([`FakeOs::foreign_hold`]). Without that thread it is always granted.
 #[derive(Default)]
 struct FakeOs {
-    held: AtomicUsize, // 0 none, 1 shared, 2 exclusive
+    /// This process: 0 none, 1 shared, 2 exclusive; plus [`FOREIGN`] while the other holds.
+    held: AtomicUsize,
+}
+
+/// The other process holds the lock (exclusively).
+const FOREIGN: usize = 4;
+
+impl FakeOs {
+    /// What this process holds: 0 none, 1 shared, 2 exclusive.
+    fn ours(&self) -> usize {
+        self.held.load(Ordering::SeqCst) & !FOREIGN
+    }
+
+    /// The other process takes the lock, waiting while this one holds it.
+    fn foreign_hold(&self) {
+        while self
+            .held
+            .compare_exchange(0, FOREIGN, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            thread::yield_now();
+        }
+    }
+
+    fn foreign_release(&self) {
+        self.held.fetch_and(!FOREIGN, Ordering::SeqCst);
+    }
 }
 
 impl OsLock for FakeOs {
-    fn lock(&self, mode: Mode, _: OsWait, _: bool) -> io::Result<OsOutcome> {
-        self.held
-            .store(if mode == Mode::Shared { 1 } else { 2 }, Ordering::SeqCst);
-        Ok(OsOutcome::Acquired { contended: false })
+    fn lock(&self, mode: Mode, wait: OsWait, _: bool) -> io::Result<OsOutcome> {
+        let want = if mode == Mode::Shared { 1 } else { 2 };
+        loop {
+            let now = self.held.load(Ordering::SeqCst);
+            if now & FOREIGN == 0 {
+                // Taking, or converting what this process holds.
+                if self
+                    .held
+                    .compare_exchange(now, want, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    return Ok(OsOutcome::Acquired { contended: false });
+                }
+                continue;
+            }
+            match wait {
+                // Time does not pass in the model: a deadline has passed as soon as it waits.
+                OsWait::NoWait | OsWait::Until(_) => return Ok(OsOutcome::NotAcquired),
+                OsWait::Forever => thread::yield_now(),
+            }
+        }
     }
     fn unlock(&self) -> io::Result<()> {
-        self.held.store(0, Ordering::SeqCst);
+        self.held.fetch_and(FOREIGN, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -74,16 +119,33 @@ fn model(slice: Duration, body: fn(Arc<Core<FakeOs>>, Arc<Inside>)) {
         let inside = Arc::new(Inside::default());
         body(core.clone(), inside);
         assert_eq!(core.snapshot(), (None, 0, 0), "everything released");
-        assert_eq!(core.os().held.load(Ordering::SeqCst), 0, "OS lock released");
+        assert_eq!(core.os().ours(), 0, "OS lock released");
     });
 }
 
 fn hold(core: &Core<FakeOs>, inside: &Inside, mode: Mode) {
     let grant = core.acquire(&req(mode, false), me(), None, false).unwrap();
     assert_eq!(grant.mode, mode);
+    held_by_us(core, mode);
     inside.enter(mode);
     inside.leave(mode);
     core.release(me()).unwrap();
+}
+
+/// A holder in this process is covered by the process's OS lock, and the other process holds
+/// nothing.
+fn held_by_us(core: &Core<FakeOs>, mode: Mode) {
+    let held = core.os().held.load(Ordering::SeqCst);
+    assert_eq!(
+        held & FOREIGN,
+        0,
+        "the other process holds the lock beside us"
+    );
+    let ours = held & !FOREIGN;
+    assert!(
+        ours == 2 || (ours == 1 && mode == Mode::Shared),
+        "{mode:?} held by the OS as {ours}"
+    );
 }
 
 const KEEP: Duration = Duration::from_secs(3600);
@@ -154,5 +216,30 @@ fn an_expired_wait_times_out_and_gives_everything_back() {
             Err(other) => panic!("unexpected {other:?}"),
         }
         holder.join().unwrap();
+    });
+}
+
+#[test]
+fn another_process_is_refused_or_waited_for_never_beside_us() {
+    model(KEEP, |core, inside| {
+        let c = core.clone();
+        let other_process = thread::spawn(move || {
+            c.os().foreign_hold();
+            c.os().foreign_release();
+        });
+        // A non-waiting attempt (the uncontended path's one OS call) is granted or refused.
+        match core.acquire(&req(Mode::Exclusive, false), me(), None, true) {
+            Ok(_) => {
+                held_by_us(&core, Mode::Exclusive);
+                inside.enter(Mode::Exclusive);
+                inside.leave(Mode::Exclusive);
+                core.release(me()).unwrap();
+            }
+            Err(Refusal::WouldBlock) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        // A waiting one goes on to wait the slow way until the other process lets go.
+        hold(&core, &inside, Mode::Shared);
+        other_process.join().unwrap();
     });
 }
