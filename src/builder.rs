@@ -12,6 +12,23 @@
 //!
 //! Schema setup therefore never runs on a second connection of a busy process (seed 000), and
 //! `PRAGMA journal_mode=WAL` and `CREATE TABLE` never race between requests (seed 003).
+//!
+//! # Rolling deploys: additive and forward only
+//!
+//! During a deploy, processes of two versions of a program open one file side by side. The
+//! rule that keeps them from fighting:
+//!
+//! - **Additive.** What the file has and the schema does not declare (a table, a column, an
+//!   index, a view, a trigger that a newer version added) is kept, never dropped
+//!   ([`Builder::keep_undeclared`], on by default). An older program opens a file that a newer
+//!   one migrated without an error and without a migration.
+//! - **Forward only.** When `_litekeep_history` shows the file has moved past the schema an
+//!   open asks for (it was at that schema, or was migrated to it, and migrated on since), the
+//!   open changes nothing: an older program never migrates the file back, even where its
+//!   schema differs in more than what it lacks (a changed type, say).
+//! - Contraction (dropping what the old version used) is an explicit act once every process
+//!   runs the new version: `litekeep migrate --db app.db --schema v2.sql --allow-data-loss`
+//!   or [`Database::migrate`](crate::Database::migrate).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -55,6 +72,7 @@ pub struct Builder {
     hold_shared_lock: bool,
     label: String,
     renames: Vec<String>,
+    keep_undeclared: bool,
 }
 
 impl Builder {
@@ -68,11 +86,14 @@ impl Builder {
             hold_shared_lock: false,
             label: "litekeep open".to_owned(),
             renames: Vec::new(),
+            keep_undeclared: true,
         }
     }
 
     /// The desired schema, as plain DDL (see `litekeep_migrate`): the file is migrated to it
-    /// once, by whichever process gets there first.
+    /// once, by whichever process gets there first. Renames may be written in it as sqldef's
+    /// `-- @renamed from=old` comments (see `litekeep_migrate::Annotation`). What the file has
+    /// beyond it is kept (see [`Builder::keep_undeclared`]).
     pub fn schema(mut self, sql: impl Into<String>) -> Builder {
         self.schema = Some(sql.into());
         self
@@ -104,6 +125,28 @@ impl Builder {
     /// ```
     pub fn rename(mut self, hint: impl Into<String>) -> Builder {
         self.renames.push(hint.into());
+        self
+    }
+
+    /// Keep what the file has and [`Builder::schema`] does not declare (default: on). Off, an
+    /// open whose schema lacks a table or column of the file is refused as data loss, as a
+    /// strict `litekeep migrate` is. See "Rolling deploys" in this module's docs.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("lk-doc-keep-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let path = dir.join("app.db");
+    /// # let _ = std::fs::remove_file(&path);
+    /// use litekeep::Database;
+    /// let v1 = "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);";
+    /// let v2 = "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, pinned INTEGER NOT NULL DEFAULT 0);";
+    /// drop(Database::builder(&path).schema(v2).open()?); // the new version migrates
+    /// drop(Database::builder(&path).schema(v1).open()?); // the old one opens, keeps `pinned`
+    /// assert!(Database::builder(&path).schema(v1).keep_undeclared(false).open().is_err());
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
+    pub fn keep_undeclared(mut self, keep: bool) -> Builder {
+        self.keep_undeclared = keep;
         self
     }
 
@@ -258,14 +301,20 @@ impl Builder {
             });
         }
         if let Some(sql) = &self.schema {
-            let mut options = litekeep_migrate::Options::default().lock_timeout(self.lock_timeout);
-            options.label = self.label.clone();
-            for hint in &self.renames {
-                options = options.rename(hint)?;
-            }
-            litekeep_migrate::migrate(&self.path, sql, &options)?;
+            litekeep_migrate::migrate(&self.path, sql, &self.migrate_options()?)?;
         }
         Ok(None)
+    }
+
+    fn migrate_options(&self) -> Result<litekeep_migrate::Options, Error> {
+        let mut options = litekeep_migrate::Options::default()
+            .lock_timeout(self.lock_timeout)
+            .keep_undeclared(self.keep_undeclared);
+        options.label = self.label.clone();
+        for hint in &self.renames {
+            options = options.rename(hint)?;
+        }
+        Ok(options)
     }
 
     /// WAL on, no leftover to repair, and (when given) the desired schema in place: then the
@@ -283,10 +332,14 @@ impl Builder {
         if !mode.eq_ignore_ascii_case("wal") {
             return Ok(None);
         }
-        if let Some(desired) = desired
-            && Schema::read(&conn)?.fingerprint() != desired.fingerprint()
-        {
-            return Ok(None);
+        if let Some(desired) = desired {
+            let current = Schema::read(&conn)?;
+            // Forward only: a file that moved past this schema is left as it is.
+            if !litekeep_migrate::up_to_date(&current, desired, &self.migrate_options()?)?
+                && !litekeep_migrate::superseded(&conn, desired.fingerprint())?
+            {
+                return Ok(None);
+            }
         }
         let leftovers = litekeep_recover::scan(&conn)?;
         Ok((!leftovers.iter().any(|f| f.action.changes_anything())).then_some(conn))

@@ -85,11 +85,7 @@ pub fn migrate(
     let mut conn = Connection::open_with_flags(path, flags)
         .map_err(|e| MigrateError::from_db(path, "opening the database", e))?;
     let current = read_schema(&conn, path)?;
-    if current.fingerprint() == desired.fingerprint() {
-        let plan = diff(&current, &desired, options)?;
-        return Ok(finish(plan, false, start));
-    }
-    if options.dry_run {
+    if options.dry_run || crate::diff::up_to_date(&current, &desired, options)? {
         let plan = diff(&current, &desired, options)?;
         return Ok(finish(plan, false, start));
     }
@@ -248,6 +244,9 @@ fn run_in_transaction(conn: &mut Connection, path: &Path, plan: &Plan) -> Result
     tx.commit().map_err(db("committing the migration".into()))
 }
 
+/// The table every applied migration is recorded in.
+const HISTORY: &str = "_litekeep_history";
+
 fn record_history(conn: &Connection, plan: &Plan) -> rusqlite::Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS _litekeep_history (
@@ -255,15 +254,70 @@ fn record_history(conn: &Connection, plan: &Plan) -> rusqlite::Result<()> {
             applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
             fingerprint_before TEXT NOT NULL,
             fingerprint_after TEXT NOT NULL,
-            statements TEXT NOT NULL
+            statements TEXT NOT NULL,
+            fingerprint_declared TEXT
         )",
     )?;
+    // Files from before the column existed get it (NULL in their old rows).
+    if !has_declared_column(conn)? {
+        conn.execute_batch("ALTER TABLE _litekeep_history ADD COLUMN fingerprint_declared TEXT")?;
+    }
     conn.execute(
         &format!(
-            "INSERT INTO {} (fingerprint_before, fingerprint_after, statements) VALUES (?1, ?2, ?3)",
-            quote_ident("_litekeep_history")
+            "INSERT INTO {} (fingerprint_before, fingerprint_after, statements, fingerprint_declared) \
+             VALUES (?1, ?2, ?3, ?4)",
+            quote_ident(HISTORY)
         ),
-        (plan.from.to_string(), plan.to.to_string(), plan.sql()),
+        (
+            plan.from.to_string(),
+            plan.to.to_string(),
+            plan.sql(),
+            plan.declared.to_string(),
+        ),
     )?;
     Ok(())
+}
+
+fn has_declared_column(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = 'fingerprint_declared'",
+        [HISTORY],
+        |r| r.get(0),
+    )
+}
+
+/// Whether the database `conn` is open on has moved past the schema with fingerprint
+/// `declared`: `_litekeep_history` shows a migration away from it (the file was at it, or a
+/// migration to it was followed by another). Rolling deploys use this so that an older program
+/// never migrates a file back to its older schema (see `litekeep::Builder::open`).
+///
+/// # Errors
+/// [`MigrateError::Sqlite`] when the history cannot be read.
+pub fn superseded(conn: &Connection, declared: Fingerprint) -> Result<bool, MigrateError> {
+    let read = || -> rusqlite::Result<bool> {
+        let exists: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM main.sqlite_schema WHERE type = 'table' AND name = ?1",
+            [HISTORY],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Ok(false);
+        }
+        let fp = declared.to_string();
+        let target = if has_declared_column(conn)? {
+            "fingerprint_after = ?1 OR fingerprint_declared = ?1"
+        } else {
+            "fingerprint_after = ?1"
+        };
+        conn.query_row(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM _litekeep_history WHERE fingerprint_before = ?1) \
+                 OR EXISTS (SELECT 1 FROM _litekeep_history h WHERE ({target}) \
+                            AND EXISTS (SELECT 1 FROM _litekeep_history l WHERE l.id > h.id))"
+            ),
+            [&fp],
+            |r| r.get(0),
+        )
+    };
+    read().map_err(|e| MigrateError::sqlite("reading _litekeep_history", e))
 }

@@ -13,11 +13,13 @@
 use std::collections::BTreeSet;
 
 use crate::error::MigrateError;
+use crate::keep::keep_undeclared;
 use crate::native::Scratch;
 use crate::options::Options;
+use crate::plan::Kept;
 use crate::plan::{DataLoss, Plan, Step, StepKind};
 use crate::rebuild::rebuild;
-use crate::renames::{check_cycles, check_renames, current_table};
+use crate::renames::{check_cycles, check_renames, current_table, planned, with_annotations};
 use crate::schema::{Object, Schema, Table};
 use litekeep_recover::{normalize, quote_ident};
 
@@ -26,9 +28,14 @@ pub const TEMP_PREFIX: &str = "temp_";
 
 /// Plans the migration from `current` to `desired`.
 ///
+/// The desired schema's `@renamed` annotations count as hints (see
+/// [`Annotation`](crate::Annotation)); with [`Options::keep_undeclared`] the plan aims at the
+/// desired schema plus what `current` has beyond it ([`Plan::kept`]).
+///
 /// # Errors
-/// [`MigrateError::Rename`] for a rename hint that names nothing;
-/// [`MigrateError::Leftover`] when a `temp_X` table of an interrupted migration is in the way.
+/// [`MigrateError::Rename`] for a rename hint that names nothing or contradicts an annotation;
+/// [`MigrateError::Leftover`] when a `temp_X` table of an interrupted migration is in the way;
+/// [`MigrateError::Keep`] when something undeclared cannot be kept.
 ///
 /// ```
 /// use litekeep_migrate::{diff, Options, Schema, StepKind};
@@ -38,12 +45,16 @@ pub const TEMP_PREFIX: &str = "temp_";
 /// assert_eq!(plan.steps[0].kind, StepKind::AddColumn);
 /// ```
 pub fn diff(current: &Schema, desired: &Schema, options: &Options) -> Result<Plan, MigrateError> {
+    let options = &with_annotations(options, current, desired)?;
     check_cycles(options)?;
     // A database that already has the desired schema needs nothing, whatever the other hints
     // say: they were carried out before (and an old name may have been reused since).
     if current.statements() != desired.statements() {
         check_renames(current, desired, options)?;
     }
+    let declared = desired.fingerprint();
+    let (desired, kept) = target(current, desired, options)?;
+    let desired = &desired;
     // A native rename also rewrites other tables' `REFERENCES` (found by the diff_apply fuzz
     // target): a table whose text then differs from its desired text is rebuilt to it, and the
     // native steps are tried again without its own, until nothing more needs a rebuild.
@@ -85,8 +96,11 @@ pub fn diff(current: &Schema, desired: &Schema, options: &Options) -> Result<Pla
         data_loss: Vec::new(),
         from: current.fingerprint(),
         to: desired.fingerprint(),
+        declared,
         desired: desired.clone(),
         touched,
+        renames: Vec::new(),
+        kept,
     };
     for (name, have, want) in &rebuilds {
         let leftover = format!("{TEMP_PREFIX}{}", want.name);
@@ -170,7 +184,53 @@ pub fn diff(current: &Schema, desired: &Schema, options: &Options) -> Result<Pla
             }
         }
     }
+    if !plan.is_empty() {
+        plan.renames = planned(current, desired, options);
+    }
     Ok(plan)
+}
+
+/// Whether a database with the schema `current` needs no migration to `desired` — the same
+/// question as `diff(..).is_empty()`, answered without planning (no scratch database).
+///
+/// # Errors
+/// As [`diff`], for annotations and hints that contradict each other and undeclared objects
+/// that cannot be kept.
+///
+/// ```
+/// use litekeep_migrate::{up_to_date, Options, Schema};
+/// let file = Schema::from_sql("CREATE TABLE t (a INT, b INT);").unwrap();
+/// let older = Schema::from_sql("CREATE TABLE t (a INT);").unwrap();
+/// assert!(!up_to_date(&file, &older, &Options::default()).unwrap());
+/// assert!(up_to_date(&file, &older, &Options::default().keep_undeclared(true)).unwrap());
+/// ```
+pub fn up_to_date(
+    current: &Schema,
+    desired: &Schema,
+    options: &Options,
+) -> Result<bool, MigrateError> {
+    if current.statements() == desired.statements() {
+        return Ok(true);
+    }
+    if !options.keep_undeclared {
+        return Ok(false);
+    }
+    let options = &with_annotations(options, current, desired)?;
+    let (target, _) = target(current, desired, options)?;
+    Ok(current.statements() == target.statements())
+}
+
+/// The schema a plan aims at: `desired`, plus what is kept in additive mode.
+fn target(
+    current: &Schema,
+    desired: &Schema,
+    options: &Options,
+) -> Result<(Schema, Vec<Kept>), MigrateError> {
+    if options.keep_undeclared {
+        keep_undeclared(current, desired, options)
+    } else {
+        Ok((desired.clone(), Vec::new()))
+    }
 }
 
 /// What happens to the tables: native steps, creates, rebuilds, and the schema the scratch copy

@@ -105,6 +105,25 @@ pub enum MigrateError {
         /// The differing statements: `- current` and `+ desired`.
         difference: Vec<String>,
     },
+    /// A `@renamed` annotation of the desired schema is malformed or sits where it renames
+    /// nothing.
+    #[error("desired schema line {line}: {problem}")]
+    Annotation {
+        /// The 1-based line of the comment.
+        line: usize,
+        /// What is wrong, and where annotations go.
+        problem: String,
+    },
+    /// Something the desired schema does not declare cannot be kept (additive mode).
+    #[error(
+        "cannot keep {object}, which the desired schema does not declare: {problem}; declare it in the desired schema, or drop it with --allow-data-loss without --keep-undeclared"
+    )]
+    Keep {
+        /// What: "column t.c", "index i on t".
+        object: String,
+        /// Why.
+        problem: String,
+    },
     /// A rename hint is malformed or names nothing.
     #[error("rename hint `{hint}`: {problem}")]
     Rename {

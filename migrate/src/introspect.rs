@@ -33,7 +33,8 @@ impl Schema {
     ///
     /// # Errors
     /// [`MigrateError::Ddl`] naming the statement (its number and text) that SQLite rejected,
-    /// or a statement that is not a `CREATE`.
+    /// or a statement that is not a `CREATE`; [`MigrateError::Annotation`] for a `@renamed`
+    /// comment that is malformed or misplaced (see [`Annotation`](crate::Annotation)).
     ///
     /// ```
     /// use litekeep_migrate::Schema;
@@ -81,7 +82,9 @@ impl Schema {
                 });
             }
         }
-        Schema::read(&conn)
+        let mut schema = Schema::read(&conn)?;
+        schema.annotations = crate::annotations::read(sql)?;
+        Ok(schema)
     }
 }
 

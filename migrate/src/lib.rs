@@ -32,23 +32,27 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod annotations;
 mod apply;
 mod diff;
 mod error;
 mod introspect;
+mod keep;
 mod native;
 mod options;
 mod plan;
 mod rebuild;
 mod renames;
 mod schema;
+mod tokens;
 mod violations;
 
-pub use apply::{Report, apply, migrate};
-pub use diff::{TEMP_PREFIX, diff};
+pub use annotations::Annotation;
+pub use apply::{Report, apply, migrate, superseded};
+pub use diff::{TEMP_PREFIX, diff, up_to_date};
 pub use error::MigrateError;
 pub use introspect::is_internal;
 pub use litekeep_recover::{normalize, quote_ident};
 pub use options::{Options, Rename};
-pub use plan::{DataLoss, Plan, Step, StepKind};
+pub use plan::{DataLoss, Kept, ObjectKind, Origin, Plan, PlannedRename, Step, StepKind};
 pub use schema::{Column, Fingerprint, Object, Schema, Table};

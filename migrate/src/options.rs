@@ -23,11 +23,31 @@ pub enum Rename {
         /// The desired column name.
         to: String,
     },
+    /// Index `from` is now called `to`. SQLite cannot rename an index, so it is dropped and
+    /// created under the new name; the hint matters with [`Options::keep_undeclared`], where
+    /// the old index would otherwise be kept beside the new one.
+    Index {
+        /// The current name.
+        from: String,
+        /// The desired name.
+        to: String,
+    },
+}
+
+impl std::fmt::Display for Rename {
+    /// As [`Rename::parse`] reads it: `old=new`, `table.old=table.new`, `index:old=new`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rename::Table { from, to } => write!(f, "{from}={to}"),
+            Rename::Column { table, from, to } => write!(f, "{table}.{from}={table}.{to}"),
+            Rename::Index { from, to } => write!(f, "index:{from}={to}"),
+        }
+    }
 }
 
 impl Rename {
-    /// Parses `old=new` (a table) or `table.old=table.new` (a column of `table`, named by its
-    /// desired name when the table is renamed too).
+    /// Parses `old=new` (a table), `table.old=table.new` (a column of `table`, named by its
+    /// desired name when the table is renamed too) or `index:old=new` (an index).
     ///
     /// # Errors
     /// [`MigrateError::Rename`] for anything else.
@@ -39,12 +59,24 @@ impl Rename {
     ///     Rename::Column { table: "files".into(), from: "path".into(), to: "file_path".into() },
     /// );
     /// assert!(Rename::parse("files.path").is_err());
+    /// assert_eq!(Rename::parse("index:by_path=files_by_path").unwrap().to_string(), "index:by_path=files_by_path");
     /// ```
     pub fn parse(hint: &str) -> Result<Rename, MigrateError> {
         let bad = |problem: &str| MigrateError::Rename {
             hint: hint.to_owned(),
             problem: problem.to_owned(),
         };
+        if let Some(index) = hint.trim_start().strip_prefix("index:") {
+            return match index.split_once('=') {
+                Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => {
+                    Ok(Rename::Index {
+                        from: from.trim().to_owned(),
+                        to: to.trim().to_owned(),
+                    })
+                }
+                _ => Err(bad("expected index:old=new")),
+            };
+        }
         let (old, new) = hint
             .split_once('=')
             .ok_or_else(|| bad("expected old=new or table.old=table.new"))?;
@@ -67,6 +99,61 @@ impl Rename {
                 })
             }
             _ => Err(bad("expected old=new or table.old=table.new")),
+        }
+    }
+
+    /// Whether `self` and `other` rename the same object to something (same kind, same new
+    /// name) or the same object from something (same old name).
+    pub(crate) fn contradicts(&self, other: &Rename) -> bool {
+        let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        if self == other {
+            return false;
+        }
+        match (self, other) {
+            (Rename::Table { from: f1, to: t1 }, Rename::Table { from: f2, to: t2 })
+            | (Rename::Index { from: f1, to: t1 }, Rename::Index { from: f2, to: t2 }) => {
+                !(eq(f1, f2) && eq(t1, t2)) && (eq(f1, f2) || eq(t1, t2))
+            }
+            (
+                Rename::Column {
+                    table: a,
+                    from: f1,
+                    to: t1,
+                },
+                Rename::Column {
+                    table: b,
+                    from: f2,
+                    to: t2,
+                },
+            ) => eq(a, b) && !(eq(f1, f2) && eq(t1, t2)) && (eq(f1, f2) || eq(t1, t2)),
+            _ => false,
+        }
+    }
+
+    /// Whether both give a new name to the same object (for two annotations on one).
+    pub(crate) fn same_target(&self, other: &Rename) -> bool {
+        let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        match (self, other) {
+            (Rename::Table { to: a, .. }, Rename::Table { to: b, .. })
+            | (Rename::Index { to: a, .. }, Rename::Index { to: b, .. }) => eq(a, b),
+            (
+                Rename::Column {
+                    table: a, to: c, ..
+                },
+                Rename::Column {
+                    table: b, to: d, ..
+                },
+            ) => eq(a, b) && eq(c, d),
+            _ => false,
+        }
+    }
+
+    /// What it renames, for messages: "table users", "column users.name", "index by_name".
+    pub(crate) fn target_text(&self) -> String {
+        match self {
+            Rename::Table { to, .. } => format!("table {to}"),
+            Rename::Column { table, to, .. } => format!("column {table}.{to}"),
+            Rename::Index { to, .. } => format!("index {to}"),
         }
     }
 }
@@ -95,6 +182,10 @@ pub struct Options {
     pub lock_timeout: Duration,
     /// The label other processes see while this migration holds the lock.
     pub label: String,
+    /// Additive mode: tables, columns, indexes, views and triggers that the database has and
+    /// the desired schema lacks are kept (and listed in [`Plan::kept`](crate::Plan::kept))
+    /// instead of dropped; everything else is applied.
+    pub keep_undeclared: bool,
 }
 
 impl Default for Options {
@@ -105,6 +196,7 @@ impl Default for Options {
             dry_run: false,
             lock_timeout: Duration::from_secs(30),
             label: "litekeep migrate".to_owned(),
+            keep_undeclared: false,
         }
     }
 }
@@ -131,6 +223,22 @@ impl Options {
     pub fn rename(mut self, hint: &str) -> Result<Self, MigrateError> {
         self.renames.push(Rename::parse(hint)?);
         Ok(self)
+    }
+
+    /// Sets [`Options::keep_undeclared`]: an additive migration, for rolling deploys where an
+    /// older program must not take away what a newer one added.
+    ///
+    /// ```
+    /// use litekeep_migrate::{diff, Options, Schema};
+    /// let file = Schema::from_sql("CREATE TABLE t (a INT, b INT); CREATE TABLE u (x);").unwrap();
+    /// let older = Schema::from_sql("CREATE TABLE t (a INT);").unwrap();
+    /// let plan = diff(&file, &older, &Options::default().keep_undeclared(true)).unwrap();
+    /// assert!(plan.is_empty() && plan.data_loss.is_empty());
+    /// assert_eq!(plan.kept.len(), 2); // column t.b, table u
+    /// ```
+    pub fn keep_undeclared(mut self, keep: bool) -> Self {
+        self.keep_undeclared = keep;
+        self
     }
 
     /// Sets [`Options::dry_run`].

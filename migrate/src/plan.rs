@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::options::Rename;
 use crate::schema::{Fingerprint, Schema};
 
 /// What kind of change a [`Step`] makes.
@@ -59,12 +60,112 @@ pub struct Plan {
     pub data_loss: Vec<DataLoss>,
     /// The fingerprint of the schema the plan starts from.
     pub from: Fingerprint,
-    /// The fingerprint of the desired schema.
+    /// The fingerprint of the schema the plan arrives at: the desired one, plus what it keeps.
     pub to: Fingerprint,
-    /// The desired schema, to verify against before committing.
+    /// The fingerprint of the desired schema as declared (equal to `to` unless the plan keeps
+    /// something undeclared).
+    pub declared: Fingerprint,
+    /// The schema the plan arrives at, to verify against before committing.
     pub desired: Schema,
     /// Tables rebuilt or altered, whose foreign keys are checked before committing.
     pub touched: Vec<String>,
+    /// The renames the plan carries out, and where each came from (a hint or an annotation).
+    pub renames: Vec<PlannedRename>,
+    /// What the database has, the desired schema lacks, and the plan keeps
+    /// ([`Options::keep_undeclared`](crate::Options::keep_undeclared)); [`Plan::desired`]
+    /// includes them.
+    pub kept: Vec<Kept>,
+}
+
+/// A rename a plan carries out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlannedRename {
+    /// What is renamed.
+    pub rename: Rename,
+    /// Who asked for it.
+    pub origin: Origin,
+}
+
+/// Where a rename came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Origin {
+    /// A hint: [`Options::rename`](crate::Options::rename), `--rename`.
+    Hint,
+    /// A `@renamed` comment on this 1-based line of the desired schema.
+    Annotation {
+        /// The line.
+        line: usize,
+    },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Hint => write!(f, "rename hint"),
+            Origin::Annotation { line } => write!(f, "@renamed on schema line {line}"),
+        }
+    }
+}
+
+impl fmt::Display for PlannedRename {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match &self.rename {
+            Rename::Table { from, to } => format!("table {from} → {to}"),
+            Rename::Column { table, from, to } => format!("column {table}.{from} → {to}"),
+            Rename::Index { from, to } => format!("index {from} → {to}"),
+        };
+        write!(f, "{what} ({})", self.origin)
+    }
+}
+
+/// The kind of a schema object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ObjectKind {
+    /// A table.
+    Table,
+    /// A column of a table.
+    Column,
+    /// An index.
+    Index,
+    /// A view.
+    View,
+    /// A trigger.
+    Trigger,
+}
+
+impl fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ObjectKind::Table => "table",
+            ObjectKind::Column => "column",
+            ObjectKind::Index => "index",
+            ObjectKind::View => "view",
+            ObjectKind::Trigger => "trigger",
+        })
+    }
+}
+
+/// Something the database has, the desired schema does not declare, and an additive plan keeps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kept {
+    /// What kind of object.
+    pub kind: ObjectKind,
+    /// Its name (a column's own name).
+    pub name: String,
+    /// The table it belongs to (for a column, index or trigger).
+    pub table: Option<String>,
+}
+
+impl fmt::Display for Kept {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.kind, &self.table) {
+            (ObjectKind::Column, Some(t)) => write!(f, "column {t}.{}", self.name),
+            (kind, Some(t)) => write!(f, "{kind} {} on {t}", self.name),
+            (kind, None) => write!(f, "{kind} {}", self.name),
+        }
+    }
 }
 
 /// Something a plan would drop.
@@ -105,11 +206,21 @@ impl Plan {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_empty() {
-            return write!(f, "up to date ({})", self.to);
+            write!(f, "up to date ({})", self.to)?;
+            if !self.kept.is_empty() {
+                writeln!(f)?;
+            }
+        } else {
+            writeln!(f, "migration {} → {}:", self.from, self.to)?;
         }
-        writeln!(f, "migration {} → {}:", self.from, self.to)?;
         for (i, step) in self.steps.iter().enumerate() {
             writeln!(f, "  {}. {}", i + 1, step.description)?;
+        }
+        for rename in &self.renames {
+            writeln!(f, "  renames {rename}")?;
+        }
+        for kept in &self.kept {
+            writeln!(f, "  = keeps {kept} (not declared)")?;
         }
         for loss in &self.data_loss {
             writeln!(f, "  ! drops {loss}")?;

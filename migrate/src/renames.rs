@@ -3,7 +3,132 @@
 
 use crate::error::MigrateError;
 use crate::options::{Options, Rename};
+use crate::plan::{Origin, PlannedRename};
 use crate::schema::{Column, Schema, Table};
+
+/// `options` with the desired schema's annotations added to its hints: each one whose old name
+/// the database has (an annotation naming nothing is not applicable: a fresh database, or a
+/// rename carried out long ago). Table annotations go first, since column annotations name
+/// their table by its desired name.
+///
+/// # Errors
+/// [`MigrateError::Rename`] for an annotation that contradicts a hint (naming both), and
+/// [`MigrateError::Annotation`] for two annotations that contradict each other.
+pub(crate) fn with_annotations(
+    options: &Options,
+    current: &Schema,
+    desired: &Schema,
+) -> Result<Options, MigrateError> {
+    let annotations = &desired.annotations;
+    if annotations.is_empty() {
+        return Ok(options.clone());
+    }
+    for (i, a) in annotations.iter().enumerate() {
+        if let Some(hint) = options.renames.iter().find(|h| h.contradicts(&a.rename)) {
+            return Err(MigrateError::Rename {
+                hint: hint.to_string(),
+                problem: format!(
+                    "contradicts the annotation on line {} of the desired schema, which renames {} from {}; keep one of them",
+                    a.line,
+                    a.rename.target_text(),
+                    from_of(&a.rename)
+                ),
+            });
+        }
+        if let Some(b) = annotations[..i]
+            .iter()
+            .find(|b| b.rename.contradicts(&a.rename))
+        {
+            return Err(MigrateError::Annotation {
+                line: a.line,
+                problem: format!(
+                    "renames {} from {}, which contradicts the annotation on line {} ({} from {}); keep one of them",
+                    a.rename.target_text(),
+                    from_of(&a.rename),
+                    b.line,
+                    b.rename.target_text(),
+                    from_of(&b.rename)
+                ),
+            });
+        }
+    }
+    let mut merged = options.clone();
+    let add = |merged: &mut Options, rename: &Rename| {
+        if !merged.renames.contains(rename) {
+            merged.renames.push(rename.clone());
+        }
+    };
+    let has_table = |t: &str| current.tables.contains_key(&t.to_ascii_lowercase());
+    for a in annotations {
+        match &a.rename {
+            Rename::Table { from, .. } if has_table(from) => add(&mut merged, &a.rename),
+            Rename::Index { from, .. }
+                if current.indexes.contains_key(&from.to_ascii_lowercase()) =>
+            {
+                add(&mut merged, &a.rename);
+            }
+            _ => {}
+        }
+    }
+    for a in annotations {
+        if let Rename::Column { table, from, .. } = &a.rename
+            && current_table(current, table, &merged).is_some_and(|t| t.column(from).is_some())
+        {
+            add(&mut merged, &a.rename);
+        }
+    }
+    Ok(merged)
+}
+
+fn from_of(rename: &Rename) -> &str {
+    match rename {
+        Rename::Table { from, .. } | Rename::Column { from, .. } | Rename::Index { from, .. } => {
+            from
+        }
+    }
+}
+
+/// The renames of `options` that a migration from `current` to `desired` carries out, each with
+/// where it came from.
+pub(crate) fn planned(current: &Schema, desired: &Schema, options: &Options) -> Vec<PlannedRename> {
+    let carried_out = |r: &Rename| match r {
+        Rename::Table { from, to } => {
+            !from.eq_ignore_ascii_case(to)
+                && current.tables.contains_key(&from.to_ascii_lowercase())
+                && desired.tables.contains_key(&to.to_ascii_lowercase())
+        }
+        Rename::Column { table, from, to } => {
+            let want = desired.tables.get(&table.to_ascii_lowercase());
+            let have = current_table(current, table, options);
+            match (want, have, want.and_then(|w| w.column(to))) {
+                (Some(want), Some(have), Some(col)) => {
+                    !from.eq_ignore_ascii_case(to)
+                        && column_origin(have, want, col, options)
+                            .is_some_and(|o| o.name.eq_ignore_ascii_case(from))
+                }
+                _ => false,
+            }
+        }
+        Rename::Index { from, to } => {
+            current.indexes.contains_key(&from.to_ascii_lowercase())
+                && !current.indexes.contains_key(&to.to_ascii_lowercase())
+                && desired.indexes.contains_key(&to.to_ascii_lowercase())
+        }
+    };
+    options
+        .renames
+        .iter()
+        .filter(|r| carried_out(r))
+        .map(|r| PlannedRename {
+            rename: r.clone(),
+            origin: desired
+                .annotations
+                .iter()
+                .find(|a| a.rename == *r)
+                .map_or(Origin::Hint, |a| Origin::Annotation { line: a.line }),
+        })
+        .collect()
+}
 
 /// The current table the desired table `name` comes from: the one a table hint names, unless
 /// that hint was carried out already (only the new name exists), else the same name — unless
@@ -112,6 +237,14 @@ pub(crate) fn check_cycles(options: &Options) -> Result<(), MigrateError> {
         .iter()
         .map(|r| match r {
             Rename::Table { from, to } => (String::new(), from, to, format!("{from}={to}")),
+            // Index names share SQLite's one namespace with tables, but a table and an index
+            // hint never chain: a separate namespace (no table has this name: it has a space).
+            Rename::Index { from, to } => (
+                "index ns".to_owned(),
+                from,
+                to,
+                format!("index:{from}={to}"),
+            ),
             Rename::Column { table, from, to } => (
                 table.to_ascii_lowercase(),
                 from,
@@ -168,6 +301,16 @@ pub(crate) fn check_renames(
                 }
                 if !desired.tables.contains_key(&to.to_ascii_lowercase()) {
                     return Err(bad(hint, format!("the desired schema has no table {to}")));
+                }
+            }
+            Rename::Index { from, to } => {
+                let hint = format!("index:{from}={to}");
+                let has = |i: &str| current.indexes.contains_key(&i.to_ascii_lowercase());
+                if !has(from) && !has(to) {
+                    return Err(bad(hint, format!("the database has no index {from}")));
+                }
+                if !desired.indexes.contains_key(&to.to_ascii_lowercase()) {
+                    return Err(bad(hint, format!("the desired schema has no index {to}")));
                 }
             }
             Rename::Column { table, from, to } => {

@@ -93,6 +93,9 @@ pub struct Schema {
     pub views: BTreeMap<String, Object>,
     /// Triggers.
     pub triggers: BTreeMap<String, Object>,
+    /// The `@renamed` annotations of a desired-schema text ([`Schema::from_sql`]); none for a
+    /// schema read from a database.
+    pub annotations: Vec<crate::annotations::Annotation>,
 }
 
 /// A stable 64-bit fingerprint of a schema's normalized statements (FNV-1a), shown in hex.
