@@ -1,6 +1,5 @@
 //! Bounded retry of transient SQLite errors with jittered exponential backoff.
 
-use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use rusqlite::ErrorCode;
@@ -59,27 +58,9 @@ impl Backoff {
     }
 }
 
-/// A number in [0, 1) from a per-thread xorshift generator seeded by the clock and the
-/// thread: jitter needs no cryptographic quality and no dependency.
+/// A number in [0, 1) for jitter (fastrand's per-thread generator).
 fn unit_random() -> f64 {
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new({
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
-            let here = &nanos as *const u64 as u64;
-            (nanos ^ here.rotate_left(32) ^ u64::from(std::process::id())) | 1
-        });
-    }
-    STATE.with(|s| {
-        let mut x = s.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        s.set(x);
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    })
+    fastrand::f64()
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ impl Schema {
     /// use litekeep_migrate::Schema;
     /// let s = Schema::from_sql("CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT);").unwrap();
     /// assert!(s.tables.contains_key("files"));
+    /// // Comments anywhere, before a statement too.
+    /// assert!(Schema::from_sql("-- files\nCREATE TABLE f (a);").is_ok());
     /// let err = Schema::from_sql("CREATE TABLE a (x);\nCREATE TABEL b (y);").unwrap_err();
     /// assert!(err.to_string().contains("statement 2"), "{err}");
     /// ```
@@ -66,7 +68,11 @@ impl Schema {
             };
             let text = stmt.expanded_sql().unwrap_or_default();
             rest = advance(rest, &text);
-            if !text.trim_start().to_ascii_lowercase().starts_with("create") {
+            // SQLite's text of a statement keeps the comments before it.
+            let first = crate::tokens::tokenize(&text)
+                .into_iter()
+                .find(|t| !t.is_comment());
+            if !first.is_some_and(|t| t.is_word("create")) {
                 return Err(MigrateError::NotDdl {
                     index,
                     statement: snippet(&text),
@@ -86,6 +92,50 @@ impl Schema {
         schema.annotations = crate::annotations::read(sql)?;
         Ok(schema)
     }
+}
+
+/// The schema of the `main` database of `conn` as DDL that [`migrate`](crate::migrate)
+/// accepts: every `CREATE` statement as SQLite stored it, tables first, then indexes, views and
+/// triggers, each kind in creation order, without SQLite's and litekeep's own objects. A fresh
+/// database migrated to it gets the same schema (the same [`Schema::fingerprint`]).
+///
+/// # Errors
+/// [`MigrateError::Sqlite`] when the schema cannot be read.
+///
+/// ```
+/// use litekeep_migrate::{export_sql, Schema};
+/// let conn = rusqlite::Connection::open_in_memory().unwrap();
+/// conn.execute_batch("CREATE TABLE t (a INT); CREATE INDEX t_a ON t (a);").unwrap();
+/// let sql = export_sql(&conn).unwrap();
+/// assert_eq!(sql, "CREATE TABLE t (a INT);\nCREATE INDEX t_a ON t (a);\n");
+/// assert_eq!(Schema::from_sql(&sql).unwrap().fingerprint(), Schema::read(&conn).unwrap().fingerprint());
+/// ```
+pub fn export_sql(conn: &Connection) -> Result<String, MigrateError> {
+    let read = || -> rusqlite::Result<String> {
+        let mut stmt = conn.prepare(
+            "SELECT name, tbl_name, sql FROM main.sqlite_schema WHERE sql IS NOT NULL \
+             ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 \
+             ELSE 3 END, rowid",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut out = String::new();
+        while let Some(row) = rows.next()? {
+            let (name, table, sql): (String, String, String) =
+                (row.get(0)?, row.get(1)?, row.get(2)?);
+            if is_internal(&name) || is_internal(&table) {
+                continue;
+            }
+            let sql = sql.trim_end();
+            out.push_str(sql);
+            // A stored text may end in a `--` comment, which would swallow the `;`.
+            if sql.lines().last().is_some_and(|l| l.contains("--")) {
+                out.push('\n');
+            }
+            out.push_str(";\n");
+        }
+        Ok(out)
+    };
+    read().map_err(|e| MigrateError::sqlite("reading the schema", e))
 }
 
 /// How much one desired-schema statement may compute before it is interrupted.

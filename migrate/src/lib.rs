@@ -51,7 +51,7 @@ pub use annotations::Annotation;
 pub use apply::{Report, apply, migrate, superseded};
 pub use diff::{TEMP_PREFIX, diff, up_to_date};
 pub use error::MigrateError;
-pub use introspect::is_internal;
+pub use introspect::{export_sql, is_internal};
 pub use litekeep_recover::{normalize, quote_ident};
 pub use options::{Options, Rename};
 pub use plan::{DataLoss, Kept, ObjectKind, Origin, Plan, PlannedRename, Step, StepKind};

@@ -9,8 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::access::Mode;
 use crate::report::{CampaignReport, RoleStats};
-use crate::rng::Rng;
 use crate::verify::verify;
+use fastrand::Rng;
 
 /// What a campaign runs.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ struct Slot {
 pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
     std::fs::create_dir_all(&plan.dir).map_err(|e| format!("{}: {e}", plan.dir.display()))?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
-    let mut rng = Rng::new(plan.seed);
+    let mut rng = Rng::with_seed(plan.seed);
     let mut slots: Vec<Slot> = Vec::new();
     for (r, role) in crate::roles::ROLES.iter().enumerate() {
         for index in 0..plan.counts[r] {
@@ -58,7 +58,7 @@ pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
     }
     // The first wave starts together and races to set the file up.
     for slot in &mut slots {
-        slot.child = Some(spawn(&exe, plan, slot, rng.next_u64())?);
+        slot.child = Some(spawn(&exe, plan, slot, rng.u64(..))?);
     }
     let bar = progress(plan);
     let start = Instant::now();
@@ -81,7 +81,7 @@ pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
                     restarts += 1;
                 }
                 slot.generation += 1;
-                slot.child = Some(spawn(&exe, plan, slot, rng.next_u64())?);
+                slot.child = Some(spawn(&exe, plan, slot, rng.u64(..))?);
             }
         }
         if let Some(at) = next_kill
@@ -96,10 +96,10 @@ pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
                 .copied()
                 .filter(|&i| slots[i].role == "migrator")
                 .collect();
-            let pick = if !migrators.is_empty() && rng.below(3) == 0 {
-                migrators[rng.below(migrators.len() as u64) as usize]
+            let pick = if !migrators.is_empty() && rng.u64(..3) == 0 {
+                migrators[rng.usize(..migrators.len())]
             } else if !candidates.is_empty() {
-                candidates[rng.below(candidates.len() as u64) as usize]
+                candidates[rng.usize(..candidates.len())]
             } else {
                 usize::MAX
             };
@@ -111,7 +111,7 @@ pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
                 kills += 1;
                 restarts += 1;
                 slot.generation += 1;
-                slot.child = Some(spawn(&exe, plan, slot, rng.next_u64())?);
+                slot.child = Some(spawn(&exe, plan, slot, rng.u64(..))?);
             }
             next_kill = next_kill_at(plan, &mut rng, Instant::now());
         }
@@ -175,7 +175,7 @@ fn next_kill_at(plan: &Plan, rng: &mut Rng, from: Instant) -> Option<Instant> {
     }
     // Uniform in [0.5, 1.5] × the mean.
     let millis = plan.kill_every.as_millis() as u64;
-    Some(from + Duration::from_millis(millis / 2 + rng.below(millis.max(1))))
+    Some(from + Duration::from_millis(millis / 2 + rng.u64(..millis.max(1))))
 }
 
 fn sigkill(child: &Child) {

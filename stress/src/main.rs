@@ -13,7 +13,6 @@ mod access;
 mod coordinator;
 mod ledger;
 mod report;
-mod rng;
 mod roles;
 mod schema;
 mod verify;
@@ -60,10 +59,10 @@ struct Cli {
     #[arg(long, default_value_t = 4)]
     openers: usize,
     /// How long each campaign runs: 30s, 2m, 500ms.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     duration: Duration,
     /// Mean time between SIGKILLs of a random worker (0 turns the crash injector off).
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     kill_every: Duration,
     /// The seed (default: from the clock); campaign i uses seed + i.
     #[arg(long)]
@@ -97,23 +96,6 @@ enum Worker {
         #[arg(long)]
         first: bool,
     },
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (n, unit) = s.split_at(split);
-    let n: f64 = n
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (try 30s)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        other => return Err(format!("unknown unit `{other}`: use ms, s or m")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

@@ -11,8 +11,8 @@ use rusqlite::OptionalExtension;
 
 use crate::access::{Access, Mode};
 use crate::ledger::Ledger;
-use crate::rng::Rng;
 use crate::schema;
+use fastrand::Rng;
 
 /// The roles, as named on the command line.
 pub const ROLES: [&str; 5] = ["indexer", "embedder", "searcher", "migrator", "opener"];
@@ -69,12 +69,12 @@ pub fn run(job: &Job<'_>) -> i32 {
         };
     }
     let stop = stop_on_stdin_close();
-    let mut rng = Rng::new(job.seed);
+    let mut rng = Rng::with_seed(job.seed);
     let mut state = State::default();
     while !stop.load(Ordering::SeqCst) {
         if job.role == "migrator" {
             // Every 0.3–1.5 s; the pause is not part of the migration's latency.
-            let until = Instant::now() + Duration::from_millis(300 + rng.below(1200));
+            let until = Instant::now() + Duration::from_millis(300 + rng.u64(..1200));
             while Instant::now() < until && !stop.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -122,7 +122,7 @@ fn index(access: &Access, rng: &mut Rng, state: &mut State) -> Result<Done, Stri
     state.batch += 1;
     let prefix = format!("p{}b{}", std::process::id(), state.batch);
     let paths: Vec<String> = (0..5).map(|k| format!("src/{prefix}/f{k}.rs")).collect();
-    let size = rng.below(100_000) as i64;
+    let size = rng.u64(..100_000) as i64;
     access.write(|tx| {
         let mut file =
             tx.prepare_cached("INSERT INTO files (path, hash, size) VALUES (?1, ?2, ?3)")?;
@@ -152,7 +152,7 @@ fn embed(access: &Access, rng: &mut Rng) -> Result<Done, String> {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let from = rng.below(max as u64) as i64 + 1;
+        let from = rng.u64(..max as u64) as i64 + 1;
         let ids: Vec<i64> = tx
             .prepare_cached("SELECT id FROM code_entries WHERE id >= ?1 ORDER BY id LIMIT 4")?
             .query_map([from], |r| r.get(0))?
@@ -182,7 +182,7 @@ fn search(
     ledger: &mut Ledger,
 ) -> Result<Done, String> {
     let checks: Vec<String> = (0..3.min(state.seen.len()))
-        .map(|_| state.seen[rng.below(state.seen.len() as u64) as usize].clone())
+        .map(|_| state.seen[rng.usize(..state.seen.len())].clone())
         .collect();
     let (count, newest, missing) = access.read(|c| {
         let count: i64 = c.query_row("SELECT count(*) FROM files", [], |r| r.get(0))?;

@@ -1,11 +1,14 @@
-//! The `litekeep` command-line tool: migrate, recover, check, and run a command under the lock
-//! they all take. Human output by default, one JSON document with `--json`. Exit status 0 on
+//! The `litekeep` command-line tool: migrate, diff, schema, recover, check, and run a command
+//! under the lock they all take. Human output by default, one JSON document with `--json`. Exit status 0 on
 //! success, 1 on failure (with a one-line cause on stderr), 2 on bad usage, 75 (EX_TEMPFAIL)
 //! when the lock stays held past the timeout.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
+
+mod plan_output;
+mod sides;
 
 use clap::{Parser, Subcommand};
 use litekeep::lock::{FileLock, Mode, Wait};
@@ -33,7 +36,7 @@ struct Cli {
 enum Cmd {
     /// Migrate a database to the schema in a file of CREATE statements, in one transaction.
     #[command(
-        after_help = "Example:\n  litekeep migrate --db app.db --schema schema.sql --dry-run\n  litekeep migrate --db app.db --schema schema.sql --rename files.path=files.file_path"
+        after_help = "Example:\n  litekeep migrate --db app.db --schema schema.sql --dry-run\n  litekeep migrate --db app.db --schema schema.sql --rename files.path=files.file_path\n  litekeep migrate --db app.db --schema old.sql --keep-undeclared\n\nRenames can also be written in the schema file, as sqldef does:\n  CREATE TABLE users ( -- @renamed from=user_accounts\n    user_name TEXT, -- @renamed from=username\n  );"
     )]
     Migrate {
         /// The database file (created if missing).
@@ -48,16 +51,50 @@ enum Cmd {
         /// Allow dropping tables and columns.
         #[arg(long)]
         allow_data_loss: bool,
-        /// A rename hint, `old=new` for a table or `table.old=table.new` for a column (the table
-        /// by its new name when it is renamed too).
+        /// A rename hint, `old=new` for a table, `table.old=table.new` for a column (the table
+        /// by its new name when it is renamed too), `index:old=new` for an index.
         #[arg(long, value_name = "OLD=NEW")]
         rename: Vec<String>,
+        /// Additive: keep tables, columns, indexes, views and triggers the database has and the
+        /// schema file lacks, instead of dropping them.
+        #[arg(long)]
+        keep_undeclared: bool,
         /// How long to wait for the lock: 10s, 500ms, 2m (default 30s).
-        #[arg(long, value_parser = parse_duration, default_value = "30s")]
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
         lock_timeout: Duration,
         /// Print one JSON document.
         #[arg(long)]
         json: bool,
+    },
+    /// Show the plan from one schema to another; changes nothing. Each side is a .sql file of
+    /// CREATE statements or a database file.
+    #[command(
+        after_help = "Example:\n  litekeep diff --from app.db --to schema.sql\n  litekeep diff --from v1.sql --to v2.sql --json\n  litekeep diff --from app.db --to <(litekeep schema --db other.db)"
+    )]
+    Diff {
+        /// The schema to start from: a .sql file or a database file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The schema to arrive at: a .sql file (its @renamed annotations count) or a database.
+        #[arg(long)]
+        to: PathBuf,
+        /// A rename hint, as for `migrate`.
+        #[arg(long, value_name = "OLD=NEW")]
+        rename: Vec<String>,
+        /// Additive: keep what --from has and --to lacks.
+        #[arg(long)]
+        keep_undeclared: bool,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a database's schema as DDL that `migrate` accepts (without SQLite's and
+    /// litekeep's own tables).
+    #[command(after_help = "Example:\n  litekeep schema --db app.db > schema.sql")]
+    Schema {
+        /// The database file.
+        #[arg(long)]
+        db: PathBuf,
     },
     /// Repair tables left behind by interrupted migrations (any tool's), in one transaction.
     #[command(
@@ -74,7 +111,7 @@ enum Cmd {
         #[arg(long, value_name = "TABLE")]
         confirm: Vec<String>,
         /// How long to wait for the lock (default 30s).
-        #[arg(long, value_parser = parse_duration, default_value = "30s")]
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
         lock_timeout: Duration,
         /// Print one JSON document.
         #[arg(long)]
@@ -110,36 +147,12 @@ enum Cmd {
         #[arg(long)]
         shared: bool,
         /// How long to wait (default: forever).
-        #[arg(long, value_parser = parse_duration)]
+        #[arg(long, value_parser = humantime::parse_duration)]
         timeout: Option<Duration>,
         /// The command and its arguments.
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
-}
-
-/// `10s`, `500ms`, `2m`, `1h`, or a plain number of seconds (`1.5`).
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration: write it like 10s, 500ms or 2m"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in `{s}`: use ms, s, m or h"
-            ));
-        }
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("`{s}`: {e}"))
 }
 
 fn main() -> ExitCode {
@@ -207,6 +220,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
             dry_run,
             allow_data_loss,
             rename,
+            keep_undeclared,
             lock_timeout,
             json,
         } => {
@@ -219,6 +233,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
             let mut options = litekeep::migrate::Options::default()
                 .dry_run(dry_run)
                 .allow_data_loss(allow_data_loss)
+                .keep_undeclared(keep_undeclared)
                 .lock_timeout(lock_timeout);
             for hint in &rename {
                 options = options.rename(hint)?;
@@ -244,6 +259,57 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
                 failure
             })?;
             print_migrate(&db, &report, dry_run, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Diff {
+            from,
+            to,
+            rename,
+            keep_undeclared,
+            json,
+        } => {
+            let mut options =
+                litekeep::migrate::Options::default().keep_undeclared(keep_undeclared);
+            for hint in &rename {
+                options = options.rename(hint)?;
+            }
+            let current = sides::load(&from)?;
+            let desired = sides::load(&to)?;
+            let plan = litekeep::migrate::diff(&current, &desired, &options).map_err(|e| {
+                let mut failure = Failure::from(e);
+                failure.name_file(&to);
+                failure
+            })?;
+            if json {
+                let mut doc = plan_output::plan_json(&plan);
+                doc["from_file"] = json!(from);
+                doc["to_file"] = json!(to);
+                doc["up_to_date"] = json!(plan.is_empty());
+                println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            } else {
+                println!("{plan}");
+                if !plan.is_empty() {
+                    print!("{}", plan.sql());
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Schema { db } => {
+            if !db.exists() {
+                return Err(Failure::new(format!(
+                    "{} does not exist; check the path",
+                    db.display()
+                )));
+            }
+            let conn = rusqlite::Connection::open_with_flags(
+                &db,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .map_err(|e| Failure::new(format!("cannot open {}: {e}", db.display())))?;
+            sides::read_db(&conn, &db)?;
+            let sql = litekeep::migrate::export_sql(&conn)
+                .map_err(|e| Failure::new(format!("{}: {e}", db.display())))?;
+            print!("{sql}");
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Recover {
@@ -437,33 +503,17 @@ fn exit_code_of(status: std::process::ExitStatus) -> ExitCode {
 
 fn print_migrate(db: &std::path::Path, report: &MigrateReport, dry_run: bool, json: bool) {
     if json {
-        let steps: Vec<_> = report
-            .plan
-            .steps
-            .iter()
-            .map(|s| {
-                json!({
-                    "kind": format!("{:?}", s.kind),
-                    "target": s.target,
-                    "description": s.description,
-                    "sql": s.sql,
-                })
-            })
-            .collect();
-        let doc = json!({
-            "db": db,
-            "dry_run": dry_run,
-            "applied": report.applied,
-            "up_to_date": report.up_to_date(),
-            "before": report.before.to_string(),
-            "after": report.after.to_string(),
-            "steps": steps,
-            "data_loss": report.plan.data_loss.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "elapsed_s": report.elapsed.as_secs_f64(),
-        });
+        let mut doc = plan_output::plan_json(&report.plan);
+        doc["db"] = json!(db);
+        doc["dry_run"] = json!(dry_run);
+        doc["applied"] = json!(report.applied);
+        doc["up_to_date"] = json!(report.up_to_date());
+        doc["before"] = json!(report.before.to_string());
+        doc["after"] = json!(report.after.to_string());
+        doc["elapsed_s"] = json!(report.elapsed.as_secs_f64());
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else if report.up_to_date() {
-        println!("{}: up to date ({})", db.display(), report.after);
+        println!("{}: {}", db.display(), report.plan);
     } else {
         print!("{}", report.plan);
         if dry_run {
