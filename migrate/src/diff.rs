@@ -46,7 +46,7 @@ pub const TEMP_PREFIX: &str = "temp_";
 /// ```
 pub fn diff(current: &Schema, desired: &Schema, options: &Options) -> Result<Plan, MigrateError> {
     let options = &with_annotations(options, current, desired)?;
-    check_cycles(options)?;
+    check_cycles(options, &desired.annotations)?;
     // A database that already has the desired schema needs nothing, whatever the other hints
     // say: they were carried out before (and an old name may have been reused since).
     if current.statements() != desired.statements() {

@@ -34,8 +34,10 @@ pub(crate) fn keep_undeclared(
     let mut out = desired.clone();
     let mut kept = Vec::new();
     let mut sources = BTreeSet::new();
-    // Current tables whose name goes away: renamed to another name by this migration.
+    // Current tables whose name goes away: renamed to another name by this migration; and
+    // columns renamed by it, as (table's current name, old column, new column).
     let mut renamed_away = Vec::new();
+    let mut renamed_columns = Vec::new();
     for (key, want) in &desired.tables {
         let Some(have) = current_table(current, &want.name, options) else {
             continue;
@@ -43,6 +45,13 @@ pub(crate) fn keep_undeclared(
         sources.insert(have.name.to_ascii_lowercase());
         if !have.name.eq_ignore_ascii_case(&want.name) {
             renamed_away.push(have.name.clone());
+        }
+        for w in &want.columns {
+            if let Some(o) = column_origin(have, want, w, options)
+                && !o.name.eq_ignore_ascii_case(&w.name)
+            {
+                renamed_columns.push((have.name.clone(), o.name.clone(), w.name.clone()));
+            }
         }
         let undeclared: Vec<&Column> = have
             .columns
@@ -100,7 +109,7 @@ pub(crate) fn keep_undeclared(
             if want.contains_key(key) || (kind == ObjectKind::Index && index_renamed(key)) {
                 continue;
             }
-            refuse_renamed(kind, object, &renamed_away)?;
+            refuse_renamed(kind, object, &renamed_away, &renamed_columns)?;
             into.insert(key.clone(), object.clone());
             kept.push(Kept {
                 kind,
@@ -120,18 +129,35 @@ fn is_origin(have: &Table, want: &Table, col: &Column, options: &Options) -> boo
     })
 }
 
-/// An undeclared index, view or trigger that names a table renamed in this migration would need
-/// its text rewritten, which only SQLite's own rename does: refused rather than guessed.
+/// An undeclared index, view or trigger that names a table or column renamed in this migration
+/// would need its text rewritten, which only SQLite's own rename does (and a rebuild does not):
+/// refused rather than guessed (a view naming the old column would be committed broken, found
+/// by the tests of this mode).
 fn refuse_renamed(
     kind: ObjectKind,
     object: &Object,
-    renamed: &[String],
+    tables: &[String],
+    columns: &[(String, String, String)],
 ) -> Result<(), MigrateError> {
-    match renamed.iter().find(|t| mentions(&object.sql, t)) {
-        Some(table) => Err(MigrateError::Keep {
+    let refuse = |problem: String| {
+        Err(MigrateError::Keep {
             object: format!("{kind} {}", object.name),
-            problem: format!("it names table {table}, which this migration renames"),
-        }),
+            problem,
+        })
+    };
+    if let Some(table) = tables.iter().find(|t| mentions(&object.sql, t)) {
+        return refuse(format!(
+            "it names table {table}, which this migration renames"
+        ));
+    }
+    let on = |table: &str| object.table.eq_ignore_ascii_case(table) || mentions(&object.sql, table);
+    match columns
+        .iter()
+        .find(|(table, old, _)| on(table) && mentions(&object.sql, old))
+    {
+        Some((table, old, new)) => refuse(format!(
+            "it names column {table}.{old}, which this migration renames to {new}"
+        )),
         None => Ok(()),
     }
 }

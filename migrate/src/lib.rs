@@ -28,6 +28,15 @@
 //!   `foreign_key_check` and a re-read of the schema before `COMMIT`.
 //! - Dropping a table or column is refused unless [`Options::allow_data_loss`]; rows that break
 //!   a new constraint are named by rowid and nothing changes.
+//! - Renames are hints ([`Options::rename`]) or `-- @renamed from=old` comments in the desired
+//!   schema itself, in sqldef's syntax ([`Annotation`]); either way [`Plan::renames`] says where
+//!   each came from. Annotations are read by a comment-aware tokenizer; SQLite still parses
+//!   the DDL.
+//! - Additive mode ([`Options::keep_undeclared`]) keeps what the database has and the desired
+//!   schema lacks ([`Plan::kept`]), for rolling deploys where an older program must not take
+//!   away what a newer one added; [`superseded`] tells from `_litekeep_history` whether a file
+//!   has moved past a schema. [`diff`] compares two schemas without touching a database, and
+//!   [`export_sql`] prints a database's schema as DDL this crate accepts.
 
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]

@@ -230,7 +230,10 @@ fn pending_columns<'o>(
 ///
 /// # Errors
 /// [`MigrateError::Rename`] naming the first hint of the cycle.
-pub(crate) fn check_cycles(options: &Options) -> Result<(), MigrateError> {
+pub(crate) fn check_cycles(
+    options: &Options,
+    annotations: &[crate::annotations::Annotation],
+) -> Result<(), MigrateError> {
     // (namespace, from, to): tables share one namespace, each table's columns have their own.
     let edges: Vec<(String, String, String, String)> = options
         .renames
@@ -259,6 +262,16 @@ pub(crate) fn check_cycles(options: &Options) -> Result<(), MigrateError> {
         let mut at = first.clone();
         for _ in 0..edges.len() {
             if at == *start {
+                if let Some(a) = annotations.iter().find(|a| a.rename.to_string() == *hint) {
+                    return Err(MigrateError::Annotation {
+                        line: a.line,
+                        problem: format!(
+                            "renames {} from {}, and with the other renames that forms a cycle (a swap); rename one through a third name in two migrations",
+                            a.rename.target_text(),
+                            from_of(&a.rename)
+                        ),
+                    });
+                }
                 return Err(MigrateError::Rename {
                     hint: hint.clone(),
                     problem: "the rename hints form a cycle (a swap); rename one through a third name in two migrations".to_owned(),
