@@ -40,12 +40,13 @@ use litekeep_migrate::{Fingerprint, Schema};
 use rusqlite::Connection;
 
 use crate::database::{Database, Inner};
+use crate::durability::Durability;
 use crate::error::Error;
 use crate::pool::Pool;
 use crate::registry;
 
 /// How to open a [`Database`]. Defaults: no schema, lock timeout 30 s, busy timeout 10 s, 4
-/// readers, no lifetime lock.
+/// readers, no lifetime lock, [`Durability::Full`], what the file has beyond the schema kept.
 ///
 /// ```
 /// use std::time::Duration;
@@ -73,6 +74,7 @@ pub struct Builder {
     label: String,
     renames: Vec<String>,
     keep_undeclared: bool,
+    durability: Durability,
 }
 
 impl Builder {
@@ -87,6 +89,7 @@ impl Builder {
             label: "litekeep open".to_owned(),
             renames: Vec::new(),
             keep_undeclared: true,
+            durability: Durability::default(),
         }
     }
 
@@ -147,6 +150,20 @@ impl Builder {
     /// ```
     pub fn keep_undeclared(mut self, keep: bool) -> Builder {
         self.keep_undeclared = keep;
+        self
+    }
+
+    /// What an acknowledged write survives (default [`Durability::Full`]: a power cut too).
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("lk-doc-durability-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// use litekeep::{Database, Durability};
+    /// let db = Database::builder(dir.join("cache.db")).durability(Durability::Normal).open()?;
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
+    pub fn durability(mut self, durability: Durability) -> Builder {
+        self.durability = durability;
         self
     }
 
@@ -366,9 +383,12 @@ impl Builder {
             None => Connection::open(&self.path)?,
         };
         conn.busy_timeout(self.busy_timeout)?;
-        // WAL makes NORMAL durable against a crash of the process (SIGKILL included); only a
-        // power loss can take the last commits, never corrupt the file.
-        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        // See `Durability`: FULL syncs the WAL at every commit; NORMAL only at checkpoints,
+        // durable against a crash of the process, not against a power cut.
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+            self.durability.pragma()
+        ))?;
         Ok(conn)
     }
 }

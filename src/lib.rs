@@ -33,6 +33,7 @@
 mod async_api;
 mod builder;
 mod database;
+mod durability;
 mod error;
 mod pool;
 mod registry;
@@ -40,6 +41,7 @@ mod retry;
 
 pub use builder::Builder;
 pub use database::Database;
+pub use durability::Durability;
 pub use error::Error;
 pub use litekeep_lock as lock;
 pub use litekeep_migrate as migrate;

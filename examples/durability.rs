@@ -1,0 +1,60 @@
+//! What `Durability::Full` costs against `Durability::Normal`: the same single-row write
+//! transactions through `Database::write`, alternating the two modes over three rounds, on a
+//! fresh file each, in the temp directory (pass another directory to measure another disk).
+//! Prints commits per second and the ratio. Measures; asserts nothing.
+//!
+//! ```text
+//! cargo run --release --example durability [writes] [dir]
+//! ```
+
+use std::time::Instant;
+
+use litekeep::{Database, Durability};
+
+const SCHEMA: &str = "CREATE TABLE events (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, body TEXT);";
+
+fn main() -> Result<(), litekeep::Error> {
+    let args: Vec<String> = std::env::args().collect();
+    let writes: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2000);
+    let base = args
+        .get(2)
+        .map_or_else(std::env::temp_dir, std::path::PathBuf::from)
+        .join(format!("lk-durability-{}", std::process::id()));
+    std::fs::create_dir_all(&base).map_err(|source| litekeep::Error::Io {
+        path: base.clone(),
+        op: "creating the scratch directory",
+        source,
+    })?;
+    println!("{writes} single-row commits per run, in {}", base.display());
+    let mut best = [f64::MAX; 2];
+    for round in 0..3 {
+        for (i, mode) in [Durability::Full, Durability::Normal].into_iter().enumerate() {
+            let path = base.join(format!("{mode:?}-{round}.db"));
+            let db = Database::builder(&path).schema(SCHEMA).durability(mode).open()?;
+            let start = Instant::now();
+            for n in 0..writes {
+                db.write(|tx| {
+                    tx.execute(
+                        "INSERT INTO events (n, body) VALUES (?1, 'a row of some forty bytes of text')",
+                        [n as i64],
+                    )
+                })?;
+            }
+            let secs = start.elapsed().as_secs_f64();
+            best[i] = best[i].min(secs);
+            println!(
+                "  round {round} {mode:?}: {:.0} commits/s ({:.1} µs each)",
+                writes as f64 / secs,
+                secs * 1e6 / writes as f64
+            );
+        }
+    }
+    println!(
+        "best: Full {:.0}/s, Normal {:.0}/s; Full takes {:.2}x as long",
+        writes as f64 / best[0],
+        writes as f64 / best[1],
+        best[0] / best[1]
+    );
+    let _ = std::fs::remove_dir_all(&base);
+    Ok(())
+}
