@@ -28,9 +28,15 @@ fn main() -> Result<(), litekeep::Error> {
     println!("{writes} single-row commits per run, in {}", base.display());
     let mut best = [f64::MAX; 2];
     for round in 0..3 {
-        for (i, mode) in [Durability::Full, Durability::Normal].into_iter().enumerate() {
+        for (i, mode) in [Durability::Full, Durability::Normal]
+            .into_iter()
+            .enumerate()
+        {
             let path = base.join(format!("{mode:?}-{round}.db"));
-            let db = Database::builder(&path).schema(SCHEMA).durability(mode).open()?;
+            let db = Database::builder(&path)
+                .schema(SCHEMA)
+                .durability(mode)
+                .open()?;
             let start = Instant::now();
             for n in 0..writes {
                 db.write(|tx| {
