@@ -46,7 +46,7 @@ use crate::pool::Pool;
 use crate::registry;
 
 /// How to open a [`Database`]. Defaults: no schema, lock timeout 30 s, busy timeout 10 s, 4
-/// readers, no lifetime lock, [`Durability::Full`], what the file has beyond the schema kept.
+/// readers, no lifetime lock, [`Durability::Normal`], what the file has beyond the schema kept.
 ///
 /// ```
 /// use std::time::Duration;
@@ -153,13 +153,14 @@ impl Builder {
         self
     }
 
-    /// What an acknowledged write survives (default [`Durability::Full`]: a power cut too).
+    /// What an acknowledged write survives (default [`Durability::Normal`]: a crash of the
+    /// process, not a power cut; see [`Durability`] for why, and when to choose `Full`).
     ///
     /// ```
     /// # let dir = std::env::temp_dir().join(format!("lk-doc-durability-{}", std::process::id()));
     /// # std::fs::create_dir_all(&dir).unwrap();
     /// use litekeep::{Database, Durability};
-    /// let db = Database::builder(dir.join("cache.db")).durability(Durability::Normal).open()?;
+    /// let db = Database::builder(dir.join("ledger.db")).durability(Durability::Full).open()?;
     /// # Ok::<(), litekeep::Error>(())
     /// ```
     pub fn durability(mut self, durability: Durability) -> Builder {
@@ -237,11 +238,9 @@ impl Builder {
         } else {
             None
         };
-        let writer = self.writer(ready).map_err(|source| Error::Sqlite {
-            path: self.path.clone(),
-            op: "opening the writer connection",
-            source,
-        })?;
+        let writer = self
+            .writer(ready)
+            .map_err(|source| Error::sqlite(&self.path, "opening the writer connection", source))?;
         let inner = Arc::new(Inner {
             path: self.path.clone(),
             fingerprint: Mutex::new(fingerprint),
@@ -275,7 +274,7 @@ impl Builder {
 
     fn current_fingerprint(&self) -> Result<Fingerprint, Error> {
         let conn = self.connection("reading the schema")?;
-        Ok(Schema::read(&conn)?.fingerprint())
+        Ok(self.read_schema(&conn)?.fingerprint())
     }
 
     /// Steps 1 and 2 of the module docs. Returns the connection that found the file ready,
@@ -305,11 +304,7 @@ impl Builder {
         let conn = self.connection("setting WAL")?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(|source| Error::Sqlite {
-                path: self.path.clone(),
-                op: "setting WAL",
-                source,
-            })?;
+            .map_err(|source| Error::sqlite(&self.path, "setting WAL", source))?;
         drop(conn);
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::NoWal {
@@ -338,11 +333,7 @@ impl Builder {
     /// connection that checked.
     fn is_ready(&self, desired: Option<&Schema>) -> Result<Option<Connection>, Error> {
         let conn = self.connection("checking the schema")?;
-        let sqlite = |source| Error::Sqlite {
-            path: self.path.clone(),
-            op: "checking the schema",
-            source,
-        };
+        let sqlite = |source| Error::sqlite(&self.path, "checking the schema", source);
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .map_err(sqlite)?;
@@ -350,7 +341,7 @@ impl Builder {
             return Ok(None);
         }
         if let Some(desired) = desired {
-            let current = Schema::read(&conn)?;
+            let current = self.read_schema(&conn)?;
             // Forward only: a file that moved past this schema is left as it is.
             if !litekeep_migrate::up_to_date(&current, desired, &self.migrate_options()?)?
                 && !litekeep_migrate::superseded(&conn, desired.fingerprint())?
@@ -362,18 +353,21 @@ impl Builder {
         Ok((!leftovers.iter().any(|f| f.action.changes_anything())).then_some(conn))
     }
 
+    /// The file's schema; a failure to read it says what it was (a full disk, say).
+    fn read_schema(&self, conn: &Connection) -> Result<Schema, Error> {
+        Schema::read(conn).map_err(|e| match e {
+            litekeep_migrate::MigrateError::Sqlite { source, .. } => {
+                Error::sqlite(&self.path, "reading the schema", source)
+            }
+            other => other.into(),
+        })
+    }
+
     fn connection(&self, op: &'static str) -> Result<Connection, Error> {
-        let conn = Connection::open(&self.path).map_err(|source| Error::Sqlite {
-            path: self.path.clone(),
-            op,
-            source,
-        })?;
+        let conn =
+            Connection::open(&self.path).map_err(|source| Error::sqlite(&self.path, op, source))?;
         conn.busy_timeout(self.busy_timeout)
-            .map_err(|source| Error::Sqlite {
-                path: self.path.clone(),
-                op,
-                source,
-            })?;
+            .map_err(|source| Error::sqlite(&self.path, op, source))?;
         Ok(conn)
     }
 

@@ -107,11 +107,7 @@ impl Database {
                     }
                 }
                 Err(source) => {
-                    return Err(Error::Sqlite {
-                        path: self.inner.path.clone(),
-                        op: "writing",
-                        source,
-                    });
+                    return Err(Error::sqlite(&self.inner.path, "writing", source));
                 }
             }
         }
@@ -127,11 +123,7 @@ impl Database {
         &self,
         mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, Error> {
-        let sqlite = |source| Error::Sqlite {
-            path: self.inner.path.clone(),
-            op: "reading",
-            source,
-        };
+        let sqlite = |source| Error::sqlite(&self.inner.path, "reading", source);
         let conn = self.inner.readers.get(&self.inner.path).map_err(sqlite)?;
         let mut backoff = Backoff::new(self.inner.busy_budget);
         loop {

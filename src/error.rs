@@ -51,6 +51,35 @@ pub enum Error {
         /// How many times it tried.
         attempts: u32,
     },
+    /// The disk holding the database is full (SQLite said "database or disk is full", or a
+    /// "disk I/O error" with almost no free space left); the transaction was rolled back.
+    #[error(
+        "the disk holding {} is full{} while {op}; the transaction was rolled back — free space and try again (a WAL database needs room for its -wal and -shm files even to be read)",
+        path.display(), free.map_or_else(String::new, |f| format!(" ({} KiB free)", f / 1024))
+    )]
+    DiskFull {
+        /// The database.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// Free bytes left, when they could be read.
+        free: Option<u64>,
+    },
+    /// An I/O error other than a full disk (a failed read, write or sync); the transaction was
+    /// rolled back.
+    #[error(
+        "{}: {} failed while {op} ({source}); the transaction was rolled back — check the disk (its health, `dmesg`) and try again",
+        path.display(), litekeep_recover::what_failed(source)
+    )]
+    IoFailure {
+        /// The database.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// SQLite's error (its extended code says which file operation failed).
+        #[source]
+        source: rusqlite::Error,
+    },
     /// An error from SQLite, or from the caller's closure.
     #[error("{} while {op}: {source}", path.display())]
     Sqlite {
@@ -76,6 +105,32 @@ pub enum Error {
 }
 
 impl Error {
+    /// A SQLite error about `path`, as the variant that says what it was: a full disk and other
+    /// I/O failures get their own, everything else is [`Error::Sqlite`].
+    pub(crate) fn sqlite(
+        path: &std::path::Path,
+        op: &'static str,
+        source: rusqlite::Error,
+    ) -> Error {
+        match litekeep_recover::io_failure(path, &source) {
+            Some(litekeep_recover::IoFailure::DiskFull { free }) => Error::DiskFull {
+                path: path.to_path_buf(),
+                op,
+                free,
+            },
+            Some(litekeep_recover::IoFailure::Other { .. }) => Error::IoFailure {
+                path: path.to_path_buf(),
+                op,
+                source,
+            },
+            None => Error::Sqlite {
+                path: path.to_path_buf(),
+                op,
+                source,
+            },
+        }
+    }
+
     /// The holder named by a lock timeout, when this error is one.
     pub fn lock_holder(&self) -> Option<&litekeep_lock::Holder> {
         match self {

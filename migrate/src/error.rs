@@ -46,11 +46,25 @@ pub enum MigrateError {
         /// The file.
         path: PathBuf,
     },
-    /// The disk filled up during the migration; it was rolled back.
-    #[error("the disk holding {} filled up during the migration; it was rolled back — free space and run it again", path.display())]
+    /// The disk holding the database is full; a migration was rolled back.
+    #[error("the disk holding {} is full{}; nothing was changed (a migration is rolled back) — free space and run it again (a WAL database needs room for its -wal and -shm files even to be read)", path.display(), free.map_or_else(String::new, |f| format!(" ({} KiB free)", f / 1024)))]
     DiskFull {
         /// The file.
         path: PathBuf,
+        /// Free bytes left, when they could be read.
+        free: Option<u64>,
+    },
+    /// An I/O error other than a full disk (a failed read, write or sync).
+    #[error(
+        "{context}: {} failed ({source}); nothing was changed — check the disk (its health, `dmesg`) and run it again",
+        litekeep_recover::what_failed(source)
+    )]
+    Io {
+        /// What was being done, and on which file.
+        context: String,
+        /// SQLite's error (its extended code says which file operation failed).
+        #[source]
+        source: rusqlite::Error,
     },
     /// The migration lock could not be taken.
     #[error(transparent)]
@@ -162,9 +176,24 @@ impl MigrateError {
             Some(C::ReadOnly) => MigrateError::ReadOnly {
                 path: path.to_owned(),
             },
-            Some(C::DiskFull) => MigrateError::DiskFull {
-                path: path.to_owned(),
-            },
+            Some(C::DiskFull | C::SystemIoFailure) => {
+                match litekeep_recover::io_failure(path, &source) {
+                    Some(litekeep_recover::IoFailure::DiskFull { free }) => {
+                        MigrateError::DiskFull {
+                            path: path.to_owned(),
+                            free,
+                        }
+                    }
+                    Some(litekeep_recover::IoFailure::Other { .. }) => MigrateError::Io {
+                        context: format!("{context} ({})", path.display()),
+                        source,
+                    },
+                    None => MigrateError::Sqlite {
+                        context: format!("{context} ({})", path.display()),
+                        source,
+                    },
+                }
+            }
             Some(C::CannotOpen) if !path.exists() => MigrateError::Sqlite {
                 context: format!("opening {} (no such file or directory)", path.display()),
                 source,

@@ -223,7 +223,11 @@ fn undeclared(missing: ObjectKind, expected: Kept) {
     let before = snapshot(&db);
     let report = migrate(&db, &desired, &keep()).unwrap_or_else(|e| panic!("{missing}: {e}"));
     assert!(report.applied, "{missing}: {}", report.plan);
-    assert_eq!(report.plan.kept, [expected.clone()], "{missing}");
+    assert_eq!(
+        report.plan.kept,
+        std::slice::from_ref(&expected),
+        "{missing}"
+    );
     assert!(report.plan.data_loss.is_empty(), "{missing}");
     assert!(
         report
@@ -270,7 +274,11 @@ fn undeclared(missing: ObjectKind, expected: Kept) {
         "{missing}: not converged:\n{}",
         again.plan
     );
-    assert_eq!(again.plan.kept, [expected.clone()], "{missing}");
+    assert_eq!(
+        again.plan.kept,
+        std::slice::from_ref(&expected),
+        "{missing}"
+    );
     assert!(file_up_to_date(&db, &desired, &keep()), "{missing}");
     assert!(
         !file_up_to_date(&db, &desired, &Options::default()),

@@ -39,8 +39,10 @@ pub enum RecoverError {
         detail: String,
     },
     /// The disk filled up during the repair; it was rolled back.
-    #[error("the disk holding {} filled up during the repair; it was rolled back — free space and run it again", path.display())]
+    #[error("the disk holding {} is full{}; nothing was changed (a repair is rolled back) — free space and run it again (a WAL database needs room for its -wal and -shm files even to be read)", path.display(), free_text(*free))]
     DiskFull {
+        /// Free bytes left, when they could be read.
+        free: Option<u64>,
         /// The file.
         path: PathBuf,
     },
@@ -65,6 +67,17 @@ pub enum RecoverError {
         path: PathBuf,
         /// What failed.
         detail: String,
+    },
+    /// An I/O error under SQLite other than a full disk (a failed read, write or sync).
+    #[error("{}: {} failed while {op} ({source}); nothing was changed — check the disk (its health, `dmesg`) and run it again", path.display(), crate::io::what_failed(source))]
+    IoFailure {
+        /// The database.
+        path: PathBuf,
+        /// What was being done.
+        op: String,
+        /// SQLite's error (its extended code says which file operation failed).
+        #[source]
+        source: Box<rusqlite::Error>,
     },
     /// Any other SQLite error.
     #[error("{} while {op}: {source}", path.display())]
@@ -105,7 +118,23 @@ impl RecoverError {
                 path,
                 detail: e.to_string(),
             },
-            Some(ErrorCode::DiskFull) => RecoverError::DiskFull { path },
+            Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure) => {
+                match crate::io::io_failure(&path, &e) {
+                    Some(crate::io::IoFailure::DiskFull { free }) => {
+                        RecoverError::DiskFull { path, free }
+                    }
+                    Some(crate::io::IoFailure::Other { .. }) => RecoverError::IoFailure {
+                        path,
+                        op: op.to_owned(),
+                        source: Box::new(e),
+                    },
+                    None => RecoverError::Sqlite {
+                        path,
+                        op: op.to_owned(),
+                        source: e,
+                    },
+                }
+            }
             _ => RecoverError::Sqlite {
                 path,
                 op: op.to_owned(),
@@ -121,4 +150,9 @@ impl RecoverError {
     ) -> impl Fn(rusqlite::Error) -> RecoverError + 'a {
         move |e| RecoverError::from_db(path, op, e)
     }
+}
+
+/// " (12 KiB free)", or nothing when unknown.
+pub(crate) fn free_text(free: Option<u64>) -> String {
+    free.map_or_else(String::new, |f| format!(" ({} KiB free)", f / 1024))
 }
