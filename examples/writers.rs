@@ -1,13 +1,21 @@
-//! Writer throughput across processes: the same total number of single-row write
-//! transactions done by one process, then split over 4 processes (each its own `Database`),
-//! on the same file. Prints both rates and their ratio. Measures; asserts nothing.
+//! Writes across processes: the same total work split over N = 1, 2, 4, 8 writer processes on
+//! one file, for three writers side by side in one run —
+//!
+//! - `rusqlite`: what users do today (WAL, `busy_timeout` 10 s, `BEGIN IMMEDIATE`,
+//!   `synchronous = NORMAL`), meeting each other in SQLite's sleeping busy handler;
+//! - `no gate`: `litekeep::Database::write` with `Builder::write_gate(false)`;
+//! - `gate`: `Database::write` with the cross-process write gate (the default);
+//!
+//! and two workloads: single-row transactions and 100-row batch transactions. Prints, per cell,
+//! throughput (and its ratio to N = 1 of the same writer), p50, p99, p99.9 and the slowest
+//! write transaction, and how many failed. Measures; asserts nothing.
 //!
 //! ```text
-//! cargo run --release --example writers [total_writes]
+//! cargo run --release --example writers [single_row_total] [batch_total]
 //! ```
 //!
-//! The children are this program re-executed with `--child <db> <n>`; each waits for a `go`
-//! line on stdin so that all start together, and reports `done` when its writes are committed.
+//! The children are this program re-executed with `--child`; each waits for a `go` line on
+//! stdin so that all start together, and reports its latencies (µs) on one line when done.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -15,53 +23,87 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use litekeep::Database;
+use rusqlite::{Connection, TransactionBehavior};
 
 const SCHEMA: &str = "CREATE TABLE events (id INTEGER PRIMARY KEY, who INTEGER NOT NULL, n INTEGER NOT NULL, body TEXT);";
+const WRITERS: [&str; 3] = ["rusqlite", "nogate", "gate"];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--child") {
-        child(Path::new(&args[2]), args[3].parse().expect("n"));
+        let n = args[4].parse().expect("n");
+        let batch = args[5].parse().expect("batch");
+        child(&args[2], Path::new(&args[3]), n, batch);
         return;
     }
-    let total: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(8000);
+    let single: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(8000);
+    let batches: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(800);
     let dir = std::env::temp_dir().join(format!("lk-writers-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
-    for (label, procs) in [("1 process ", 1u64), ("4 processes", 4)] {
-        let db = dir.join(format!("w{procs}.db"));
-        drop(
-            Database::builder(&db)
-                .schema(SCHEMA)
-                .open()
-                .expect("create"),
-        );
-        let elapsed = run(&db, procs, total / procs);
-        println!(
-            "{label}: {total} single-row write transactions in {:.3} s = {:.0} tx/s",
-            elapsed.as_secs_f64(),
-            total as f64 / elapsed.as_secs_f64()
-        );
-        RATES.with(|r| r.borrow_mut().push(total as f64 / elapsed.as_secs_f64()));
+    println!(
+        "{} cores; same total work at every N: {single} single-row transactions, {batches} transactions of 100 rows",
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    println!("| workload | N | writer | tx/s | vs N=1 | p50 | p99 | p99.9 | slowest | failed |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (workload, total, batch) in [("1 row", single, 1u64), ("100 rows", batches, 100)] {
+        let mut base = [0f64; 3];
+        for procs in [1u64, 2, 4, 8] {
+            for (w, writer) in WRITERS.iter().enumerate() {
+                let db = dir.join(format!("{writer}-{procs}-{batch}.db"));
+                drop(
+                    Database::builder(&db)
+                        .schema(SCHEMA)
+                        .open()
+                        .expect("create"),
+                );
+                let (elapsed, mut lat, failed) = run(writer, &db, procs, total / procs, batch);
+                let rate = (total / procs * procs) as f64 / elapsed.as_secs_f64();
+                if procs == 1 {
+                    base[w] = rate;
+                }
+                lat.sort_unstable();
+                println!(
+                    "| {workload} | {procs} | {writer} | {rate:.0} | {:.2}x | {} | {} | {} | {} | {failed} |",
+                    rate / base[w],
+                    us(percentile(&lat, 0.50)),
+                    us(percentile(&lat, 0.99)),
+                    us(percentile(&lat, 0.999)),
+                    us(lat.last().copied().unwrap_or(0)),
+                );
+            }
+        }
     }
-    RATES.with(|r| {
-        let r = r.borrow();
-        println!("ratio (4 processes / 1 process): {:.2}x", r[1] / r[0]);
-    });
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-thread_local! {
-    static RATES: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let at = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[at]
 }
 
-fn run(db: &Path, procs: u64, each: u64) -> Duration {
+/// Microseconds as a human reads them: "48 µs", "3.2 ms", "0.81 s".
+fn us(v: u64) -> String {
+    match v {
+        0..1_000 => format!("{v} µs"),
+        1_000..1_000_000 => format!("{:.1} ms", v as f64 / 1e3),
+        _ => format!("{:.2} s", v as f64 / 1e6),
+    }
+}
+
+/// Runs `procs` children of `writer`, each `each` transactions of `batch` rows; returns the
+/// wall time, every transaction's latency (µs) and how many failed.
+fn run(writer: &str, db: &Path, procs: u64, each: u64, batch: u64) -> (Duration, Vec<u64>, u64) {
     let exe = std::env::current_exe().expect("current_exe");
     let mut kids: Vec<_> = (0..procs)
         .map(|_| {
             Command::new(&exe)
-                .arg("--child")
+                .args(["--child", writer])
                 .arg(db)
-                .arg(each.to_string())
+                .args([each.to_string(), batch.to_string()])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
@@ -79,33 +121,79 @@ fn run(db: &Path, procs: u64, each: u64) -> Duration {
     for k in &mut kids {
         writeln!(k.stdin.as_mut().expect("stdin"), "go").expect("go");
     }
+    let mut lat = Vec::new();
+    let mut failed = 0;
     for out in &mut outs {
         let line = out.next().expect("done").expect("read");
-        assert_eq!(line, "done", "a child failed: {line}");
+        let mut words = line.split_whitespace();
+        assert_eq!(words.next(), Some("done"), "a child failed: {line}");
+        failed += words
+            .next()
+            .and_then(|w| w.parse::<u64>().ok())
+            .unwrap_or(0);
+        lat.extend(words.filter_map(|w| w.parse::<u64>().ok()));
     }
     let elapsed = start.elapsed();
     for mut k in kids {
         let _ = k.wait();
     }
-    elapsed
+    (elapsed, lat, failed)
 }
 
-fn child(db: &Path, n: u64) {
-    let handle = Database::builder(db).schema(SCHEMA).open().expect("open");
+fn child(writer: &str, db: &Path, n: u64, batch: u64) {
+    let me = i64::from(std::process::id());
+    let insert = "INSERT INTO events (who, n, body) VALUES (?1, ?2, 'payload of a typical row')";
+    let mut lat = Vec::with_capacity(n as usize);
+    let mut failed = 0u64;
+    let mut timed = |ok: bool, start: Instant| {
+        lat.push(start.elapsed().as_micros() as u64);
+        failed += u64::from(!ok);
+    };
+    if writer == "rusqlite" {
+        let mut conn = Connection::open(db).expect("open");
+        conn.busy_timeout(Duration::from_secs(10)).expect("busy");
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
+            .expect("pragmas");
+        go();
+        for i in 0..n {
+            let start = Instant::now();
+            let ok = (|| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                for r in 0..batch {
+                    tx.execute(insert, (me, (i * batch + r) as i64))?;
+                }
+                tx.commit()
+            })()
+            .is_ok();
+            timed(ok, start);
+        }
+    } else {
+        let db = Database::builder(db)
+            .schema(SCHEMA)
+            .write_gate(writer == "gate")
+            .open()
+            .expect("open");
+        go();
+        for i in 0..n {
+            let start = Instant::now();
+            let ok = db
+                .write(|tx| {
+                    for r in 0..batch {
+                        tx.execute(insert, (me, (i * batch + r) as i64))?;
+                    }
+                    Ok(())
+                })
+                .is_ok();
+            timed(ok, start);
+        }
+    }
+    let words: Vec<String> = lat.iter().map(u64::to_string).collect();
+    println!("done {failed} {}", words.join(" "));
+}
+
+/// Says `ready` and waits for the parent's `go`.
+fn go() {
     println!("ready");
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).expect("go");
-    let me = std::process::id();
-    for i in 0..n {
-        if let Err(e) = handle.write(|tx| {
-            tx.execute(
-                "INSERT INTO events (who, n, body) VALUES (?1, ?2, 'payload of a typical row')",
-                (me, i as i64),
-            )
-        }) {
-            println!("error: {e}");
-            return;
-        }
-    }
-    println!("done");
 }

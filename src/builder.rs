@@ -75,6 +75,7 @@ pub struct Builder {
     renames: Vec<String>,
     keep_undeclared: bool,
     durability: Durability,
+    write_gate: bool,
 }
 
 impl Builder {
@@ -90,6 +91,7 @@ impl Builder {
             renames: Vec::new(),
             keep_undeclared: true,
             durability: Durability::default(),
+            write_gate: true,
         }
     }
 
@@ -165,6 +167,18 @@ impl Builder {
     /// ```
     pub fn durability(mut self, durability: Durability) -> Builder {
         self.durability = durability;
+        self
+    }
+
+    /// Queue the writes of all processes at a cross-process gate, `<db>.write.lock` (default:
+    /// on). Without it, writers of different processes meet in SQLite's busy handler, which
+    /// sleeps 1 to 100 ms between attempts, so an unlucky writer can wait most of a second
+    /// while others keep winning; with it, they wait in the kernel and the next one starts as
+    /// soon as the last one commits. Writers that do not use litekeep (the `sqlite3` shell,
+    /// another program) still meet litekeep's in SQLite's busy handling, as before. See
+    /// `litekeep_lock::write_gate_path_for` for the lock order with migrations.
+    pub fn write_gate(mut self, on: bool) -> Builder {
+        self.write_gate = on;
         self
     }
 
@@ -247,6 +261,11 @@ impl Builder {
             writer: Mutex::new(writer),
             readers: Pool::new(self.readers, self.busy_timeout),
             busy_budget: self.busy_timeout,
+            gate: if self.write_gate {
+                Some(FileLock::write_gate_for_database(&self.path)?.with_label(&self.label))
+            } else {
+                None
+            },
             lock_timeout: self.lock_timeout,
             _shared: shared,
         });

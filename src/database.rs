@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use litekeep_lock::LockGuard;
+use litekeep_lock::{FileLock, LockGuard, Wait};
 use litekeep_migrate::Fingerprint;
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     pub(crate) writer: Mutex<Connection>,
     pub(crate) readers: Pool,
     pub(crate) busy_budget: Duration,
+    /// The cross-process write gate (`<db>.write.lock`), when [`Builder::write_gate`] is on.
+    pub(crate) gate: Option<FileLock>,
     pub(crate) lock_timeout: Duration,
     /// Held for the handle's lifetime with `hold_shared_lock(true)`.
     pub(crate) _shared: Option<LockGuard>,
@@ -70,14 +72,18 @@ impl Database {
 
     /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`) on this process's writer connection
     /// and commits; an error from `f` rolls back. Writers of this process queue for the
-    /// connection. When SQLite reports the database busy or locked (another process held its
+    /// connection; with the write gate on (the default, see [`Builder::write_gate`]) the
+    /// processes queue for `<db>.write.lock` in the kernel, and each transaction holds it from
+    /// `BEGIN` to `COMMIT`. When SQLite reports the database busy or locked (another process held its
     /// write lock past `busy_timeout`), the whole transaction is retried — `f` runs again, so it
     /// must not have effects outside the transaction — with jittered exponential backoff, for
     /// at most the builder's `busy_timeout`, then [`Error::Busy`].
     ///
     /// # Errors
-    /// [`Error::Busy`] when the retry budget runs out; [`Error::Sqlite`] for any other error,
-    /// including the one `f` returned.
+    /// [`Error::Busy`] when the retry budget runs out; [`Error::Lock`] when the write gate stays
+    /// held past it (naming the holder: a migration, say); [`Error::Sqlite`] for any other
+    /// error, including the one `f` returned. Calling [`Database::migrate`] from inside `f` is
+    /// refused ([`litekeep_lock::LockError::WouldDeadlock`]), never a hang.
     pub fn write<T>(
         &self,
         mut f: impl FnMut(&Transaction<'_>) -> rusqlite::Result<T>,
@@ -89,12 +95,22 @@ impl Database {
             .unwrap_or_else(PoisonError::into_inner);
         let mut backoff = Backoff::new(self.inner.busy_budget);
         loop {
+            // Writers of every litekeep process queue here, in the kernel, rather than in
+            // SQLite's sleeping busy handler; the gate is let go right after COMMIT/ROLLBACK.
+            let gate = match &self.inner.gate {
+                Some(gate) => {
+                    let left = self.inner.busy_budget.saturating_sub(backoff.waited());
+                    Some(gate.exclusive(Wait::Timeout(left))?)
+                }
+                None => None,
+            };
             let attempt = (|| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let value = f(&tx)?;
                 tx.commit()?;
                 Ok(value)
             })();
+            drop(gate);
             match attempt {
                 Ok(value) => return Ok(value),
                 Err(e) if is_transient(&e) => {

@@ -60,7 +60,7 @@ mod state;
 mod sync;
 
 pub use error::LockError;
-pub use file_lock::{FileLock, LockGuard, lock_path_for};
+pub use file_lock::{FileLock, LockGuard, lock_path_for, write_gate_path_for};
 pub use filesystem::Filesystem;
 pub use holder::Holder;
 pub use mode::{Mode, Wait};

@@ -107,6 +107,9 @@ pub fn migrate(
             table: f.original,
         });
     }
+    // Then the write gate: litekeep writers in flight finish, the next ones queue behind the
+    // migration (lock order: schema lock, then gate; see `litekeep_lock::write_gate_path_for`).
+    let _gate = write_gate(path, options)?;
     // Plan again under the lock: another process may have migrated meanwhile.
     let current = read_schema(&conn, path)?;
     let plan = diff(&current, &desired, options)?;
@@ -131,9 +134,17 @@ pub fn apply(conn: &mut Connection, plan: Plan, options: &Options) -> Result<Rep
     // Reentrant: a caller that already holds the exclusive lock (`litekeep::Database::open`
     // does, around recover + migrate) is counted, not refused.
     let _guard = lock.acquire_reentrant(Mode::Exclusive, Wait::Timeout(options.lock_timeout))?;
+    let _gate = write_gate(&path, options)?;
     let mut report = apply_locked(conn, &path, plan, options)?;
     report.elapsed = start.elapsed();
     Ok(report)
+}
+
+/// The write gate of `path`, taken exclusively (refused at once, not waited for, when this
+/// thread holds it already: a migration from inside a write transaction would wait on itself).
+fn write_gate(path: &Path, options: &Options) -> Result<litekeep_lock::LockGuard, MigrateError> {
+    let gate = FileLock::write_gate_for_database(path)?.with_label(&options.label);
+    Ok(gate.exclusive(Wait::Timeout(options.lock_timeout))?)
 }
 
 fn finish(plan: Plan, applied: bool, start: Instant) -> Report {

@@ -117,6 +117,10 @@ pub fn recover(path: impl AsRef<Path>, options: &Options) -> Result<Report, Reco
     // Reentrant: a caller that already holds the exclusive lock (`litekeep::Database::open`
     // does, around recover + migrate) is counted, not refused.
     let _guard = lock.acquire_reentrant(Mode::Exclusive, Wait::Timeout(options.lock_timeout))?;
+    // Then the write gate, so litekeep writers in flight finish and the next ones queue behind
+    // the repair (lock order: schema lock, then gate).
+    let gate = FileLock::write_gate_for_database(path)?.with_label(&options.label);
+    let _gate = gate.exclusive(Wait::Timeout(options.lock_timeout))?;
     refuse_damaged(&conn, path)?;
     let fk_was: bool = conn
         .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
