@@ -1,8 +1,9 @@
 //! Writes across processes: the same total work split over N = 1, 2, 4, 8 writer processes on
 //! one file, for three writers side by side in one run —
 //!
-//! - `rusqlite`: what users do today (WAL, `busy_timeout` 10 s, `BEGIN IMMEDIATE`,
-//!   `synchronous = NORMAL`), meeting each other in SQLite's sleeping busy handler;
+//! - `rusqlite`: what users do today (WAL, `busy_timeout` 10 s, `BEGIN IMMEDIATE`, and the
+//!   same `synchronous` as litekeep's writers: FULL, or NORMAL with `--normal`), meeting each
+//!   other in SQLite's sleeping busy handler;
 //! - `no gate`: `litekeep::Database::write` with `Builder::write_gate(false)`;
 //! - `gate`: `Database::write` with the cross-process write gate (the default);
 //!
@@ -11,7 +12,7 @@
 //! write transaction, and how many failed. Measures; asserts nothing.
 //!
 //! ```text
-//! cargo run --release --example writers [single_row_total] [batch_total]
+//! cargo run --release --example writers [single_row_total] [batch_total] [--normal]
 //! ```
 //!
 //! The children are this program re-executed with `--child`; each waits for a `go` line on
@@ -22,7 +23,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use litekeep::Database;
+use litekeep::{Database, Durability};
 use rusqlite::{Connection, TransactionBehavior};
 
 const SCHEMA: &str = "CREATE TABLE events (id INTEGER PRIMARY KEY, who INTEGER NOT NULL, n INTEGER NOT NULL, body TEXT);";
@@ -33,16 +34,19 @@ fn main() {
     if args.get(1).map(String::as_str) == Some("--child") {
         let n = args[4].parse().expect("n");
         let batch = args[5].parse().expect("batch");
-        child(&args[2], Path::new(&args[3]), n, batch);
+        child(&args[2], Path::new(&args[3]), n, batch, args[6] == "normal");
         return;
     }
-    let single: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(8000);
-    let batches: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(800);
+    let normal = args.iter().any(|a| a == "--normal");
+    let numbers: Vec<u64> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let single: u64 = numbers.first().copied().unwrap_or(8000);
+    let batches: u64 = numbers.get(1).copied().unwrap_or(800);
     let dir = std::env::temp_dir().join(format!("lk-writers-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     println!(
-        "{} cores; same total work at every N: {single} single-row transactions, {batches} transactions of 100 rows",
-        std::thread::available_parallelism().map_or(0, usize::from)
+        "{} cores; synchronous = {}; same total work at every N: {single} single-row transactions, {batches} transactions of 100 rows",
+        std::thread::available_parallelism().map_or(0, usize::from),
+        if normal { "NORMAL" } else { "FULL" }
     );
     println!("| workload | N | writer | tx/s | vs N=1 | p50 | p99 | p99.9 | slowest | failed |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
@@ -57,7 +61,8 @@ fn main() {
                         .open()
                         .expect("create"),
                 );
-                let (elapsed, mut lat, failed) = run(writer, &db, procs, total / procs, batch);
+                let (elapsed, mut lat, failed) =
+                    run(writer, &db, procs, total / procs, batch, normal);
                 let rate = (total / procs * procs) as f64 / elapsed.as_secs_f64();
                 if procs == 1 {
                     base[w] = rate;
@@ -96,7 +101,14 @@ fn us(v: u64) -> String {
 
 /// Runs `procs` children of `writer`, each `each` transactions of `batch` rows; returns the
 /// wall time, every transaction's latency (µs) and how many failed.
-fn run(writer: &str, db: &Path, procs: u64, each: u64, batch: u64) -> (Duration, Vec<u64>, u64) {
+fn run(
+    writer: &str,
+    db: &Path,
+    procs: u64,
+    each: u64,
+    batch: u64,
+    normal: bool,
+) -> (Duration, Vec<u64>, u64) {
     let exe = std::env::current_exe().expect("current_exe");
     let mut kids: Vec<_> = (0..procs)
         .map(|_| {
@@ -104,6 +116,7 @@ fn run(writer: &str, db: &Path, procs: u64, each: u64, batch: u64) -> (Duration,
                 .args(["--child", writer])
                 .arg(db)
                 .args([each.to_string(), batch.to_string()])
+                .arg(if normal { "normal" } else { "full" })
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
@@ -140,7 +153,12 @@ fn run(writer: &str, db: &Path, procs: u64, each: u64, batch: u64) -> (Duration,
     (elapsed, lat, failed)
 }
 
-fn child(writer: &str, db: &Path, n: u64, batch: u64) {
+fn child(writer: &str, db: &Path, n: u64, batch: u64, normal: bool) {
+    let durability = if normal {
+        Durability::Normal
+    } else {
+        Durability::Full
+    };
     let me = i64::from(std::process::id());
     let insert = "INSERT INTO events (who, n, body) VALUES (?1, ?2, 'payload of a typical row')";
     let mut lat = Vec::with_capacity(n as usize);
@@ -152,8 +170,11 @@ fn child(writer: &str, db: &Path, n: u64, batch: u64) {
     if writer == "rusqlite" {
         let mut conn = Connection::open(db).expect("open");
         conn.busy_timeout(Duration::from_secs(10)).expect("busy");
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
-            .expect("pragmas");
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {};",
+            durability.pragma()
+        ))
+        .expect("pragmas");
         go();
         for i in 0..n {
             let start = Instant::now();
@@ -171,6 +192,7 @@ fn child(writer: &str, db: &Path, n: u64, batch: u64) {
         let db = Database::builder(db)
             .schema(SCHEMA)
             .write_gate(writer == "gate")
+            .durability(durability)
             .open()
             .expect("open");
         go();

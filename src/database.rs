@@ -72,7 +72,7 @@ impl Database {
 
     /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`) on this process's writer connection
     /// and commits; an error from `f` rolls back. Writers of this process queue for the
-    /// connection; with the write gate on (the default, see [`Builder::write_gate`]) the
+    /// connection; with the write gate on (see [`Builder::write_gate`]) the
     /// processes queue for `<db>.write.lock` in the kernel, and each transaction holds it from
     /// `BEGIN` to `COMMIT`. When SQLite reports the database busy or locked (another process held its
     /// write lock past `busy_timeout`), the whole transaction is retried — `f` runs again, so it

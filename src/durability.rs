@@ -11,22 +11,23 @@
 /// | [`Full`](Durability::Full) | `FULL`: the WAL is synced at every commit | every acknowledged commit is there |
 /// | [`Normal`](Durability::Normal) (default) | `NORMAL`: the WAL is synced only at checkpoints | the last commits before the cut may be missing |
 ///
-/// `Normal` saves one `fsync` per commit: on this project's machine a commit takes 17 µs
-/// instead of 118 µs (`examples/durability.rs`). That is also why it is the default for now:
-/// writers of different processes meet in SQLite's busy handler, which sleeps and polls, and the
-/// longer each commit holds the write lock, the longer an unlucky writer starves — with `Full`,
-/// two writer processes beside a migration saw a writer wait out its whole 10 s busy budget in
-/// 2 of 4 runs of `tests/multiprocess.rs`, never with `Normal`. Choose `Full` where a power cut
-/// must not take an acknowledged write, and keep the writers few or batched. Migrations and repairs
-/// (`litekeep migrate`, `litekeep recover`, and the setup `Database::open` does) always run
-/// with SQLite's default `synchronous = FULL`, whatever this says.
+/// Measured on this project's 2-core VM (README, "Measured"): a single-row commit takes 17 µs
+/// with `Normal` and 118 µs with `Full` (`examples/durability.rs`); in the stress runner's
+/// workload `Full` commits about a third as many writes per second. Writers of different
+/// processes meet in SQLite's busy handler, which sleeps and polls, and the longer each commit
+/// holds the write lock the longer an unlucky writer starves: with `Full` and no write gate, two
+/// writer processes beside a migration saw a writer wait out its whole 10 s busy budget in 2 of
+/// 4 runs of `tests/multiprocess.rs`. So `Full` turns the write gate on by default
+/// ([`Builder::write_gate`](crate::Builder::write_gate)), which brought that to 0 of 4. The
+/// default stays `Normal`, which the stress runner's ledger proves against SIGKILL; choose
+/// `Full` where a power cut must not take an acknowledged write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Durability {
     /// `synchronous = FULL`: an acknowledged commit survives a power cut.
     Full,
     /// `synchronous = NORMAL`: an acknowledged commit survives a crash of the process; a power
-    /// cut can take the last commits (never the file's consistency).
+    /// cut can take the last commits (never the file's consistency). The default.
     #[default]
     Normal,
 }

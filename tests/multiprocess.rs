@@ -30,6 +30,8 @@ const DB_VAR: &str = "LK_FACADE_DB";
 const LEDGER_VAR: &str = "LK_FACADE_LEDGER";
 const START_VAR: &str = "LK_FACADE_START_MS";
 const MARK: &str = "@@lk:";
+/// A writer stops after this many commits (default: when its stdin closes).
+const MAX_VAR: &str = "LK_FACADE_MAX";
 const BOUND: Duration = Duration::from_secs(120);
 
 const SCHEMA: &str = "
@@ -55,6 +57,10 @@ fn child_process_entry() {
     let result = match role.as_str() {
         "open-race" => open_race(&db),
         "writer" => writer(&db, 4),
+        // One thread per process, through the write gate.
+        "one-writer" => writer(&db, 1),
+        "gate-holder" => gate_holder(&db),
+        "foreign-holder" => foreign_holder(&db),
         other => Err(format!("unknown role {other}")),
     };
     match result {
@@ -120,6 +126,7 @@ fn writer(db: &Path, threads: usize) -> Result<String, String> {
     ));
     let handle = Database::builder(db)
         .schema(SCHEMA)
+        .write_gate(threads == 1)
         .open()
         .map_err(|e| e.to_string())?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -132,13 +139,17 @@ fn writer(db: &Path, threads: usize) -> Result<String, String> {
         });
     }
     say("READY");
+    let max: u64 = std::env::var(MAX_VAR)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
     let workers: Vec<_> = (0..threads)
         .map(|t| {
             let (handle, ledger, stop) = (handle.clone(), ledger.clone(), stop.clone());
             thread::spawn(move || -> Result<u64, String> {
                 let who = format!("{}-{t}", std::process::id());
                 let mut n = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) && n < max {
                     n += 1;
                     let id = handle
                         .write(|tx| {
@@ -149,8 +160,10 @@ fn writer(db: &Path, threads: usize) -> Result<String, String> {
                             Ok(tx.last_insert_rowid())
                         })
                         .map_err(|e| e.to_string())?;
+                    // One write(2) per line: a SIGKILL never leaves half a line behind.
+                    let line = format!("{id} {who} {n}\n");
                     let mut l = ledger.lock().map_err(|_| "ledger poisoned")?;
-                    writeln!(l, "{id} {who} {n}").map_err(|e| e.to_string())?;
+                    l.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
                 }
                 Ok(n)
             })
@@ -161,6 +174,36 @@ fn writer(db: &Path, threads: usize) -> Result<String, String> {
         total += w.join().map_err(|_| "a writer panicked".to_owned())??;
     }
     Ok(format!("{total}"))
+}
+
+/// Holds the write gate (and SQLite's write lock) inside a write transaction until killed.
+fn gate_holder(db: &Path) -> Result<String, String> {
+    let handle = Database::builder(db)
+        .schema(SCHEMA)
+        .label("gate holder")
+        .write_gate(true)
+        .open()
+        .map_err(|e| e.to_string())?;
+    handle
+        .write(|tx| {
+            tx.execute("INSERT INTO events (who, n) VALUES ('holder', 0)", [])?;
+            say("HOLDING");
+            thread::sleep(BOUND);
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    Ok("not killed".to_owned())
+}
+
+/// A program that does not use litekeep: plain rusqlite holds a write transaction for 2 s.
+fn foreign_holder(db: &Path) -> Result<String, String> {
+    let conn = Connection::open(db).map_err(|e| e.to_string())?;
+    conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO events (who, n) VALUES ('foreign', 0);")
+        .map_err(|e| e.to_string())?;
+    say("HOLDING");
+    thread::sleep(Duration::from_secs(2));
+    conn.execute_batch("COMMIT").map_err(|e| e.to_string())?;
+    Ok("committed".to_owned())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -435,5 +478,119 @@ fn a_handle_holding_the_shared_lock_makes_migrations_elsewhere_wait() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn eight_gated_writers_lose_nothing_through_sigkills_a_killed_gate_holder_and_migrations() {
+    let dir = scratch("gate");
+    let db = dir.join("g.db");
+    let handle = Database::builder(&db)
+        .schema(SCHEMA)
+        .write_gate(true)
+        .open()
+        .unwrap();
+    let ledgers: Vec<PathBuf> = (0..8).map(|i| dir.join(format!("ledger{i}"))).collect();
+    let spawn = |ledger: &PathBuf| {
+        Kid::spawn(
+            "one-writer",
+            &[
+                (DB_VAR, db.display().to_string()),
+                (LEDGER_VAR, ledger.display().to_string()),
+                (MAX_VAR, "2000".to_owned()),
+            ],
+        )
+    };
+    // A writer holding the gate in the middle of a transaction, SIGKILLed while the others
+    // wait for it: the kernel frees the gate at once, and nobody runs out of its 10 s budget.
+    let holder = Kid::spawn("gate-holder", &[(DB_VAR, db.display().to_string())]);
+    assert_eq!(holder.line(), "HOLDING");
+    let mut kids: Vec<Option<Kid>> = ledgers.iter().map(|l| Some(spawn(l))).collect();
+    for kid in kids.iter().flatten() {
+        assert_eq!(kid.line(), "READY");
+    }
+    thread::sleep(Duration::from_millis(300));
+    let mut holder = holder;
+    holder.child.kill().unwrap();
+    let _ = holder.child.wait();
+    // Writers killed at random moments (most of a writer's time is spent inside the gate).
+    let mut rng = fastrand::Rng::with_seed(15);
+    let mut killed = Vec::new();
+    for round in 0..3 {
+        thread::sleep(Duration::from_millis(50 + rng.u64(..200)));
+        let victim = rng.usize(..kids.len());
+        if let Some(mut kid) = kids[victim].take() {
+            kid.child.kill().unwrap();
+            let _ = kid.child.wait();
+            killed.push(victim);
+        }
+        // A migration in the middle: it waits for the writers in flight, they wait for it.
+        let schema = if round % 2 == 0 { SCHEMA_V2 } else { SCHEMA };
+        let report = handle
+            .migrate(schema, &litekeep::migrate::Options::default())
+            .unwrap_or_else(|e| panic!("migration {round}: {e}"));
+        assert!(report.applied);
+    }
+    for kid in kids.into_iter().flatten() {
+        let line = kid.line();
+        assert!(
+            line.starts_with("OK 2000"),
+            "a writer did not finish cleanly: {line}"
+        );
+        let mut kid = kid;
+        let _ = kid.child.wait();
+    }
+    let conn = Connection::open(&db).unwrap();
+    let acked = check_ledgers(&conn, &ledgers);
+    assert!(acked >= 2000 * (8 - killed.len()), "{acked} acknowledged");
+    assert_eq!(integrity(&conn), "ok");
+    // The killed holder's transaction never committed.
+    let holder_rows: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM events WHERE who = 'holder'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(holder_rows, 0);
+    eprintln!(
+        "8 gated writers, {} SIGKILLed, 3 migrations: {acked} acknowledged, all present",
+        killed.len()
+    );
+    drop(handle);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_foreign_write_transaction_is_waited_out_within_busy_timeout_and_named_past_it() {
+    let dir = scratch("foreign");
+    let db = dir.join("f.db");
+    drop(Database::builder(&db).schema(SCHEMA).open().unwrap());
+    // Within the budget (10 s): the write waits the 2 s out and succeeds.
+    let foreign = Kid::spawn("foreign-holder", &[(DB_VAR, db.display().to_string())]);
+    assert_eq!(foreign.line(), "HOLDING");
+    let handle = Database::open(&db).unwrap();
+    let started = Instant::now();
+    handle
+        .write(|tx| tx.execute("INSERT INTO events (who, n) VALUES ('patient', 1)", []))
+        .unwrap_or_else(|e| panic!("waited for the foreign writer: {e}"));
+    let waited = started.elapsed();
+    assert!(foreign.finish().starts_with("OK committed"));
+    drop(handle);
+    // Past the budget (300 ms): Busy, naming the file.
+    let foreign = Kid::spawn("foreign-holder", &[(DB_VAR, db.display().to_string())]);
+    assert_eq!(foreign.line(), "HOLDING");
+    let path = dir.join("./f.db");
+    let short = Database::builder(&path)
+        .busy_timeout(Duration::from_millis(300))
+        .open()
+        .unwrap();
+    let err = short
+        .write(|tx| tx.execute("INSERT INTO events (who, n) VALUES ('impatient', 1)", []))
+        .unwrap_err();
+    assert!(matches!(err, litekeep::Error::Busy { .. }), "{err}");
+    assert!(err.to_string().contains("f.db"), "{err}");
+    assert!(foreign.finish().starts_with("OK committed"));
+    eprintln!("waited {waited:?} for a foreign 2 s write transaction");
     let _ = std::fs::remove_dir_all(&dir);
 }
