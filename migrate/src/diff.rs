@@ -45,8 +45,32 @@ pub const TEMP_PREFIX: &str = "temp_";
 /// assert_eq!(plan.steps[0].kind, StepKind::AddColumn);
 /// ```
 pub fn diff(current: &Schema, desired: &Schema, options: &Options) -> Result<Plan, MigrateError> {
+    // A database that already has the desired schema (plus, in additive mode, what it keeps)
+    // needs nothing, whatever the hints and annotations say: they were carried out before, and
+    // an old name may have been reused since (found by the diff_apply fuzz target).
+    if let Some((target, kept)) = already_there(current, desired, options)? {
+        return Ok(Plan {
+            steps: Vec::new(),
+            data_loss: Vec::new(),
+            from: current.fingerprint(),
+            to: target.fingerprint(),
+            declared: desired.fingerprint(),
+            desired: target,
+            touched: Vec::new(),
+            renames: Vec::new(),
+            kept,
+        });
+    }
+    // Cycles among every hint and annotation, applicable or not: a swap written as two
+    // annotations has both new names existing, so neither is pending, yet it means a swap.
+    let mut all = options.clone();
+    for a in &desired.annotations {
+        if !all.renames.contains(&a.rename) {
+            all.renames.push(a.rename.clone());
+        }
+    }
+    check_cycles(&all, &desired.annotations)?;
     let options = &with_annotations(options, current, desired)?;
-    check_cycles(options, &desired.annotations)?;
     // A database that already has the desired schema needs nothing, whatever the other hints
     // say: they were carried out before (and an old name may have been reused since).
     if current.statements() != desired.statements() {
@@ -209,15 +233,33 @@ pub fn up_to_date(
     desired: &Schema,
     options: &Options,
 ) -> Result<bool, MigrateError> {
+    Ok(already_there(current, desired, options)?.is_some())
+}
+
+/// The schema a plan would aim at and what it keeps, when `current` is that schema already.
+/// Renames play no part: a database that is there has carried them out (in additive mode what
+/// it keeps is then found by name).
+fn already_there(
+    current: &Schema,
+    desired: &Schema,
+    options: &Options,
+) -> Result<Option<(Schema, Vec<Kept>)>, MigrateError> {
     if current.statements() == desired.statements() {
-        return Ok(true);
+        return Ok(Some((desired.clone(), Vec::new())));
     }
     if !options.keep_undeclared {
-        return Ok(false);
+        return Ok(None);
     }
-    let options = &with_annotations(options, current, desired)?;
-    let (target, _) = target(current, desired, options)?;
-    Ok(current.statements() == target.statements())
+    let mut plain = options.clone();
+    plain.renames.clear();
+    let mut bare = desired.clone();
+    bare.annotations.clear();
+    // Anything that cannot be kept is for the real plan to report.
+    let Ok((mut target, kept)) = keep_undeclared(current, &bare, &plain) else {
+        return Ok(None);
+    };
+    target.annotations = desired.annotations.clone();
+    Ok((current.statements() == target.statements()).then_some((target, kept)))
 }
 
 /// The schema a plan aims at: `desired`, plus what is kept in additive mode.

@@ -708,3 +708,51 @@ fn comment_lookalikes_inside_string_literals_and_quoted_names_are_not_annotation
             .up_to_date()
     );
 }
+
+/// Found by the diff_apply fuzz target: an annotation stays in the schema file after it ran, and
+/// its old name may be taken again (here by a new table of the same schema); it is done, not
+/// pending, so the next run is up to date and the file can change again.
+#[test]
+fn an_annotation_whose_old_name_is_reused_is_done_and_the_file_can_change_again() {
+    let db = make_db(
+        "reused old name",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users (name) VALUES ('ann');",
+    );
+    let v2 = "CREATE TABLE accounts ( -- @renamed from=users
+  id INTEGER PRIMARY KEY, name TEXT);
+CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT);";
+    let first = migrate(&db, v2, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(first.applied);
+    let again = migrate(&db, v2, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(again.up_to_date(), "{}", again.plan);
+    let v3 = format!("{v2}\nCREATE INDEX users_email ON users (email);");
+    let third = migrate(&db, &v3, &Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        third.applied && third.plan.renames.is_empty(),
+        "{}",
+        third.plan
+    );
+    let conn = Connection::open(&db).unwrap();
+    let name: String = conn
+        .query_row("SELECT name FROM accounts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(name, "ann");
+    // The same for a column, in additive mode with something kept elsewhere.
+    let db = make_db(
+        "reused old column",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT); CREATE TABLE extra (x);
+         INSERT INTO t (a) VALUES ('kept');",
+    );
+    let keep = Options::default().keep_undeclared(true);
+    let v2 = "CREATE TABLE t (id INTEGER PRIMARY KEY,
+  b TEXT, -- @renamed from=a
+  a INTEGER);";
+    migrate(&db, v2, &keep).unwrap_or_else(|e| panic!("{e}"));
+    let again = migrate(&db, v2, &keep).unwrap_or_else(|e| panic!("{e}"));
+    assert!(again.up_to_date(), "{}", again.plan);
+    let b: String = Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT b FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(b, "kept");
+}

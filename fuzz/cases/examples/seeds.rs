@@ -3,6 +3,8 @@
 //! ```sh
 //! cd fuzz/cases
 //! cargo run --release --example seeds -- tally diff_apply 2000      # outcomes of 2000 random inputs
+//! SEED=7 cargo run --release --example seeds -- tally diff_apply 20000  # another stream; violations
+//!                                                   # are counted, inputs in $TMPDIR/litekeep-tally-violations/
 //! cargo run --release --example seeds -- write ../corpus            # (re)write the seed corpus
 //! cargo run --release --example seeds -- run diff_apply ../artifacts/diff_apply/crash-…  # one input
 //! ```
@@ -10,8 +12,8 @@
 //! The structured targets' seeds are random inputs under 1 KB (a fixed PRNG, so the output is
 //! reproducible) chosen for what they exercise together: greedily, the input that adds the most
 //! features not yet covered — step kinds, refusals, rows kept, WITHOUT ROWID, STRICT, generated
-//! columns, foreign keys, triggers, views for `diff_apply`; each tool's naming, interruption
-//! point and repair for `recover_crash`. The `schema_text` seeds are real DDL.
+//! columns, foreign keys, triggers, views, rename annotations, additive mode for `diff_apply`;
+//! each tool's naming, interruption point and repair for `recover_crash`. The `schema_text` seeds are real DDL.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -61,13 +63,18 @@ fn describe(target: &str, bytes: &[u8]) -> Option<String> {
                 DiffOutcome::Applied {
                     steps,
                     rows_checked,
+                    kept,
+                    annotations,
+                    ..
                 } => {
                     let mut kinds: Vec<String> = steps.iter().map(|k| format!("{k:?}")).collect();
                     kinds.sort();
                     kinds.dedup();
                     format!(
-                        "applied{}: {}",
+                        "applied{}{}{}: {}",
                         if rows_checked > 0 { " with rows" } else { "" },
+                        if kept > 0 { ", keeping" } else { "" },
+                        if annotations > 0 { ", annotated" } else { "" },
                         kinds.join(" ")
                     )
                 }
@@ -106,11 +113,37 @@ fn describe(target: &str, bytes: &[u8]) -> Option<String> {
 }
 
 fn tally(target: &str, n: usize) {
-    let mut rng = Rng(0x5eed);
+    // SEED picks another stream of inputs.
+    let mut rng = Rng(std::env::var("SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed));
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    // A violation is counted (by the first line of its message; the first input that shows it
+    // is written to `litekeep-tally-violations/` in the temp dir) rather than ending the tally.
+    std::panic::set_hook(Box::new(|_| {}));
     for _ in 0..n {
         let bytes = rng.bytes(4096);
-        let what = describe(target, &bytes).unwrap_or_else(|| "not decoded".to_owned());
+        let what = match std::panic::catch_unwind(|| describe(target, &bytes)) {
+            Ok(what) => what.unwrap_or_else(|| "not decoded".to_owned()),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_default();
+                let first = message.lines().next().unwrap_or("").to_owned();
+                let what = format!("VIOLATION {}", first.chars().take(160).collect::<String>());
+                if !counts.contains_key(&what) {
+                    let dir = std::env::temp_dir().join("litekeep-tally-violations");
+                    let _ = std::fs::create_dir_all(&dir);
+                    let file = dir.join(format!("violation-{}", counts.len()));
+                    let _ = std::fs::write(&file, &bytes);
+                    eprintln!("{}: {message}", file.display());
+                }
+                what
+            }
+        };
         *counts.entry(what).or_default() += 1;
     }
     let mut sorted: Vec<(String, usize)> = counts.into_iter().collect();
@@ -166,6 +199,12 @@ fn features(target: &str, bytes: &[u8]) -> Option<BTreeSet<String>> {
             if !case.rename_hints().is_empty() {
                 out.insert("rename hint".to_owned());
             }
+            if case.v2_sql().contains("@renamed") {
+                out.insert("rename annotation".to_owned());
+            }
+            if case.keep_undeclared() {
+                out.insert("keep_undeclared".to_owned());
+            }
             for (needle, feature) in [
                 ("WITHOUT ROWID", "without rowid"),
                 ("STRICT", "strict"),
@@ -198,10 +237,19 @@ fn features(target: &str, bytes: &[u8]) -> Option<BTreeSet<String>> {
                 DiffOutcome::Applied {
                     steps,
                     rows_checked,
+                    kept,
+                    annotations,
+                    ..
                 } => {
                     out.extend(steps.iter().map(|k| format!("step {k:?}")));
                     if rows_checked > 0 {
                         out.insert("rows kept".to_owned());
+                    }
+                    if kept > 0 {
+                        out.insert("applied keeping undeclared".to_owned());
+                    }
+                    if annotations > 0 {
+                        out.insert("applied with annotations".to_owned());
                     }
                 }
                 _ => {}

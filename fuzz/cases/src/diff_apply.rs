@@ -3,16 +3,31 @@
 //! The case creates the first schema (`v1`) in an in-memory database, inserts its rows with
 //! `foreign_keys` off (rows SQLite refuses are skipped), snapshots everything, then plans with
 //! [`litekeep_migrate::diff`] and runs the plan with [`litekeep_migrate::apply`] towards the
-//! second schema (`v2`, the first with the edits applied), `allow_data_loss` as the input says
-//! and a rename hint for each table or column the edits renamed (`Options::rename`).
+//! second schema (`v2`, the first with the edits applied), `allow_data_loss` and
+//! `keep_undeclared` as the input says. Each table, column or index the edits renamed is given
+//! either as a rename hint (`Options::rename`) or as a `@renamed from=OLD` annotation written
+//! into v2's text — the input chooses, per rename, which, where the comment goes (every place
+//! `litekeep_migrate` documents for a table, a column or an index) and how OLD is spelled
+//! (bare, `"…"`, `'…'`, `` `…` ``, `[…]`; its case changed or not). A rename whose old name v1
+//! lacks gets no hint, but may get an annotation, which `diff` must ignore.
 //!
+//! - Always: the annotated text reads as the same schema as the plain one, with exactly the
+//!   annotations written; the plan keeps nothing without `keep_undeclared`.
 //! - `Ok`: the database's schema is the desired one (as [`Schema::from_sql`] reads it), every row
-//!   of every kept table (same name, or renamed by a hint) is still there — found by `id`, and by
-//!   rowid where a rebuild keeps rowids — with every column both definitions have (same name, or
-//!   renamed by a hint; generated in neither) holding the value SQLite's conversion to the new
-//!   declared type gives, `integrity_check` is ok, no `temp_*` table is left, a second `diff`
-//!   (without the hints, which are one-shot) is empty, and the `foreign_keys` and
-//!   `legacy_alter_table` pragmas are as they were;
+//!   of every kept table (same name, or renamed by a hint or annotation) is still there — found
+//!   by `id`, and by rowid where a rebuild keeps rowids — with every column both definitions
+//!   have (same name, or renamed; generated in neither) holding the value SQLite's conversion to
+//!   the new declared type gives, `integrity_check` is ok, no `temp_*` table is left, every view
+//!   works, a second `diff` with the same options and the annotations still in the text (but
+//!   without the hints, which are one-shot) is empty and `up_to_date` agrees, and the
+//!   `foreign_keys` and `legacy_alter_table` pragmas are as they were;
+//! - with `keep_undeclared`, on top: `plan.kept` lists exactly what v2 does not declare (v1's
+//!   tables no v2 table takes the rows of; the columns of a table v2 neither has nor renames;
+//!   v1's indexes, not renamed, views and triggers v2 lacks), the plan drops nothing but the
+//!   values of a column v2 makes generated, and after `Ok` the schema is exactly v2 plus those
+//!   (each kept column's v1 definition written into its v2 table after the column before it in
+//!   v1; the kept objects' v1 statements), kept tables hold exactly their rows and kept columns
+//!   their values;
 //! - `Err`: the schema and every row of every table are exactly as before, and the pragmas too.
 //!   `MigrateError::Verify` ("please report this") is a violation in itself.
 //!
@@ -24,7 +39,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use arbitrary::{Arbitrary, Result as ArbResult, Unstructured};
-use litekeep_migrate::{MigrateError, Options, Schema, StepKind, apply, diff, quote_ident};
+use litekeep_migrate::{
+    MigrateError, ObjectKind, Options, Plan, Rename, Schema, StepKind, apply, diff, normalize,
+    quote_ident, up_to_date,
+};
 use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
 
@@ -304,6 +322,8 @@ struct IndexSpec {
     parts: Vec<IndexPart>,
     /// `WHERE <first column> IS NOT NULL`.
     partial: bool,
+    /// Its name before the first `RenameIndex` edit: the source of an index rename.
+    was: Option<Name>,
 }
 
 #[derive(Arbitrary, Debug, Clone, PartialEq, Eq)]
@@ -399,6 +419,8 @@ enum Edit {
     RenameColumn(u8, u8, Name),
     /// Two tables swap names, with a rename hint each.
     SwapTables(u8, u8),
+    /// Renamed (`index:old=new`), when the new name is free.
+    RenameIndex(u8, Name),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -440,9 +462,21 @@ struct RowSpec {
     cells: Vec<Cell>,
 }
 
+/// How one rename of the edits reaches `diff`: a hint (`Options::rename`), or a `@renamed`
+/// comment in the desired schema's text — where ([`Note::form`], modulo the places that kind
+/// of object has), and how the old name is written ([`Note::quote`]).
+#[derive(Arbitrary, Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Note {
+    annotate: bool,
+    form: u8,
+    /// Modulo 5: bare (when the name allows), `"…"`, `'…'`, `` `…` ``, `[…]`; divided by 5,
+    /// modulo 3: as the hint would spell it, upper-cased, lower-cased.
+    quote: u8,
+}
+
 /// A `diff_apply` case: the current schema, the edits that make the desired one, the rows,
-/// `allow_data_loss`, whether `foreign_keys` is on when the plan is applied, and where ids
-/// start.
+/// `allow_data_loss`, whether `foreign_keys` is on when the plan is applied, where ids start,
+/// `keep_undeclared`, and how each rename is given (hint or annotation).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiffCase {
     v1: SchemaSpec,
@@ -450,6 +484,10 @@ pub struct DiffCase {
     allow_data_loss: bool,
     foreign_keys_on: bool,
     id_base: i8,
+    keep_undeclared: bool,
+    /// The k-th rename (tables, then columns, then indexes, as [`DiffCase::renames`] lists
+    /// them) is given as `notes[k]` says; past the end, as a hint.
+    notes: Vec<Note>,
     /// Last: takes whatever bytes are left.
     rows: Vec<RowSpec>,
 }
@@ -490,6 +528,7 @@ impl<'a> Arbitrary<'a> for IndexSpec {
             unique: u.ratio(1u8, 3)?,
             parts: some(u, 1..=2)?,
             partial: u.ratio(1u8, 4)?,
+            was: None,
         })
     }
 }
@@ -538,6 +577,8 @@ impl<'a> Arbitrary<'a> for DiffCase {
             allow_data_loss: u.arbitrary()?,
             foreign_keys_on: u.arbitrary()?,
             id_base: u.arbitrary()?,
+            keep_undeclared: u.arbitrary()?,
+            notes: some(u, 0..=8)?,
             // Last: the rows take whatever bytes are left.
             rows: some(u, 0..=40)?,
         })
@@ -554,13 +595,29 @@ struct RTable {
     columns: Vec<String>,
     /// The columns rows are given values for (not generated), as written.
     plain: Vec<String>,
+    /// The generated columns' names.
+    generated: Vec<String>,
     /// `id` is the rowid.
     alias: bool,
     without_rowid: bool,
-    /// The slot of its name before a `RenameTable` edit.
-    was: Option<usize>,
+    /// The slot of its name before a `RenameTable` edit, and that name.
+    was: Option<(usize, String)>,
     /// (name before a `RenameColumn` edit, name now) of its renamed columns.
     renamed: Vec<(String, String)>,
+    /// Its statement without comments is `prefix`, `items` joined by `", "`, `suffix`:
+    /// `CREATE TABLE name (`, the column definitions (one per entry of `columns`) then the
+    /// table constraints, `)` and the table options.
+    prefix: String,
+    items: Vec<String>,
+    suffix: String,
+}
+
+/// An index as rendered.
+#[derive(Debug, Clone)]
+struct RIndex {
+    name: String,
+    /// The slot of its name before a `RenameIndex` edit, and that name.
+    was: Option<(usize, String)>,
 }
 
 /// A schema as rendered.
@@ -569,6 +626,100 @@ struct Rendered {
     statements: Vec<String>,
     /// By slot in [`TABLE_NAMES`].
     tables: BTreeMap<usize, RTable>,
+    /// By slot in [`INDEX_NAMES`].
+    indexes: BTreeMap<usize, RIndex>,
+}
+
+/// A `@renamed from=OLD` comment to write, and where ([`Note::form`]).
+#[derive(Debug, Clone)]
+struct Comment {
+    form: u8,
+    /// `@renamed from=OLD`, OLD written as the note says.
+    body: String,
+}
+
+impl Comment {
+    fn line(&self) -> String {
+        format!("-- {}\n", self.body)
+    }
+
+    fn block(&self) -> String {
+        format!("/* {} */", self.body)
+    }
+}
+
+/// The annotations to write into a schema's text: on tables (by slot), on columns (by table
+/// slot and lower-cased column name), on indexes (by slot).
+#[derive(Debug, Default)]
+struct Notes {
+    tables: BTreeMap<usize, Comment>,
+    columns: BTreeMap<(usize, String), Comment>,
+    indexes: BTreeMap<usize, Comment>,
+}
+
+/// `CREATE TABLE` with annotations: `items` (the first `ncols` column definitions, each
+/// starting with its name as `written`) laid out around the comments of `table` and
+/// `columns` (by item). Every place is one `litekeep_migrate` documents for what it renames; a
+/// `--` comment ends its line.
+fn layout(
+    ident: &str,
+    items: &[String],
+    written: &[String],
+    suffix: &str,
+    table: Option<&Comment>,
+    columns: &BTreeMap<usize, &Comment>,
+) -> String {
+    let mut out = match table {
+        None => format!("CREATE TABLE {ident} ("),
+        Some(c) => match c.form % 4 {
+            0 => format!("CREATE TABLE {ident} ( {}", c.line()),
+            1 => format!("CREATE TABLE {ident} {} (", c.block()),
+            2 => format!("CREATE TABLE {ident} ( {} ", c.block()),
+            _ => format!("CREATE TABLE {} {ident} (", c.block()),
+        },
+    };
+    // Whether a comma is owed before the next item (a `--` comment after one was not).
+    let mut comma = false;
+    for (i, item) in items.iter().enumerate() {
+        let last = i + 1 == items.len();
+        if comma {
+            out.push_str(", ");
+        }
+        comma = true;
+        let Some(c) = columns.get(&i) else {
+            out.push_str(item);
+            continue;
+        };
+        match c.form % 5 {
+            // At the end of its line, after its comma (before the `)` when it is last).
+            0 if last => {
+                let _ = write!(out, "{item} {}", c.line());
+            }
+            0 => {
+                let _ = write!(out, "{item}, {}", c.line());
+                comma = false;
+            }
+            // At the end of its line, before its comma.
+            1 => {
+                let _ = write!(out, "{item} {}", c.line());
+            }
+            // Right after it.
+            2 => {
+                let _ = write!(out, "{item} {}", c.block());
+            }
+            // Inside it, after its name.
+            3 => {
+                let name = &written[i];
+                let _ = write!(out, "{name} {}{}", c.block(), &item[name.len()..]);
+            }
+            // Just before it, on its line.
+            _ => {
+                let _ = write!(out, "{} {item}", c.block());
+            }
+        }
+    }
+    out.push_str(suffix);
+    out
 }
 
 impl Rendered {
@@ -592,7 +743,9 @@ impl TableSpec {
         out
     }
 
-    fn render(&self, quote_all: bool) -> (String, RTable) {
+    /// The statement (with `notes`' comments on this table, at `slot`) and what checking
+    /// needs.
+    fn render(&self, quote_all: bool, slot: usize, notes: &Notes) -> (String, RTable) {
         let q = |n: &str| ident(n, quote_all);
         let cols = self.columns();
         let plain: Vec<String> = cols
@@ -658,6 +811,7 @@ impl TableSpec {
             }
             defs.push(d);
         }
+        let ncols = defs.len();
         if self.key == Key::Composite {
             match plain.first() {
                 Some(first) => defs.push(format!("PRIMARY KEY (id, {first})")),
@@ -696,12 +850,37 @@ impl TableSpec {
         if without_rowid {
             options.push("WITHOUT ROWID");
         }
-        let sql = format!(
-            "CREATE TABLE {table} ({}){}{}",
-            defs.join(", "),
+        let prefix = format!("CREATE TABLE {table} (");
+        let suffix = format!(
+            "){}{}",
             if options.is_empty() { "" } else { " " },
             options.join(", ")
         );
+        let names: Vec<String> = std::iter::once("id".to_owned())
+            .chain(cols.iter().map(|c| c.name.text(&COLUMN_NAMES)))
+            .collect();
+        let commented: BTreeMap<usize, &Comment> = names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                let c = notes.columns.get(&(slot, n.to_ascii_lowercase()))?;
+                Some((i, c))
+            })
+            .collect();
+        let sql = if commented.is_empty() && !notes.tables.contains_key(&slot) {
+            format!("{prefix}{}{suffix}", defs.join(", "))
+        } else {
+            let written: Vec<String> = names.iter().map(|n| q(n)).collect();
+            debug_assert!(commented.keys().all(|&i| i < ncols));
+            layout(
+                &table,
+                &defs,
+                &written,
+                &suffix,
+                notes.tables.get(&slot),
+                &commented,
+            )
+        };
         // `PRIMARY KEY (id)` on an INTEGER column makes `id` the rowid too.
         let alias = !without_rowid
             && (matches!(self.key, Key::IntegerPk | Key::Autoincrement)
@@ -711,13 +890,18 @@ impl TableSpec {
             RTable {
                 name: self.name.text(&TABLE_NAMES),
                 ident: table,
-                columns: std::iter::once("id".to_owned())
-                    .chain(cols.iter().map(|c| c.name.text(&COLUMN_NAMES)))
-                    .collect(),
+                columns: names,
                 plain,
+                generated: cols
+                    .iter()
+                    .filter(|c| c.generated.is_some())
+                    .map(|c| c.name.text(&COLUMN_NAMES))
+                    .collect(),
                 alias,
                 without_rowid,
-                was: self.was.map(|n| n.slot(&TABLE_NAMES)),
+                was: self
+                    .was
+                    .map(|n| (n.slot(&TABLE_NAMES), n.text(&TABLE_NAMES))),
                 renamed: cols
                     .iter()
                     .filter_map(|c| {
@@ -726,6 +910,9 @@ impl TableSpec {
                         (!was.eq_ignore_ascii_case(&now)).then_some((was, now))
                     })
                     .collect(),
+                prefix,
+                items: defs,
+                suffix,
             },
         )
     }
@@ -877,10 +1064,26 @@ impl SchemaSpec {
                     col.name = *to;
                 }
             }
+            Edit::RenameIndex(i, to) => {
+                let slot = to.slot(&INDEX_NAMES);
+                let n = self.indexes.len();
+                if n == 0
+                    || self
+                        .indexes
+                        .iter()
+                        .any(|ix| ix.name.slot(&INDEX_NAMES) == slot)
+                {
+                    return;
+                }
+                let ix = &mut self.indexes[usize::from(*i) % n];
+                ix.was = ix.was.or(Some(ix.name));
+                ix.name = *to;
+            }
         }
     }
 
-    fn render(&self) -> Rendered {
+    /// The statements, with the `@renamed` comments of `notes`.
+    fn render(&self, notes: &Notes) -> Rendered {
         let q = |n: &str| ident(n, self.quote_all);
         let mut out = Rendered::default();
         let mut specs: BTreeMap<usize, &TableSpec> = BTreeMap::new();
@@ -889,7 +1092,7 @@ impl SchemaSpec {
             if specs.contains_key(&slot) {
                 continue;
             }
-            let (sql, rendered) = t.render(self.quote_all);
+            let (sql, rendered) = t.render(self.quote_all, slot, notes);
             out.statements.push(sql);
             out.tables.insert(slot, rendered);
             specs.insert(slot, t);
@@ -929,17 +1132,35 @@ impl SchemaSpec {
             if parts.is_empty() {
                 parts.push("id".to_owned());
             }
+            let comment = notes.indexes.get(&name);
+            let index = q(&ix.name.text(&INDEX_NAMES));
+            let (before, after) = match comment.map(|c| (c.form % 3, c.block())) {
+                // Before its name, or right after it.
+                Some((0, block)) => (format!("{block} "), String::new()),
+                Some((1, block)) => (String::new(), format!(" {block}")),
+                _ => (String::new(), String::new()),
+            };
             let mut sql = format!(
-                "CREATE {}INDEX {} ON {} ({})",
+                "CREATE {}INDEX {before}{index}{after} ON {} ({})",
                 if ix.unique { "UNIQUE " } else { "" },
-                q(&ix.name.text(&INDEX_NAMES)),
                 out.tables[&slot].ident,
                 parts.join(", ")
             );
             if ix.partial {
                 let _ = write!(sql, " WHERE {} IS NOT NULL", cols[cols.len() - 1]);
             }
+            // At the end of the statement's (only) line.
+            if let Some(c) = comment.filter(|c| c.form % 3 == 2) {
+                let _ = write!(sql, " {}", c.line());
+            }
             out.statements.push(sql);
+            out.indexes.insert(
+                name,
+                RIndex {
+                    name: ix.name.text(&INDEX_NAMES),
+                    was: ix.was.map(|n| (n.slot(&INDEX_NAMES), n.text(&INDEX_NAMES))),
+                },
+            );
         }
         let mut seen = Vec::new();
         for v in self.views.iter().take(MAX_OBJECTS) {
@@ -1029,18 +1250,129 @@ impl DiffCase {
 
     /// The current schema's DDL.
     pub fn v1_sql(&self) -> String {
-        self.v1.render().sql()
+        self.v1.render(&Notes::default()).sql()
     }
 
-    /// The desired schema's DDL.
+    /// The desired schema's DDL, with its `@renamed` annotations.
     pub fn v2_sql(&self) -> String {
-        self.v2().render().sql()
+        let v2 = self.v2();
+        let renames = self.renames(
+            &self.v1.render(&Notes::default()),
+            &v2.render(&Notes::default()),
+        );
+        v2.render(&notes(&renames)).sql()
     }
 
-    /// The rename hints of the edits, as `Options::rename` takes them: `old=new` for a renamed
-    /// table of the current schema, `t.old=t.new` for a renamed column it has.
+    /// The rename hints, as `Options::rename` takes them: `old=new` for a renamed table of the
+    /// current schema, `t.old=t.new` for a renamed column it has, `index:old=new` for a
+    /// renamed index it has — those the case does not write as annotations.
     pub fn rename_hints(&self) -> Vec<String> {
-        hints(&self.v1.render(), &self.v2().render())
+        let v2 = self.v2();
+        hints(&self.renames(
+            &self.v1.render(&Notes::default()),
+            &v2.render(&Notes::default()),
+        ))
+    }
+
+    /// Whether the case migrates with `Options::keep_undeclared`.
+    pub fn keep_undeclared(&self) -> bool {
+        self.keep_undeclared
+    }
+
+    /// Every rename of the edits (tables by slot, then columns, then indexes by slot), each
+    /// given as its note says: a hint when the current schema has the old name, else (an
+    /// annotation that does not apply, which `diff` must ignore) an annotation or nothing.
+    fn renames(&self, v1: &Rendered, v2: &Rendered) -> Vec<Ren> {
+        let mut out: Vec<(Rename, bool)> = Vec::new();
+        for (slot, t) in &v2.tables {
+            if let Some((was, text)) = &t.was
+                && was != slot
+            {
+                let (from, applies) = match v1.tables.get(was) {
+                    Some(old) => (old.name.clone(), true),
+                    None => (text.clone(), false),
+                };
+                out.push((
+                    Rename::Table {
+                        from,
+                        to: t.name.clone(),
+                    },
+                    applies,
+                ));
+            }
+        }
+        let sources = sources(v1, v2);
+        for (slot, t) in &v2.tables {
+            let old = sources.get(slot).map(|s| &v1.tables[s]);
+            for (was, now) in &t.renamed {
+                let applies =
+                    old.is_some_and(|o| o.columns.iter().any(|c| c.eq_ignore_ascii_case(was)));
+                out.push((
+                    Rename::Column {
+                        table: t.name.clone(),
+                        from: was.clone(),
+                        to: now.clone(),
+                    },
+                    applies,
+                ));
+            }
+        }
+        for (slot, ix) in &v2.indexes {
+            if let Some((was, text)) = &ix.was
+                && was != slot
+            {
+                let (from, applies) = match v1.indexes.get(was) {
+                    Some(old) => (old.name.clone(), true),
+                    None => (text.clone(), false),
+                };
+                out.push((
+                    Rename::Index {
+                        from,
+                        to: ix.name.clone(),
+                    },
+                    applies,
+                ));
+            }
+        }
+        out.into_iter()
+            .enumerate()
+            .map(|(k, (rename, applies))| {
+                let note = self.notes.get(k).copied().unwrap_or_default();
+                let place = match &rename {
+                    Rename::Table { to, .. } => {
+                        Place::Table(slot_of(v2.tables.iter().map(|(s, t)| (*s, &t.name)), to))
+                    }
+                    Rename::Column { table, to, .. } => Place::Column(
+                        slot_of(v2.tables.iter().map(|(s, t)| (*s, &t.name)), table),
+                        to.to_ascii_lowercase(),
+                    ),
+                    Rename::Index { to, .. } => {
+                        Place::Index(slot_of(v2.indexes.iter().map(|(s, i)| (*s, &i.name)), to))
+                    }
+                };
+                // An annotation whose new name the current schema has too is done (it may stay in
+                // a schema file for good after its old name was reused), so `diff` ignores it:
+                // such a rename is given as a hint, which is carried out or refused.
+                let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+                let new_name_exists = match &rename {
+                    Rename::Table { to, .. } => v1.tables.values().any(|t| eq(&t.name, to)),
+                    Rename::Column { table, to, .. } => v2
+                        .tables
+                        .iter()
+                        .find(|(_, t)| eq(&t.name, table))
+                        .and_then(|(slot, _)| sources.get(slot))
+                        .is_some_and(|src| v1.tables[src].columns.iter().any(|c| eq(c, to))),
+                    Rename::Index { to, .. } => v1.indexes.values().any(|i| eq(&i.name, to)),
+                };
+                let annotate = note.annotate && !(applies && new_name_exists);
+                Ren {
+                    rename,
+                    applies,
+                    note: annotate.then_some(note),
+                    place,
+                }
+            })
+            .collect()
     }
 
     /// The `INSERT` statements of the rows (some of which SQLite may refuse).
@@ -1081,20 +1413,139 @@ impl DiffCase {
     }
 }
 
-/// The v1 table (by slot) each v2 table (by slot) holds the rows of: the one its rename hint
-/// names, or else the one of the same name — when no other v2 table claims it too.
-fn sources(v1: &Rendered, v2: &Rendered) -> BTreeMap<usize, usize> {
-    let mut claims: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (slot, t) in &v2.tables {
-        let source = match t.was {
-            Some(was) if v1.tables.contains_key(&was) => Some(was),
-            _ => v1.tables.contains_key(slot).then_some(*slot),
+/// A rename of the edits, and how the case gives it.
+#[derive(Debug, Clone)]
+struct Ren {
+    /// As a hint says it (the current schema's spelling of the old name where it has it).
+    rename: Rename,
+    /// The current schema has the old name: `diff` carries it out (or refuses it).
+    applies: bool,
+    /// `Some`: written as an annotation, as the note says; `None`: a hint when it applies.
+    note: Option<Note>,
+    place: Place,
+}
+
+/// What a rename renames, in the rendered desired schema.
+#[derive(Debug, Clone)]
+enum Place {
+    Table(usize),
+    /// The table's slot, the column's lower-cased name.
+    Column(usize, String),
+    Index(usize),
+}
+
+impl Ren {
+    /// The old name as the annotation writes it (case as the note says), unquoted.
+    fn annotated_from(&self) -> String {
+        let from = match &self.rename {
+            Rename::Table { from, .. }
+            | Rename::Column { from, .. }
+            | Rename::Index { from, .. } => from,
         };
-        if let Some(source) = source {
-            claims.entry(source).or_default().push(*slot);
+        match self.note.map_or(0, |n| n.quote / 5 % 3) {
+            1 => from.to_uppercase(),
+            2 => from.to_lowercase(),
+            _ => from.clone(),
+        }
+    }
+
+    /// The rename `Schema::from_sql` must read from the annotation.
+    fn annotation(&self) -> Rename {
+        let from = self.annotated_from();
+        match &self.rename {
+            Rename::Table { to, .. } => Rename::Table {
+                from,
+                to: to.clone(),
+            },
+            Rename::Column { table, to, .. } => Rename::Column {
+                table: table.clone(),
+                from,
+                to: to.clone(),
+            },
+            Rename::Index { to, .. } => Rename::Index {
+                from,
+                to: to.clone(),
+            },
+        }
+    }
+
+    /// The comment that says it.
+    fn comment(&self, note: Note) -> Comment {
+        let from = self.annotated_from();
+        let bare = from.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let old = match note.quote % 5 {
+            0 if bare => from,
+            2 => format!("'{from}'"),
+            3 => format!("`{from}`"),
+            4 => format!("[{from}]"),
+            _ => format!("\"{from}\""),
+        };
+        Comment {
+            form: note.form,
+            body: format!("@renamed from={old}"),
+        }
+    }
+}
+
+/// The slot of the name `name` among `names`.
+fn slot_of<'a>(mut names: impl Iterator<Item = (usize, &'a String)>, name: &str) -> usize {
+    names
+        .find(|(_, n)| n.as_str() == name)
+        .map_or(usize::MAX, |(s, _)| s)
+}
+
+/// The annotations to write for `renames`.
+fn notes(renames: &[Ren]) -> Notes {
+    let mut out = Notes::default();
+    for r in renames {
+        let Some(note) = r.note else { continue };
+        let comment = r.comment(note);
+        match &r.place {
+            Place::Table(slot) => {
+                out.tables.insert(*slot, comment);
+            }
+            Place::Column(slot, col) => {
+                out.columns.insert((*slot, col.clone()), comment);
+            }
+            Place::Index(slot) => {
+                out.indexes.insert(*slot, comment);
+            }
+        }
+    }
+    out
+}
+
+/// The v2 tables (by slot) that take the rows of each v1 table (by slot): the ones whose
+/// rename names it, or else the one of its name.
+fn claims(v1: &Rendered, v2: &Rendered) -> BTreeMap<usize, Vec<usize>> {
+    let mut by_hint: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (slot, t) in &v2.tables {
+        if let Some((was, _)) = &t.was
+            && was != slot
+            && v1.tables.contains_key(was)
+        {
+            by_hint.entry(*was).or_default().push(*slot);
+        }
+    }
+    let mut claims = by_hint.clone();
+    for (slot, t) in &v2.tables {
+        let hinted = t
+            .was
+            .as_ref()
+            .is_some_and(|(was, _)| was != slot && v1.tables.contains_key(was));
+        // A rename moving the name away wins: the table of that name is a new one.
+        if !hinted && v1.tables.contains_key(slot) && !by_hint.contains_key(slot) {
+            claims.entry(*slot).or_default().push(*slot);
         }
     }
     claims
+}
+
+/// The v1 table (by slot) each v2 table (by slot) holds the rows of: the one its rename
+/// names, or else the one of the same name — unless a rename moves that name away (the table
+/// of that name is then a new one); when two renames name one table, neither.
+fn sources(v1: &Rendered, v2: &Rendered) -> BTreeMap<usize, usize> {
+    claims(v1, v2)
         .into_iter()
         .filter_map(|(source, by)| match by.as_slice() {
             [one] => Some((*one, source)),
@@ -1115,23 +1566,13 @@ fn column_renames(old: &RTable, new: &RTable) -> Vec<(String, String)> {
         .collect()
 }
 
-fn hints(v1: &Rendered, v2: &Rendered) -> Vec<String> {
-    let mut out = Vec::new();
-    for (slot, t) in &v2.tables {
-        if let Some(was) = t.was
-            && was != *slot
-            && let Some(old) = v1.tables.get(&was)
-        {
-            out.push(format!("{}={}", old.name, t.name));
-        }
-    }
-    for (slot, source) in sources(v1, v2) {
-        let new = &v2.tables[&slot];
-        for (was, now) in column_renames(&v1.tables[&source], new) {
-            out.push(format!("{0}.{was}={0}.{now}", new.name));
-        }
-    }
-    out
+/// The renames given as hints, as `Options::rename` takes them.
+fn hints(renames: &[Ren]) -> Vec<String> {
+    renames
+        .iter()
+        .filter(|r| r.applies && r.note.is_none())
+        .map(|r| r.rename.to_string())
+        .collect()
 }
 
 /// What one [`diff_apply`] case did.
@@ -1146,8 +1587,12 @@ pub enum DiffOutcome {
     Applied {
         /// The kinds of its steps, in order.
         steps: Vec<StepKind>,
-        /// The rows checked in tables both schemas have.
+        /// The rows checked in tables both schemas have (and in kept tables).
         rows_checked: usize,
+        /// What the plan kept (`keep_undeclared`).
+        kept: usize,
+        /// The `@renamed` annotations in the desired schema.
+        annotations: usize,
     },
 }
 
@@ -1184,9 +1629,16 @@ impl<T, E: std::fmt::Display> OrFail<T> for Result<T, E> {
 
 /// [`diff_apply`], returning what happened.
 pub fn diff_apply_outcome(case: &DiffCase) -> DiffOutcome {
-    let (v1, v2) = (case.v1.render(), case.v2().render());
-    let (v1_sql, v2_sql) = (v1.sql(), v2.sql());
-    let Ok(desired) = Schema::from_sql(&v2_sql) else {
+    let v2_spec = case.v2();
+    let (v1, v2) = (
+        case.v1.render(&Notes::default()),
+        v2_spec.render(&Notes::default()),
+    );
+    let renames = case.renames(&v1, &v2);
+    let v1_sql = v1.sql();
+    // The desired schema as the case gives it: with its annotations.
+    let v2_sql = v2_spec.render(&notes(&renames)).sql();
+    let Ok(plain) = Schema::from_sql(&v2.sql()) else {
         return DiffOutcome::Invalid;
     };
     let mut log = Log(format!("PRAGMA foreign_keys = OFF;\n{v1_sql}"));
@@ -1204,15 +1656,42 @@ pub fn diff_apply_outcome(case: &DiffCase) -> DiffOutcome {
     let fk = u8::from(case.foreign_keys_on);
     conn.execute_batch(&format!("PRAGMA foreign_keys = {fk}"))
         .or_fail(&log, "foreign_keys");
-    let hints = hints(&v1, &v2);
+    let hints = hints(&renames);
     let _ = write!(
         log.0,
-        "PRAGMA foreign_keys = {fk};\n-- then diff + apply (allow_data_loss: {}, renames: {hints:?}) to:\n{v2_sql}",
-        case.allow_data_loss
+        "PRAGMA foreign_keys = {fk};\n-- then diff + apply (allow_data_loss: {}, keep_undeclared: {}, renames: {hints:?}) to:\n{v2_sql}",
+        case.allow_data_loss, case.keep_undeclared
     );
+    // The annotations are read exactly as written, and change nothing else.
+    let desired = Schema::from_sql(&v2_sql).or_fail(&log, "reading the annotated desired schema");
+    if desired.statements() != plain.statements() {
+        log.fail(&format!(
+            "the annotations change the desired schema: {:#?}",
+            desired.describe_difference(&plain)
+        ));
+    }
+    let mut read: Vec<String> = desired
+        .annotations
+        .iter()
+        .map(|a| format!("{:?}", a.rename))
+        .collect();
+    let mut written: Vec<String> = renames
+        .iter()
+        .filter(|r| r.note.is_some())
+        .map(|r| format!("{:?}", r.annotation()))
+        .collect();
+    read.sort();
+    written.sort();
+    if read != written {
+        log.fail(&format!(
+            "the annotations read are {read:#?}, the ones written {written:#?}"
+        ));
+    }
     let before = Snapshot::take(&conn).or_fail(&log, "snapshot before");
     let pragmas = pragmas(&conn).or_fail(&log, "pragmas before");
-    let mut options = Options::default().allow_data_loss(case.allow_data_loss);
+    let mut options = Options::default()
+        .allow_data_loss(case.allow_data_loss)
+        .keep_undeclared(case.keep_undeclared);
     for hint in &hints {
         options = options.rename(hint).or_fail(&log, "a rename hint");
     }
@@ -1241,7 +1720,14 @@ pub fn diff_apply_outcome(case: &DiffCase) -> DiffOutcome {
         Err(e) => return refused(&log, &conn, e),
     };
     let _ = write!(log.0, "-- plan:\n{}", plan.sql());
+    let keeps = if case.keep_undeclared {
+        Keeps::new(&v1, &v2, &renames, &current, &desired)
+    } else {
+        Keeps::default()
+    };
+    keeps.check_plan(&plan, &v1, &v2, case.keep_undeclared, &log);
     let steps: Vec<StepKind> = plan.steps.iter().map(|s| s.kind).collect();
+    let kept = plan.kept.len();
     let result = apply(&mut conn, plan, &options);
     let now_pragmas = pragmas_or_fail(&conn, &log);
     if now_pragmas != pragmas {
@@ -1254,11 +1740,24 @@ pub fn diff_apply_outcome(case: &DiffCase) -> DiffOutcome {
     }
 
     let now = Schema::read(&conn).or_fail(&log, "reading the schema after");
-    let difference = now.describe_difference(&desired);
-    if !difference.is_empty() {
-        log.fail(&format!(
-            "applied, but the schema is not the desired one: {difference:#?}"
-        ));
+    if case.keep_undeclared {
+        // The desired schema plus what it does not declare, as the case reckons it.
+        let want = keeps.statements(&v1, &v2, &current, &desired);
+        let have = now.statements();
+        if have != want {
+            let missing: Vec<&String> = want.iter().filter(|s| !have.contains(s)).collect();
+            let extra: Vec<&String> = have.iter().filter(|s| !want.contains(s)).collect();
+            log.fail(&format!(
+                "applied, but the schema is not the desired one plus what it does not declare: missing {missing:#?}, unexpected {extra:#?}"
+            ));
+        }
+    } else {
+        let difference = now.describe_difference(&desired);
+        if !difference.is_empty() {
+            log.fail(&format!(
+                "applied, but the schema is not the desired one: {difference:#?}"
+            ));
+        }
     }
     let integrity: Vec<String> = conn
         .prepare("PRAGMA integrity_check")
@@ -1276,6 +1775,13 @@ pub fn diff_apply_outcome(case: &DiffCase) -> DiffOutcome {
     if !temps.is_empty() {
         log.fail(&format!("temporary tables left: {temps:?}"));
     }
+    // Every view of either schema works on the tables it was written for; kept, it must
+    // still work.
+    for view in now.views.values() {
+        if let Err(e) = conn.prepare(&format!("SELECT * FROM main.{}", quote_ident(&view.name))) {
+            log.fail(&format!("view {} does not work any more: {e}", view.name));
+        }
+    }
     let mut rows_checked = 0;
     for (slot, source) in sources(&v1, &v2) {
         let (old, new) = (&v1.tables[&source], &v2.tables[&slot]);
@@ -1284,6 +1790,7 @@ pub fn diff_apply_outcome(case: &DiffCase) -> DiffOutcome {
         };
         rows_checked += rows.rows.len();
         let renamed = column_renames(old, new);
+        // Kept undeclared columns are found by name, like any other.
         let problems =
             compare_rows(&conn, rows, old, new, &renamed).or_fail(&log, "comparing rows");
         if !problems.is_empty() {
@@ -1293,18 +1800,253 @@ pub fn diff_apply_outcome(case: &DiffCase) -> DiffOutcome {
             ));
         }
     }
+    for table in &keeps.tables {
+        let Some(rows) = before.rows.get(table) else {
+            continue;
+        };
+        rows_checked += rows.rows.len();
+        let now_rows = read_table(&conn, table).or_fail(&log, "reading a kept table");
+        if &now_rows != rows {
+            log.fail(&format!(
+                "kept table {table} changed: before {rows:?}, now {now_rows:?}"
+            ));
+        }
+    }
     // Without the rename hints: they are one-shot instructions (a swap `a=b`, `b=a` applied to
-    // the migrated schema would swap again), and the migrated schema needs none.
-    let again = diff(&now, &desired, &Options::default()).or_fail(&log, "diffing again");
+    // the migrated schema would swap again), and the migrated schema needs none. With the
+    // annotations, which stay in a schema file for good: carried out, they are done.
+    let again_options = Options::default()
+        .allow_data_loss(case.allow_data_loss)
+        .keep_undeclared(case.keep_undeclared);
+    let again = diff(&now, &desired, &again_options).or_fail(
+        &log,
+        "diffing again (same options without the hints, the annotations still there)",
+    );
     if !again.is_empty() {
         log.fail(&format!("a second diff is not empty:\n{}", again.sql()));
+    }
+    let fresh = up_to_date(&now, &desired, &again_options).or_fail(&log, "up_to_date after");
+    if !fresh {
+        log.fail("a second diff is empty but up_to_date says the database is not");
     }
     DiffOutcome::Applied {
         steps,
         rows_checked,
+        kept,
+        annotations: written.len(),
     }
 }
 
+/// What additive mode keeps, as the case reckons it: v1's tables no v2 table takes the rows
+/// of, the columns of a source table that its v2 table neither has nor renames, and v1's
+/// indexes (not renamed), views and triggers that v2 does not declare. Empty without
+/// `keep_undeclared`.
+#[derive(Debug, Default)]
+struct Keeps {
+    /// Lower-cased names.
+    tables: Vec<String>,
+    /// By v2 table slot: its source's slot, and the kept columns' places in it.
+    columns: BTreeMap<usize, (usize, Vec<usize>)>,
+    /// Kind and lower-cased name.
+    objects: Vec<(ObjectKind, String)>,
+}
+
+impl Keeps {
+    fn new(
+        v1: &Rendered,
+        v2: &Rendered,
+        renames: &[Ren],
+        current: &Schema,
+        desired: &Schema,
+    ) -> Keeps {
+        let claims = claims(v1, v2);
+        let tables = v1
+            .tables
+            .iter()
+            .filter(|(slot, _)| !v2.tables.contains_key(slot) && !claims.contains_key(slot))
+            .map(|(_, t)| t.name.to_ascii_lowercase())
+            .collect();
+        let mut columns = BTreeMap::new();
+        for (slot, source) in sources(v1, v2) {
+            let (old, new) = (&v1.tables[&source], &v2.tables[&slot]);
+            let renamed = column_renames(old, new);
+            let kept: Vec<usize> = (0..old.columns.len())
+                .filter(|&i| !declared(&old.columns[i], new, &renamed))
+                .collect();
+            if !kept.is_empty() {
+                columns.insert(slot, (source, kept));
+            }
+        }
+        let index_renamed = |key: &str| {
+            renames.iter().any(|r| {
+                r.applies
+                    && matches!(&r.rename,
+                        Rename::Index { from, .. } if from.eq_ignore_ascii_case(key))
+            })
+        };
+        let mut objects = Vec::new();
+        for (kind, have, want) in [
+            (ObjectKind::Index, &current.indexes, &desired.indexes),
+            (ObjectKind::View, &current.views, &desired.views),
+            (ObjectKind::Trigger, &current.triggers, &desired.triggers),
+        ] {
+            for key in have.keys() {
+                let renamed = kind == ObjectKind::Index && index_renamed(key);
+                if !want.contains_key(key) && !renamed {
+                    objects.push((kind, key.clone()));
+                }
+            }
+        }
+        Keeps {
+            tables,
+            columns,
+            objects,
+        }
+    }
+
+    /// `plan.kept` lists exactly what is kept (nothing without `keep_undeclared`), and an
+    /// additive plan drops nothing but the values of a column the desired schema makes
+    /// generated.
+    fn check_plan(&self, plan: &Plan, v1: &Rendered, v2: &Rendered, keep: bool, log: &Log) {
+        let mut listed: Vec<String> = plan
+            .kept
+            .iter()
+            .map(|k| match (&k.kind, &k.table) {
+                (ObjectKind::Column, Some(t)) => format!("column {t}.{}", k.name),
+                (kind, _) => format!("{kind} {}", k.name),
+            })
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
+        listed.sort();
+        let mut expected: Vec<String> = self.tables.iter().map(|t| format!("table {t}")).collect();
+        for (slot, (source, kept)) in &self.columns {
+            let (old, new) = (&v1.tables[source], &v2.tables[slot]);
+            for &i in kept {
+                expected
+                    .push(format!("column {}.{}", new.name, old.columns[i]).to_ascii_lowercase());
+            }
+        }
+        expected.extend(self.objects.iter().map(|(kind, k)| format!("{kind} {k}")));
+        expected.sort();
+        if listed != expected {
+            log.fail(&format!(
+                "the plan keeps {listed:#?}, the case expected {expected:#?}"
+            ));
+        }
+        if !keep {
+            return;
+        }
+        for loss in &plan.data_loss {
+            let generated = loss.column.as_ref().is_some_and(|c| {
+                v2.tables
+                    .values()
+                    .find(|t| t.name.eq_ignore_ascii_case(&loss.table))
+                    .is_some_and(|t| {
+                        let now = t
+                            .renamed
+                            .iter()
+                            .find(|(was, _)| was.eq_ignore_ascii_case(c))
+                            .map_or(c.as_str(), |(_, now)| now.as_str());
+                        t.generated.iter().any(|g| g.eq_ignore_ascii_case(now))
+                    })
+            });
+            if !generated {
+                log.fail(&format!(
+                    "keep_undeclared, but the plan drops {loss} (data loss: {:?})",
+                    plan.data_loss
+                ));
+            }
+        }
+    }
+
+    /// The normalized statements of the schema an additive migration arrives at: v2's, with
+    /// each table's kept columns written in after the column that precedes them in v1, and
+    /// v1's statements of the kept tables, indexes, views and triggers.
+    fn statements(
+        &self,
+        v1: &Rendered,
+        v2: &Rendered,
+        current: &Schema,
+        desired: &Schema,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for (slot, t) in &v2.tables {
+            match self.columns.get(slot) {
+                Some((source, kept)) => out.push(normalize(&combined(&v1.tables[source], t, kept))),
+                None => {
+                    if let Some(want) = desired.tables.get(&t.name.to_ascii_lowercase()) {
+                        out.push(normalize(&want.sql));
+                    }
+                }
+            }
+        }
+        out.extend(
+            desired
+                .indexes
+                .values()
+                .chain(desired.views.values())
+                .chain(desired.triggers.values())
+                .map(|o| normalize(&o.sql)),
+        );
+        for t in &self.tables {
+            out.extend(current.tables.get(t).map(|t| normalize(&t.sql)));
+        }
+        for (kind, key) in &self.objects {
+            let have = match kind {
+                ObjectKind::Index => &current.indexes,
+                ObjectKind::View => &current.views,
+                _ => &current.triggers,
+            };
+            out.extend(have.get(key).map(|o| normalize(&o.sql)));
+        }
+        out.sort();
+        out
+    }
+}
+
+/// Whether column `col` of a source table is declared by its v2 table `new` (renamed by
+/// `renamed`, see [`column_renames`]): renamed, or of the same name and no rename's target.
+fn declared(col: &str, new: &RTable, renamed: &[(String, String)]) -> bool {
+    renamed.iter().any(|(was, _)| was.eq_ignore_ascii_case(col))
+        || (new.columns.iter().any(|c| c.eq_ignore_ascii_case(col))
+            && !renamed.iter().any(|(_, now)| now.eq_ignore_ascii_case(col)))
+}
+
+/// `new`'s `CREATE TABLE` with the `kept` columns of `old` (places in `old.columns`) written
+/// in, each (its definition as `old` has it) after the nearest column before it in `old` that
+/// `new` declares, in `old`'s order.
+fn combined(old: &RTable, new: &RTable, kept: &[usize]) -> String {
+    let renamed = column_renames(old, new);
+    let mut front: Vec<&str> = Vec::new();
+    let mut after: Vec<Vec<&str>> = vec![Vec::new(); new.columns.len()];
+    for &p in kept {
+        let anchor = old.columns[..p]
+            .iter()
+            .rev()
+            .find(|c| declared(c, new, &renamed));
+        let at = anchor.and_then(|a| {
+            let name = renamed
+                .iter()
+                .find(|(was, _)| was.eq_ignore_ascii_case(a))
+                .map_or(a.as_str(), |(_, now)| now.as_str());
+            new.columns
+                .iter()
+                .position(|c| c.eq_ignore_ascii_case(name))
+        });
+        match at {
+            Some(j) => after[j].push(&old.items[p]),
+            None => front.push(&old.items[p]),
+        }
+    }
+    let mut items = front;
+    for (j, item) in new.items.iter().enumerate() {
+        items.push(item);
+        if let Some(more) = after.get(j) {
+            items.extend(more);
+        }
+    }
+    format!("{}{}{}", new.prefix, items.join(", "), new.suffix)
+}
 fn pragmas(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
     Ok((
         conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?,
