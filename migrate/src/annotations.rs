@@ -22,8 +22,10 @@
 //! is refused with its line number rather than ignored, and so is a malformed one. Comments
 //! inside string literals and quoted identifiers are not comments. An annotation means exactly
 //! what a [`Rename`] hint means (see [`Options::rename`](crate::Options::rename)), except that
-//! one whose old name the database does not have is simply not applicable (a fresh database, or
-//! a rename carried out long ago), so annotations can stay in a schema file for good.
+//! it applies only while the database has its old name and lacks its new one (or a pending
+//! rename moves the new one away first): one whose new name exists is done, even where the old
+//! name was taken again since, and one whose old name the database lacks names nothing (a fresh
+//! database). Both are ignored, so annotations can stay in a schema file for good.
 
 use crate::error::MigrateError;
 use crate::options::Rename;
