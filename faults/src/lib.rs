@@ -82,6 +82,10 @@
 //! Tests of one binary run on parallel threads, and the configuration is process-wide: those
 //! that configure the VFS in-process hold [`exclusive`]'s guard.
 //!
+//! [`harness`] has the rest of what such a test needs: children with roles, marked lines,
+//! timeouts, kills, ledgers, seeds for replay, scratch directories and checks with the plain
+//! VFS.
+//!
 //! # What SQLite does (counted with this VFS, unix, `synchronous=FULL`)
 //!
 //! - `journal_mode=DELETE`, one commit: journal header and page records written, journal
@@ -150,6 +154,7 @@
 
 pub mod config;
 mod file;
+pub mod harness;
 mod held;
 mod state;
 mod vfs;

@@ -2,9 +2,7 @@
 //! does (the litekeep library opens that way). Alone in its binary: it changes the default for
 //! the whole process.
 
-mod common;
-
-use common::{code, scratch};
+use litekeep_faults::harness::{Scratch, code};
 use litekeep_faults::{Config, Op, configure, counters};
 use rusqlite::{Connection, ffi};
 
@@ -13,7 +11,7 @@ fn plain_connection_open_goes_through_the_default_vfs() {
     let _serial = litekeep_faults::exclusive();
     litekeep_faults::register_as_default().unwrap();
     litekeep_faults::register().unwrap(); // leaves it the default
-    let dir = scratch("default");
+    let dir = Scratch::new("default");
     let db = dir.join("t.db");
 
     let conn = Connection::open(&db).unwrap();
@@ -35,5 +33,4 @@ fn plain_connection_open_goes_through_the_default_vfs() {
     assert_eq!(code(&err), Some(ffi::SQLITE_CANTOPEN), "{err}");
     assert_eq!(counters().faults, 1);
     drop(conn);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,9 +1,7 @@
 //! A full disk: writes past the growth budget get `SQLITE_FULL`, the database stays intact and
 //! unchanged, and the same INSERT works once the budget is raised.
 
-mod common;
-
-use common::{code, integrity, open_faulty, scratch};
+use litekeep_faults::harness::{Scratch, code, integrity, open_faulty, open_plain};
 use litekeep_faults::{Config, configure, counters};
 use rusqlite::{Connection, ffi};
 
@@ -14,7 +12,7 @@ fn rows(conn: &Connection) -> i64 {
 
 fn big_blob_under_a_small_budget(mode: &str) {
     let _serial = litekeep_faults::exclusive();
-    let dir = scratch(&format!("full-{mode}"));
+    let dir = Scratch::new(&format!("full-{mode}"));
     let db = dir.join("t.db");
     let conn = open_faulty(&db).unwrap();
     conn.pragma_update(None, "journal_mode", mode).unwrap();
@@ -46,10 +44,9 @@ fn big_blob_under_a_small_budget(mode: &str) {
     // Part of the blob went where the refused attempt had grown the files already.
     assert!(counters().growth > 0, "{:?}", counters());
     drop(conn);
-    let check = common::open_plain(&db);
+    let check = open_plain(&db);
     assert_eq!(integrity(&check), "ok", "{mode}");
     assert_eq!(rows(&check), 2);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

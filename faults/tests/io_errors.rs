@@ -2,11 +2,9 @@
 //! the statement gets the operation's extended code, the database is intact and unchanged, and
 //! the same statement succeeds once the fault is cleared.
 
-mod common;
-
 use std::path::Path;
 
-use common::{code, integrity, open_faulty, scratch};
+use litekeep_faults::harness::{Scratch, code, integrity, open_faulty, open_plain};
 use litekeep_faults::{Config, Op, configure, counters};
 use rusqlite::{Connection, ffi};
 
@@ -35,7 +33,7 @@ const INSERT: &str = "INSERT INTO t (v) VALUES (zeroblob(6000))";
 /// Fails the nth `op` of an INSERT, for every n the INSERT reaches.
 fn every_failure_of(op: Op, mode: &str) {
     let _serial = litekeep_faults::exclusive();
-    let dir = scratch(&format!("fail-{op}-{mode}"));
+    let dir = Scratch::new(&format!("fail-{op}-{mode}"));
     let db = dir.join("t.db");
     let conn = setup(&db, mode);
     configure(Config::new());
@@ -71,9 +69,8 @@ fn every_failure_of(op: Op, mode: &str) {
     assert!(failed > 0, "{mode}: no {op} fault was injected");
     eprintln!("{mode}: {failed} of {per_insert} {op}s of an INSERT failed it cleanly");
     drop(conn);
-    let check = common::open_plain(&db);
+    let check = open_plain(&db);
     assert_eq!(integrity(&check), "ok");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -96,7 +93,7 @@ fn a_failed_truncate_fails_the_commit_in_truncate_mode() {
 #[test]
 fn a_failed_read_fails_the_query() {
     let _serial = litekeep_faults::exclusive();
-    let dir = scratch("fail-read");
+    let dir = Scratch::new("fail-read");
     let db = dir.join("t.db");
     drop(setup(&db, "DELETE"));
     let conn = open_faulty(&db).unwrap();
@@ -107,13 +104,12 @@ fn a_failed_read_fails_the_query() {
     assert_eq!(code(&err), Some(ffi::SQLITE_IOERR_READ), "{err}");
     assert_eq!(counters().faults, 1);
     assert_eq!(rows(&conn), 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_failed_open_or_lock_gives_its_code() {
     let _serial = litekeep_faults::exclusive();
-    let dir = scratch("fail-open-lock");
+    let dir = Scratch::new("fail-open-lock");
     let db = dir.join("t.db");
     drop(setup(&db, "DELETE"));
 
@@ -130,13 +126,12 @@ fn a_failed_open_or_lock_gives_its_code() {
         .unwrap_err();
     assert_eq!(code(&err), Some(ffi::SQLITE_IOERR_LOCK), "{err}");
     assert_eq!(rows(&conn), 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_persistent_failure_fails_every_try_until_cleared() {
     let _serial = litekeep_faults::exclusive();
-    let dir = scratch("fail-persistent");
+    let dir = Scratch::new("fail-persistent");
     let db = dir.join("t.db");
     let conn = setup(&db, "WAL");
     configure(Config::new().fail_from(Op::Write, 1));
@@ -154,13 +149,12 @@ fn a_persistent_failure_fails_every_try_until_cleared() {
     conn.execute(INSERT, []).unwrap();
     assert_eq!(rows(&conn), 2);
     assert_eq!(integrity(&conn), "ok");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn faults_configured_from_the_text_form_behave_the_same() {
     let _serial = litekeep_faults::exclusive();
-    let dir = scratch("fail-text");
+    let dir = Scratch::new("fail-text");
     let db = dir.join("t.db");
     let conn = setup(&db, "DELETE");
     configure("fail=sync:1".parse().unwrap());
@@ -168,5 +162,4 @@ fn faults_configured_from_the_text_form_behave_the_same() {
     assert_eq!(code(&err), Some(ffi::SQLITE_IOERR_FSYNC), "{err}");
     assert_eq!(counters().sync, 1);
     assert_eq!(counters().faults, 1);
-    let _ = std::fs::remove_dir_all(&dir);
 }

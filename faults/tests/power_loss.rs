@@ -8,11 +8,11 @@
 //! - a cut at a seeded random point anywhere in the run (the closing checkpoint included) leaves
 //!   a consistent database.
 
-mod common;
-
 use std::path::Path;
 
-use common::{integrity, open_faulty, open_plain, run_child, say, scratch};
+use litekeep_faults::harness::{
+    self, Child, Exit, Scratch, integrity, open_faulty, open_plain, say,
+};
 use litekeep_faults::{Counters, EXIT_CRASHED};
 
 const ROW1: usize = 3000;
@@ -25,10 +25,10 @@ const LATER_LEN: usize = 2000;
 /// NOT A REAL TEST: the entry point of the child processes; returns at once without a role.
 #[test]
 fn child_process_entry() {
-    let Ok(role) = std::env::var(common::ROLE_VAR) else {
+    let Some(role) = harness::role() else {
         return;
     };
-    let db = std::path::PathBuf::from(std::env::var_os(common::DB_VAR).expect("db"));
+    let db = harness::db();
     litekeep_faults::init_from_env().expect("LK_FAULTS");
     match role.split_once(':') {
         Some(("unsynced", _)) => unsynced(&db),
@@ -73,7 +73,7 @@ fn threads(db: &Path) {
                         (id, vec![(id % 251) as u8; 1500]),
                     )
                     .unwrap();
-                    say(&format!("ACK {id}"));
+                    say(format!("ACK {id}"));
                 }
             })
         })
@@ -101,7 +101,7 @@ fn two_commits(db: &Path, mode: &str, sync: &str) {
         .unwrap();
     conn.execute("INSERT INTO t (id, v) VALUES (1, ?1)", [vec![1u8; ROW1]])
         .unwrap();
-    say(&format!("AFTER1 {}", counts(litekeep_faults::counters())));
+    say(format!("AFTER1 {}", counts(litekeep_faults::counters())));
     let tx = conn.transaction().unwrap();
     for id in LATER {
         tx.execute(
@@ -111,9 +111,9 @@ fn two_commits(db: &Path, mode: &str, sync: &str) {
         .unwrap();
     }
     tx.commit().unwrap();
-    say(&format!("AFTER2 {}", counts(litekeep_faults::counters())));
+    say(format!("AFTER2 {}", counts(litekeep_faults::counters())));
     drop(conn);
-    say(&format!("CLOSED {}", counts(litekeep_faults::counters())));
+    say(format!("CLOSED {}", counts(litekeep_faults::counters())));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ fn after_cut(db: &Path) -> Result<Vec<i64>, String> {
 fn an_unsynced_commit_is_lost_by_a_cut_unless_the_disk_got_it() {
     for mode in ["DELETE", "WAL"] {
         for (keep, want) in [("none", vec![1]), ("all", vec![1, 2])] {
-            let dir = scratch(&format!("unsynced-{mode}-{keep}"));
+            let dir = Scratch::new(&format!("unsynced-{mode}-{keep}"));
             let db = dir.join("t.db");
             {
                 let conn = open_plain(&db);
@@ -178,7 +178,7 @@ fn an_unsynced_commit_is_lost_by_a_cut_unless_the_disk_got_it() {
             let faults = format!("crash=manual;keep={keep}");
             let out = run_child("unsynced:", &db, Some(&faults));
             let context = format!("{mode} {faults}: {}", out.stderr);
-            assert_eq!(out.code, Some(EXIT_CRASHED), "{context}");
+            assert_eq!(out.code(), Some(EXIT_CRASHED), "{context}");
             assert_eq!(out.lines, ["INSERTED"], "{context}");
             assert!(out.stderr.contains("power cut by cut_power()"), "{context}");
             let conn = open_plain(&db);
@@ -192,7 +192,6 @@ fn an_unsynced_commit_is_lost_by_a_cut_unless_the_disk_got_it() {
                 .unwrap();
             assert_eq!(ids, want, "{context}");
             drop(conn);
-            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 }
@@ -200,7 +199,7 @@ fn an_unsynced_commit_is_lost_by_a_cut_unless_the_disk_got_it() {
 /// The counting run: the counters after commit 1, after commit 2 and after the close.
 fn count_points(dir: &Path, mode: &str) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
     let out = run_child(&format!("two-commits:{mode}"), &dir.join("count.db"), None);
-    assert_eq!(out.code, Some(0), "counting run: {}", out.stderr);
+    assert_eq!(out.code(), Some(0), "counting run: {}", out.stderr);
     let (after1, after2, closed) = (
         out.field("AFTER1 "),
         out.field("AFTER2 "),
@@ -226,7 +225,7 @@ const HOW: [&str; 6] = [
 /// Cuts the power at every write, sync and truncate of the second commit; gives how many cuts
 /// left it whole.
 fn every_point_of_the_second_commit(mode: &str) -> usize {
-    let dir = scratch(&format!("points-{mode}"));
+    let dir = Scratch::new(&format!("points-{mode}"));
     let (after1, after2, _) = count_points(&dir, mode);
     let mut points = Vec::new();
     for (i, op) in ["write", "sync", "truncate"].into_iter().enumerate() {
@@ -247,7 +246,7 @@ fn every_point_of_the_second_commit(mode: &str) -> usize {
             let db = run.join("t.db");
             let out = run_child(&format!("two-commits:{mode}"), &db, Some(&faults));
             let context = format!("{mode} {faults}: {}", out.stderr);
-            assert_eq!(out.code, Some(EXIT_CRASHED), "{context}");
+            assert_eq!(out.code(), Some(EXIT_CRASHED), "{context}");
             let ids = after_cut(&db).unwrap_or_else(|e| panic!("{context}: {e}"));
             assert!(!ids.is_empty(), "{context}: the synced row 1 is gone");
             if ids.len() == 1 {
@@ -264,7 +263,6 @@ fn every_point_of_the_second_commit(mode: &str) -> usize {
         points.len(),
         HOW.len()
     );
-    let _ = std::fs::remove_dir_all(&dir);
     whole
 }
 
@@ -285,7 +283,7 @@ fn a_synced_commit_survives_a_cut_anywhere_in_the_next_wal_mode() {
 #[test]
 fn a_cut_at_a_random_point_leaves_a_consistent_database() {
     for mode in ["DELETE", "WAL"] {
-        let dir = scratch(&format!("random-{mode}"));
+        let dir = Scratch::new(&format!("random-{mode}"));
         let (_, _, closed) = count_points(&dir, mode);
         let mut seen = std::collections::BTreeSet::new();
         for seed in 1..=12 {
@@ -295,13 +293,12 @@ fn a_cut_at_a_random_point_leaves_a_consistent_database() {
             let db = run.join("t.db");
             let out = run_child(&format!("two-commits:{mode}"), &db, Some(&faults));
             let context = format!("{mode} {faults}: {}", out.stderr);
-            assert_eq!(out.code, Some(EXIT_CRASHED), "{context}");
+            assert_eq!(out.code(), Some(EXIT_CRASHED), "{context}");
             let ids = after_cut(&db).unwrap_or_else(|e| panic!("{context}: {e}"));
             seen.insert(ids.len());
             let _ = std::fs::remove_dir_all(&run);
         }
         eprintln!("{mode}: rows left by 12 random cuts: {seen:?}");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -309,10 +306,10 @@ fn a_cut_at_a_random_point_leaves_a_consistent_database() {
 /// simulation must be able to show it (else it proves nothing for `FULL`).
 #[test]
 fn without_syncs_some_cut_loses_the_committed_row_or_corrupts() {
-    let dir = scratch("control");
+    let dir = Scratch::new("control");
     let role = "two-commits:DELETE:OFF";
     let out = run_child(role, &dir.join("count.db"), None);
-    assert_eq!(out.code, Some(0), "counting run: {}", out.stderr);
+    assert_eq!(out.code(), Some(0), "counting run: {}", out.stderr);
     let (after1, after2) = (out.field("AFTER1 "), out.field("AFTER2 "));
     assert_eq!(after2[1], 0, "synchronous=OFF synced");
     let mut broken = Vec::new();
@@ -324,7 +321,7 @@ fn without_syncs_some_cut_loses_the_committed_row_or_corrupts() {
             std::fs::create_dir_all(&run).unwrap();
             let db = run.join("t.db");
             let out = run_child(role, &db, Some(&faults));
-            assert_eq!(out.code, Some(EXIT_CRASHED), "{faults}: {}", out.stderr);
+            assert_eq!(out.code(), Some(EXIT_CRASHED), "{faults}: {}", out.stderr);
             match after_cut(&db) {
                 Ok(ids) if ids.first() == Some(&1) => {}
                 Ok(ids) => broken.push(format!("{faults}: rows {ids:?}")),
@@ -345,14 +342,13 @@ fn without_syncs_some_cut_loses_the_committed_row_or_corrupts() {
         !broken.is_empty(),
         "no cut of {tries} hurt an unsynced database"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Threads of one process commit concurrently; a cut at some sync or write: every row
 /// acknowledged (its commit returned, so its WAL frames were synced) is there, whole.
 #[test]
 fn acknowledged_commits_of_concurrent_threads_survive_a_cut() {
-    let dir = scratch("threads");
+    let dir = Scratch::new("threads");
     let mut total_acked = 0;
     for (i, point) in [
         "sync:40",
@@ -369,7 +365,7 @@ fn acknowledged_commits_of_concurrent_threads_survive_a_cut() {
         let db = run.join("t.db");
         let out = run_child("threads:", &db, Some(&faults));
         let context = format!("{faults}: {}", out.stderr);
-        assert_eq!(out.code, Some(EXIT_CRASHED), "{context}");
+        assert_eq!(out.code(), Some(EXIT_CRASHED), "{context}");
         let conn = open_plain(&db);
         assert_eq!(integrity(&conn), "ok", "{context}");
         let acked: Vec<i64> = out
@@ -389,5 +385,15 @@ fn acknowledged_commits_of_concurrent_threads_survive_a_cut() {
     }
     assert!(total_acked > 0, "nothing was acknowledged before the cuts");
     eprintln!("threads: {total_acked} acknowledged rows over 4 cuts, all there");
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs this binary's `child_process_entry` with `role`, the database and `faults` (the
+/// `LK_FAULTS` value, if any), to its end.
+fn run_child(role: &str, db: &Path, faults: Option<&str>) -> Exit {
+    let child = Child::build(role).db(db);
+    match faults {
+        Some(faults) => child.faults(faults),
+        None => child,
+    }
+    .run()
 }

@@ -2,21 +2,19 @@
 //! through `xFetch`), with writes held for a cut that never comes, and a second process writing
 //! through the VFS while this one reads (the shared-memory methods pass through).
 
-mod common;
+use std::path::Path;
 
-use std::path::PathBuf;
-
-use common::{integrity, open_faulty, run_child, say, scratch};
 use litekeep_faults::Config;
+use litekeep_faults::harness::{self, Child, Exit, Scratch, integrity, open_faulty, say};
 use rusqlite::Connection;
 
 /// NOT A REAL TEST: the entry point of the child processes; returns at once without a role.
 #[test]
 fn child_process_entry() {
-    let Ok(role) = std::env::var(common::ROLE_VAR) else {
+    let Some(role) = harness::role() else {
         return;
     };
-    let db = PathBuf::from(std::env::var_os(common::DB_VAR).expect("db"));
+    let db = harness::db();
     litekeep_faults::init_from_env().expect("LK_FAULTS");
     assert_eq!(role, "writer");
     let conn = open_faulty(&db).unwrap();
@@ -27,7 +25,7 @@ fn child_process_entry() {
             .unwrap();
     }
     let c = litekeep_faults::counters();
-    say(&format!("DONE {} {}", c.write, c.sync));
+    say(format!("DONE {} {}", c.write, c.sync));
 }
 
 fn count(conn: &Connection, who: &str) -> i64 {
@@ -40,7 +38,7 @@ fn two_connections_share_the_wal_through_the_vfs() {
     let _serial = litekeep_faults::exclusive();
     // Held writes must not disturb anything: they are on disk until a cut.
     litekeep_faults::configure(Config::new().crash_manual());
-    let dir = scratch("wal-two");
+    let dir = Scratch::new("wal-two");
     let db = dir.join("t.db");
     let a = open_faulty(&db).unwrap();
     let mode: String = a
@@ -77,13 +75,12 @@ fn two_connections_share_the_wal_through_the_vfs() {
     let c = litekeep_faults::counters();
     assert!(c.write > 0 && c.sync > 0 && c.truncate > 0, "{c:?}");
     drop((a, b));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn another_process_writes_through_the_vfs_while_this_one_reads() {
     let _serial = litekeep_faults::exclusive();
-    let dir = scratch("wal-process");
+    let dir = Scratch::new("wal-process");
     let db = dir.join("t.db");
     let conn = open_faulty(&db).unwrap();
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
@@ -94,12 +91,22 @@ fn another_process_writes_through_the_vfs_while_this_one_reads() {
     // This connection stays open: the child's commits reach it through the shared WAL index.
     assert_eq!(count(&conn, "child"), 0);
     let out = run_child("writer", &db, Some("seed=1"));
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
     let done = out.field("DONE ");
     assert!(done[0] >= 50 && done[1] >= 50, "child counters: {done:?}");
     assert_eq!(count(&conn, "child"), 50);
     conn.execute("INSERT INTO t (who) VALUES ('parent')", [])
         .unwrap();
     assert_eq!(integrity(&conn), "ok");
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs this binary's `child_process_entry` with `role`, the database and `faults` (the
+/// `LK_FAULTS` value, if any), to its end.
+fn run_child(role: &str, db: &Path, faults: Option<&str>) -> Exit {
+    let child = Child::build(role).db(db);
+    match faults {
+        Some(faults) => child.faults(faults),
+        None => child,
+    }
+    .run()
 }

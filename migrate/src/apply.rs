@@ -232,7 +232,7 @@ fn run_in_transaction(conn: &mut Connection, path: &Path, plan: &Plan) -> Result
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db("beginning the migration transaction".into()))?;
-    let current = Schema::read(&tx)?;
+    let current = read_schema(&tx, path)?;
     if current.fingerprint() != plan.from {
         return Err(MigrateError::Changed {
             path: path.to_owned(),
@@ -246,7 +246,7 @@ fn run_in_transaction(conn: &mut Connection, path: &Path, plan: &Plan) -> Result
         }
     }
     crate::violations::check_foreign_keys(&tx, &plan.touched)?;
-    let after = Schema::read(&tx)?;
+    let after = read_schema(&tx, path)?;
     let difference = after.describe_difference(&plan.desired);
     if !difference.is_empty() {
         return Err(MigrateError::Verify { difference });
@@ -330,5 +330,6 @@ pub fn superseded(conn: &Connection, declared: Fingerprint) -> Result<bool, Migr
             |r| r.get(0),
         )
     };
-    read().map_err(|e| MigrateError::sqlite("reading _litekeep_history", e))
+    let path = std::path::PathBuf::from(conn.path().unwrap_or(""));
+    read().map_err(|e| MigrateError::from_db(&path, "reading _litekeep_history", e))
 }

@@ -75,7 +75,8 @@ fn probe(conn: &Connection, copy: &str, source: &str) -> rusqlite::Result<Vec<i6
 
 /// `foreign_key_check` on the touched tables and every table that references one of them.
 pub fn check_foreign_keys(conn: &Connection, touched: &[String]) -> Result<(), MigrateError> {
-    let sqlite = |e| MigrateError::sqlite("checking foreign keys", e);
+    let path = std::path::PathBuf::from(conn.path().unwrap_or(""));
+    let sqlite = |e| MigrateError::from_db(&path, "checking foreign keys", e);
     let mut tables: Vec<String> = touched.to_vec();
     let mut referrers = conn
         .prepare(

@@ -157,6 +157,12 @@ fn shuffle(
                 let tried =
                     conn.execute_batch(&format!("SAVEPOINT lk_attach; {sql}; RELEASE lk_attach"));
                 if let Err(e) = tried {
+                    // Only "does not fit this table" is a note; an I/O error, a full disk or
+                    // damage may have rolled the whole transaction back, and the repair must
+                    // stop there (found by the power-cut tests: it went on in autocommit).
+                    if !doesnt_fit(&e) || conn.is_autocommit() {
+                        return Err(StepError::sql(sql)(e));
+                    }
                     let _ = conn.execute_batch("ROLLBACK TO lk_attach; RELEASE lk_attach");
                     notes.push(format!(
                         "{name} of the dropped leftover not recreated on {original}: {e}"
@@ -174,4 +180,13 @@ fn shuffle(
         }
     }
     Ok(notes)
+}
+
+/// Whether `e` says a statement does not fit the schema (a column it names is gone, say), as
+/// opposed to a failure of the database itself (I/O, full disk, damage, memory).
+fn doesnt_fit(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::Unknown | rusqlite::ErrorCode::ConstraintViolation)
+    )
 }

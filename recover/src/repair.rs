@@ -135,13 +135,40 @@ pub fn recover(path: impl AsRef<Path>, options: &Options) -> Result<Report, Reco
     Ok(report)
 }
 
+/// The SQLite error code in a `quick_check` row, when it names an I/O or full-disk failure.
+fn io_code_in(row: &str) -> Option<i32> {
+    let code: i32 = row
+        .split("error code=")
+        .nth(1)?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    matches!(
+        code & 0xff,
+        rusqlite::ffi::SQLITE_IOERR | rusqlite::ffi::SQLITE_FULL | rusqlite::ffi::SQLITE_NOMEM
+    )
+    .then_some(code)
+}
+
 fn refuse_damaged(conn: &Connection, path: &Path) -> Result<(), RecoverError> {
     let first: String = conn
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
         .map_err(RecoverError::db(path, "running quick_check"))?;
     if first == "ok" {
-        Ok(())
-    } else {
+        return Ok(());
+    }
+    // A page that could not be read shows up as a row "… unable to get the page. error
+    // code=266": that is an I/O error (266 = SQLITE_IOERR_READ), not damage in the file (found
+    // by the I/O-error tests).
+    if let Some(code) = io_code_in(&first) {
+        return Err(RecoverError::from_db(
+            path,
+            "checking the file (quick_check)",
+            rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), Some(first)),
+        ));
+    }
+    {
         Err(RecoverError::Corrupt {
             path: path.to_path_buf(),
             detail: format!("quick_check: {first}"),
@@ -171,6 +198,18 @@ fn repair_all(
         }
         verify(conn, path, options, report, &before)
     })();
+    // A failure of the database itself (I/O, a full disk) can roll the transaction back under
+    // us; then nothing of it may be committed, whatever the steps reported.
+    let result = result.and_then(|()| {
+        if conn.is_autocommit() {
+            Err(RecoverError::Verify {
+                path: path.to_path_buf(),
+                detail: "the repair transaction ended early (an I/O error rolled it back)".into(),
+            })
+        } else {
+            Ok(())
+        }
+    });
     match result {
         Ok(()) => {
             report.applied = report.findings.iter().any(|f| f.action.changes_anything());

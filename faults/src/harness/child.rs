@@ -1,0 +1,600 @@
+//! Children: the test binary re-executed with a role ([`Spawn`], [`Child`], [`Exit`]), and what
+//! a child uses to talk back ([`role`], [`say`], [`say_counters`], [`stop_on_stdin_close`]).
+
+use std::ffi::{OsStr, OsString};
+use std::fmt::Display;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crate::{Counters, ENV_VAR, EXIT_CRASHED};
+
+/// The variable that names a child's role; unset in an ordinary test run.
+pub const ROLE_VAR: &str = "LK_HARNESS_ROLE";
+/// The variable [`Spawn::db`] sets and [`db`] reads: the database a child works on.
+pub const DB_VAR: &str = "LK_HARNESS_DB";
+/// Marks the stdout lines a child means for its parent.
+pub const MARK: &str = "@@lk:";
+/// The name of the test a child runs (`--exact`): the entry point that returns at once
+/// without a role.
+pub const ENTRY: &str = "child_process_entry";
+/// The default bound on every wait for a child: generous, so that a loaded 2-core machine
+/// cannot fail a correct run, finite, so that a wrong one cannot hang.
+pub const BOUND: Duration = Duration::from_secs(120);
+
+// ---------------------------------------------------------------------------------------------
+// The child side.
+
+/// This process's role when it is a child ([`ROLE_VAR`]); `None` in an ordinary test run, when
+/// the entry point must return at once.
+pub fn role() -> Option<String> {
+    std::env::var(ROLE_VAR).ok()
+}
+
+/// The database the parent named with [`Spawn::db`].
+///
+/// # Panics
+/// When [`DB_VAR`] is not set.
+pub fn db() -> PathBuf {
+    env_path(DB_VAR)
+}
+
+/// A path the parent passed in the environment variable `var`.
+///
+/// # Panics
+/// When `var` is not set.
+pub fn env_path(var: &str) -> PathBuf {
+    PathBuf::from(std::env::var_os(var).unwrap_or_else(|| panic!("{var} is not set")))
+}
+
+/// Prints `msg` for the parent: one stdout line, marked, flushed at once (a child may be cut
+/// or killed right after). A line break in `msg` is written as the two characters `\n`, so
+/// that a multi-line error message reaches the parent whole.
+pub fn say(msg: impl Display) {
+    let msg = msg.to_string().replace('\n', "\\n");
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{MARK}{msg}");
+    let _ = out.flush();
+}
+
+/// Says the VFS's counters (since the last `configure`) after `key`; the parent reads them
+/// back with [`Exit::counters`].
+pub fn say_counters(key: &str) {
+    say(format!("{key} {}", counters_line(&crate::counters())));
+}
+
+/// The counters as the words [`parse_counters`] reads: open read write sync truncate lock
+/// faults disk_full growth held.
+pub fn counters_line(c: &Counters) -> String {
+    format!(
+        "{} {} {} {} {} {} {} {} {} {}",
+        c.open,
+        c.read,
+        c.write,
+        c.sync,
+        c.truncate,
+        c.lock,
+        c.faults,
+        c.disk_full,
+        c.growth,
+        c.held
+    )
+}
+
+/// The counters back from [`counters_line`]'s words.
+pub fn parse_counters(words: &str) -> Option<Counters> {
+    let n: Vec<u64> = words
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let [
+        open,
+        read,
+        write,
+        sync,
+        truncate,
+        lock,
+        faults,
+        disk_full,
+        growth,
+        held,
+    ] = n[..]
+    else {
+        return None;
+    };
+    Some(Counters {
+        open,
+        read,
+        write,
+        sync,
+        truncate,
+        lock,
+        faults,
+        disk_full,
+        growth,
+        held,
+    })
+}
+
+/// A flag that turns true when this process's stdin closes (the parent's [`Child::wait`] or
+/// drop of the [`Child`]), for a child that works until told to stop.
+pub fn stop_on_stdin_close() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    thread::spawn(move || {
+        until_stdin_closes();
+        flag.store(true, Ordering::SeqCst);
+    });
+    stop
+}
+
+/// Blocks until this process's stdin reaches end of file.
+pub fn until_stdin_closes() {
+    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent side.
+
+/// How to start a child; [`Child::build`] makes one, [`Spawn::spawn`] starts it.
+#[derive(Debug, Clone)]
+#[must_use = "a child starts with .spawn() or .run()"]
+pub struct Spawn {
+    role: String,
+    envs: Vec<(OsString, OsString)>,
+    faults: Option<String>,
+    entry: String,
+    bound: Duration,
+    inherit_stderr: bool,
+}
+
+impl Spawn {
+    /// Sets an environment variable of the child.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Spawn {
+        self.envs
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    /// Names the child's database ([`DB_VAR`], read back with [`db`]).
+    pub fn db(self, path: impl AsRef<Path>) -> Spawn {
+        self.env(DB_VAR, path.as_ref())
+    }
+
+    /// The child's [`LK_FAULTS`](crate::ENV_VAR): a [`Config`](crate::Config) or its text form.
+    /// Without it the child gets none, whatever this process's environment says.
+    pub fn faults(mut self, faults: impl Display) -> Spawn {
+        self.faults = Some(faults.to_string());
+        self
+    }
+
+    /// The test the child runs, when not [`ENTRY`] (a test in a module: `module::entry`).
+    pub fn entry(mut self, name: impl Into<String>) -> Spawn {
+        self.entry = name.into();
+        self
+    }
+
+    /// The bound on each wait for this child (default [`BOUND`]).
+    pub fn bound(mut self, bound: Duration) -> Spawn {
+        self.bound = bound;
+        self
+    }
+
+    /// Let the child's stderr through to this process's instead of collecting it into
+    /// [`Exit::stderr`].
+    pub fn inherit_stderr(mut self, inherit: bool) -> Spawn {
+        self.inherit_stderr = inherit;
+        self
+    }
+
+    /// Starts the child.
+    ///
+    /// # Panics
+    /// When the test binary cannot be found or started.
+    pub fn spawn(self) -> Child {
+        let exe = std::env::current_exe().expect("current_exe");
+        let mut cmd = Command::new(exe);
+        cmd.args([
+            "--exact",
+            self.entry.as_str(),
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ROLE_VAR, &self.role)
+        .env_remove(ENV_VAR)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(if self.inherit_stderr {
+            Stdio::inherit()
+        } else {
+            Stdio::piped()
+        });
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        if let Some(faults) = &self.faults {
+            cmd.env(ENV_VAR, faults);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn child {}: {e}", self.role));
+        let out = child.stdout.take().expect("child stdout");
+        let all = Arc::new(Mutex::new(Vec::new()));
+        let (tx, lines) = mpsc::channel();
+        let stdout = {
+            let all = all.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    // The test harness may print its own text before ours on the same line.
+                    if let Some(at) = line.find(MARK) {
+                        let ours = line[at + MARK.len()..].to_owned();
+                        all.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(ours.clone());
+                        let _ = tx.send(ours);
+                    }
+                }
+            })
+        };
+        let err_text = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().map(|mut err| {
+            let text = err_text.clone();
+            thread::spawn(move || {
+                let mut chunk = [0u8; 4096];
+                while let Ok(n @ 1..) = err.read(&mut chunk) {
+                    text.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .extend_from_slice(&chunk[..n]);
+                }
+            })
+        });
+        Child {
+            role: self.role,
+            faults: self.faults,
+            bound: self.bound,
+            started: Instant::now(),
+            child,
+            lines,
+            all,
+            stdout: Some(stdout),
+            stderr,
+            err_text,
+        }
+    }
+
+    /// Starts the child and waits for its end ([`Child::wait`]).
+    pub fn run(self) -> Exit {
+        self.spawn().wait()
+    }
+}
+
+/// A running child: this test binary re-executed with a role.
+#[derive(Debug)]
+pub struct Child {
+    role: String,
+    faults: Option<String>,
+    bound: Duration,
+    started: Instant,
+    child: std::process::Child,
+    lines: Receiver<String>,
+    all: Arc<Mutex<Vec<String>>>,
+    stdout: Option<JoinHandle<()>>,
+    stderr: Option<JoinHandle<()>>,
+    /// What it wrote to stderr so far (when collected).
+    err_text: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Child {
+    /// A child with `role`, to configure before [`Spawn::spawn`].
+    pub fn build(role: impl Into<String>) -> Spawn {
+        Spawn {
+            role: role.into(),
+            envs: Vec::new(),
+            faults: None,
+            entry: ENTRY.to_owned(),
+            bound: BOUND,
+            inherit_stderr: false,
+        }
+    }
+
+    /// Starts a child with `role` and environment variables `envs`.
+    pub fn spawn<K, V>(role: &str, envs: impl IntoIterator<Item = (K, V)>) -> Child
+    where
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        envs.into_iter()
+            .fold(Child::build(role), |s, (k, v)| s.env(k, v))
+            .spawn()
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The role it was given.
+    pub fn role(&self) -> &str {
+        &self.role
+    }
+
+    /// The next marked line, or `None` when none came within `timeout` or the child closed its
+    /// stdout (ended).
+    pub fn try_line(&self, timeout: Duration) -> Option<String> {
+        self.lines.recv_timeout(timeout).ok()
+    }
+
+    /// The next marked line.
+    ///
+    /// # Panics
+    /// When none comes within the bound, showing its stderr so far (the panic drops the
+    /// `Child`, which kills it).
+    pub fn line(&self) -> String {
+        match self.lines.recv_timeout(self.bound) {
+            Ok(line) => line,
+            Err(e) => {
+                let why = match e {
+                    RecvTimeoutError::Timeout => format!("said nothing within {:?}", self.bound),
+                    RecvTimeoutError::Disconnected => "ended without a word".to_owned(),
+                };
+                let stderr = self.stderr_so_far();
+                let tail: Vec<&str> = stderr.lines().collect();
+                panic!(
+                    "child {} (pid {}) {why}; stderr:\n  {}",
+                    self.role,
+                    self.pid(),
+                    tail[tail.len().saturating_sub(30)..].join("\n  ")
+                );
+            }
+        }
+    }
+
+    /// What it wrote to stderr so far (empty when inherited).
+    pub fn stderr_so_far(&self) -> String {
+        String::from_utf8_lossy(&self.err_text.lock().unwrap_or_else(PoisonError::into_inner))
+            .into_owned()
+    }
+
+    /// The next marked line, which must start with `prefix`; gives the whole line.
+    ///
+    /// # Panics
+    /// As [`Child::line`], and when the line says something else.
+    pub fn expect_line(&self, prefix: &str) -> String {
+        let line = self.line();
+        assert!(
+            line.starts_with(prefix),
+            "child {} said {line:?}, wanted {prefix:?}",
+            self.role
+        );
+        line
+    }
+
+    /// Closes its stdin (a child waiting in [`stop_on_stdin_close`] stops).
+    pub fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+
+    /// Closes its stdin, reads the next marked line (a child that works until its stdin closes
+    /// says how it went) and waits for its end; gives that line.
+    ///
+    /// # Panics
+    /// As [`Child::line`] and [`Child::wait`].
+    pub fn finish(mut self) -> String {
+        self.close_stdin();
+        let last = self.line();
+        self.wait();
+        last
+    }
+
+    /// Closes its stdin and waits for its end, at most the bound.
+    ///
+    /// # Panics
+    /// When it does not end within the bound (it is killed first).
+    pub fn wait(mut self) -> Exit {
+        self.close_stdin();
+        let deadline = Instant::now() + self.bound;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => return self.end(false),
+                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(2)),
+                Ok(None) => {
+                    let exit = self.end(true);
+                    panic!(
+                        "child did not end within {:?}: {}",
+                        self.bound,
+                        exit.describe()
+                    );
+                }
+                Err(e) => panic!("waiting for child {}: {e}", self.role),
+            }
+        }
+    }
+
+    /// SIGKILL now. [`Exit::killed`] tells whether it was still running.
+    pub fn kill(mut self) -> Exit {
+        self.end(true)
+    }
+
+    /// SIGKILL after `delay`.
+    pub fn kill_after(mut self, delay: Duration) -> Exit {
+        thread::sleep(delay);
+        let mut exit = self.end(true);
+        exit.killed_after = Some(delay);
+        exit
+    }
+
+    /// SIGKILL after a delay in `[0, within)` drawn from `rng` ([`super::random_delay`]).
+    pub fn kill_at_random(self, rng: &mut fastrand::Rng, within: Duration) -> Exit {
+        let delay = super::random_delay(rng, within);
+        self.kill_after(delay)
+    }
+
+    /// Kills (if `kill`) and reaps the child, then collects what it said.
+    fn end(&mut self, kill: bool) -> Exit {
+        if kill {
+            let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
+            // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our own child, not
+            // yet reaped (it is reaped only below), so it cannot name another process.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        self.close_stdin();
+        let status = self.child.wait().expect("wait for child");
+        let elapsed = self.started.elapsed();
+        // The readers end at end of file, unless a grandchild still holds the pipes: then
+        // what they have read so far is all.
+        for reader in [self.stdout.take(), self.stderr.take()]
+            .into_iter()
+            .flatten()
+        {
+            join_within(reader, Duration::from_secs(2));
+        }
+        let stderr = self.stderr_so_far();
+        let lines = std::mem::take(&mut *self.all.lock().unwrap_or_else(PoisonError::into_inner));
+        Exit {
+            role: self.role.clone(),
+            faults: self.faults.clone(),
+            status,
+            lines,
+            stderr,
+            elapsed,
+            killed_after: None,
+        }
+    }
+}
+
+/// Joins `reader` if it ends within `limit`; otherwise leaves it be.
+fn join_within(reader: JoinHandle<()>, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !reader.is_finished() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
+    }
+    if reader.is_finished() {
+        let _ = reader.join();
+    }
+}
+
+impl Drop for Child {
+    /// A child left running (a test that panicked mid-way) is killed, not leaked.
+    fn drop(&mut self) {
+        if self.stdout.is_some() && matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.end(true);
+        }
+    }
+}
+
+/// How a child ended and everything it said.
+#[derive(Debug, Clone)]
+pub struct Exit {
+    /// Its role.
+    pub role: String,
+    /// The `LK_FAULTS` it was given.
+    pub faults: Option<String>,
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Every marked line it said, in order, without the mark (those already read with
+    /// [`Child::line`] too).
+    pub lines: Vec<String>,
+    /// Its stderr (empty when it was inherited).
+    pub stderr: String,
+    /// From start to end.
+    pub elapsed: Duration,
+    /// The delay before [`Child::kill_after`] or [`Child::kill_at_random`] killed it.
+    pub killed_after: Option<Duration>,
+}
+
+impl Exit {
+    /// Its exit code; `None` when a signal ended it.
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// Whether the VFS cut its power: it exited with [`EXIT_CRASHED`].
+    pub fn crashed(&self) -> bool {
+        self.code() == Some(EXIT_CRASHED)
+    }
+
+    /// Whether SIGKILL ended it (it was still running when killed).
+    pub fn killed(&self) -> bool {
+        self.status.signal() == Some(libc::SIGKILL)
+    }
+
+    /// Whether it exited with 0 (its test passed).
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// Checks that it exited with 0.
+    ///
+    /// # Panics
+    /// Otherwise, showing what it said.
+    #[track_caller]
+    pub fn assert_success(&self) -> &Exit {
+        assert!(self.success(), "child failed: {}", self.describe());
+        self
+    }
+
+    /// The first marked line starting with `key`, without the key.
+    pub fn find(&self, key: &str) -> Option<&str> {
+        self.lines.iter().find_map(|l| l.strip_prefix(key))
+    }
+
+    /// Every marked line starting with `key`, without the key.
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.lines.iter().filter_map(move |l| l.strip_prefix(key))
+    }
+
+    /// The numbers after `key` on the first line that starts with it.
+    ///
+    /// # Panics
+    /// When there is no such line or a word is not a number.
+    #[track_caller]
+    pub fn field(&self, key: &str) -> Vec<u64> {
+        let rest = self
+            .find(key)
+            .unwrap_or_else(|| panic!("no {key:?} line: {}", self.describe()));
+        rest.split_whitespace()
+            .map(|w| {
+                w.parse()
+                    .unwrap_or_else(|_| panic!("{key:?} line: {w:?} is not a number"))
+            })
+            .collect()
+    }
+
+    /// The counters a child said with [`say_counters`]`(key)`.
+    ///
+    /// # Panics
+    /// When there is no such line.
+    #[track_caller]
+    pub fn counters(&self, key: &str) -> Counters {
+        self.find(&format!("{key} "))
+            .and_then(parse_counters)
+            .unwrap_or_else(|| panic!("no {key} counters: {}", self.describe()))
+    }
+
+    /// One paragraph for a failure message: role, faults, how it ended, its lines and its
+    /// stderr's last lines.
+    pub fn describe(&self) -> String {
+        let ended = match (self.code(), self.status.signal()) {
+            (Some(EXIT_CRASHED), _) => format!("power cut (exit {EXIT_CRASHED})"),
+            (Some(code), _) => format!("exit {code}"),
+            (None, Some(sig)) => format!("signal {sig}"),
+            (None, None) => "unknown end".to_owned(),
+        };
+        let stderr: Vec<&str> = self.stderr.lines().collect();
+        let tail = stderr[stderr.len().saturating_sub(30)..].join("\n  ");
+        format!(
+            "role {:?}, LK_FAULTS={:?}, {ended} after {:?}; said {:?}; stderr:\n  {tail}",
+            self.role,
+            self.faults.as_deref().unwrap_or(""),
+            self.elapsed,
+            self.lines,
+        )
+    }
+}
