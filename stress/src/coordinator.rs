@@ -31,6 +31,8 @@ pub struct Plan {
     pub seed: u64,
     /// Show a progress bar.
     pub progress: bool,
+    /// The faults the workers meet.
+    pub faults: crate::faults::Faults,
 }
 
 struct Slot {
@@ -158,7 +160,9 @@ fn spawn(exe: &Path, plan: &Plan, slot: &Slot, seed: u64) -> Result<Child, Strin
         .arg("--ledger")
         .arg(&ledger)
         .arg("--seed")
-        .arg(seed.to_string());
+        .arg(seed.to_string())
+        .arg("--faults")
+        .arg(plan.faults.to_string());
     if slot.generation == 0 && slot.role != "opener" {
         cmd.arg("--first");
     }

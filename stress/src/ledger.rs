@@ -5,7 +5,8 @@
 //! Lines: `F <µs> <path>…` (an indexer batch: the files it committed), `E <µs> <id> <version>`
 //! (an embedder update), `R <µs>` (a searcher read), `M <µs> <version>` (a migration),
 //! `O <µs>` (a cold open), `X <kind> <message>` (an error that reached the worker),
-//! `V <message>` (a violation a worker saw: a row that vanished).
+//! `V <message>` (a violation a worker saw: a row that vanished), `I <kind>` (a fault injected
+//! into the worker's file operations, with `--faults`).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -58,7 +59,11 @@ pub fn classify(message: &str) -> &'static str {
     let m = message.to_ascii_lowercase();
     if m.contains("malformed") || m.contains("corrupt") {
         "malformed"
-    } else if m.contains("disk i/o") || m.contains("i/o error") {
+    } else if m.contains("disk i/o")
+        || m.contains("i/o error")
+        || m.contains("failed while")
+        || m.contains("is full")
+    {
         "io"
     } else if m.contains("no such table") {
         "no-such-table"

@@ -11,6 +11,7 @@
 
 mod access;
 mod coordinator;
+mod faults;
 mod ledger;
 mod report;
 mod roles;
@@ -76,6 +77,14 @@ struct Cli {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Keep the ledgers and databases of passed campaigns too (failed ones are always kept).
+    #[arg(long)]
+    keep_files: bool,
+    /// Faults the litekeep workers meet (through a fault-injecting VFS): ioerr (a read, write
+    /// or sync fails now and then) or full (the disk fills up now and then). The run must still
+    /// end with no violation; the table counts the faults per role.
+    #[arg(long, value_enum, default_value_t = faults::Faults::None)]
+    faults: faults::Faults,
 }
 
 #[derive(Subcommand)]
@@ -95,6 +104,8 @@ enum Worker {
         seed: u64,
         #[arg(long)]
         first: bool,
+        #[arg(long, value_enum, default_value_t = faults::Faults::None)]
+        faults: faults::Faults,
     },
 }
 
@@ -107,8 +118,13 @@ fn main() -> ExitCode {
         ledger,
         seed,
         first,
+        faults,
     }) = &cli.worker
     {
+        if let Err(e) = faults::arm(*faults, *seed, ledger) {
+            eprintln!("litekeep-stress worker: {e}");
+            return ExitCode::from(3);
+        }
         let job = roles::Job {
             role,
             db,
@@ -174,6 +190,11 @@ fn coordinate(cli: &Cli) -> Result<ExitCode, String> {
                     duration: cli.duration,
                     kill_every: cli.kill_every,
                     seed: seed.wrapping_add(i as u64),
+                    faults: if *mode == Mode::Litekeep {
+                        cli.faults
+                    } else {
+                        faults::Faults::None
+                    },
                     progress: !cli.quiet && cli.campaigns == 1,
                 }
             })
@@ -197,7 +218,11 @@ fn coordinate(cli: &Cli) -> Result<ExitCode, String> {
         .filter(|r| !r.passed() && (r.mode == Mode::Litekeep || modes.len() == 1))
         .count();
     if failed == 0 {
-        let _ = std::fs::remove_dir_all(&root);
+        if cli.keep_files {
+            eprintln!("litekeep-stress: files kept in {}", root.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&root);
+        }
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!(

@@ -60,6 +60,8 @@ pub struct RoleStats {
     pub p99_ms: f64,
     /// Errors that reached the worker, by kind.
     pub errors: BTreeMap<String, u64>,
+    /// Faults injected into its file operations (`--faults`).
+    pub faults: u64,
 }
 
 impl RoleStats {
@@ -88,6 +90,7 @@ impl RoleStats {
                             lat.push(us);
                         }
                     }
+                    Some("I") => entry.faults += 1,
                     Some("X") => {
                         let kind = parts.next().unwrap_or("other").to_owned();
                         *entry.errors.entry(kind).or_default() += 1;
@@ -134,12 +137,13 @@ pub fn table(reports: &[CampaignReport]) -> String {
         );
         let _ = writeln!(
             out,
-            "{:<9} {:>8} {:>9} {:>9} {:>9}  errors ({})",
+            "{:<9} {:>8} {:>9} {:>9} {:>9} {:>7}  errors ({})",
             "role",
             "ops",
             "ops/s",
             "p50 ms",
             "p99 ms",
+            "faults",
             KINDS.join(" / ")
         );
         for (role, s) in &r.roles {
@@ -149,11 +153,12 @@ pub fn table(reports: &[CampaignReport]) -> String {
                 .collect();
             let _ = writeln!(
                 out,
-                "{role:<9} {:>8} {:>9.1} {:>9.2} {:>9.2}  {}",
+                "{role:<9} {:>8} {:>9.1} {:>9.2} {:>9.2} {:>7}  {}",
                 s.ops,
                 s.per_second,
                 s.p50_ms,
                 s.p99_ms,
+                s.faults,
                 errors.join(" / ")
             );
         }
