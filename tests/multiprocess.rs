@@ -10,29 +10,26 @@
 //! - a handle that holds the shared lock makes another process's migration wait, and time out
 //!   naming the holder; once the handle is gone, the migration runs.
 //!
-//! Children talk to the parent with stdout lines marked [`MARK`] and stop when their stdin
-//! closes (or at a deadline given in the environment).
+//! Children are `litekeep_faults::harness` children (this test binary re-executed with a
+//! role); they stop when their stdin closes (or at a deadline given in the environment). Which
+//! writers the gate test kills, and when, comes from the harness's seeded generator: the seed is
+//! printed, and `LK_SEED=<n>` replays a run.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use litekeep::Database;
-use rusqlite::Connection;
+use litekeep_faults::harness::{self, BOUND, Child, Ledger, Scratch, integrity, open_plain};
 
-const ROLE_VAR: &str = "LK_FACADE_ROLE";
-const DB_VAR: &str = "LK_FACADE_DB";
 const LEDGER_VAR: &str = "LK_FACADE_LEDGER";
 const START_VAR: &str = "LK_FACADE_START_MS";
-const MARK: &str = "@@lk:";
 /// A writer stops after this many commits (default: when its stdin closes).
 const MAX_VAR: &str = "LK_FACADE_MAX";
-const BOUND: Duration = Duration::from_secs(120);
 
 const SCHEMA: &str = "
 CREATE TABLE events (id INTEGER PRIMARY KEY, who TEXT NOT NULL, n INTEGER NOT NULL);
@@ -46,14 +43,13 @@ CREATE INDEX events_who ON events(who);
 // ---------------------------------------------------------------------------------------------
 // The child side.
 
-/// NOT A REAL TEST: the entry point of the child processes. Without [`ROLE_VAR`] in the
-/// environment it returns at once.
+/// NOT A REAL TEST: the entry point of the child processes. Without a role it returns at once.
 #[test]
 fn child_process_entry() {
-    let Ok(role) = std::env::var(ROLE_VAR) else {
+    let Some(role) = harness::role() else {
         return;
     };
-    let db = PathBuf::from(std::env::var_os(DB_VAR).expect("LK_FACADE_DB"));
+    let db = harness::db();
     let result = match role.as_str() {
         "open-race" => open_race(&db),
         "writer" => writer(&db, 4),
@@ -64,15 +60,9 @@ fn child_process_entry() {
         other => Err(format!("unknown role {other}")),
     };
     match result {
-        Ok(msg) => say(&format!("OK {msg}")),
-        Err(e) => say(&format!("ERROR {}", e.replace('\n', " "))),
+        Ok(msg) => harness::say(format!("OK {msg}")),
+        Err(e) => harness::say(format!("ERROR {}", e.replace('\n', " "))),
     }
-}
-
-fn say(msg: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{MARK}{msg}");
-    let _ = out.flush();
 }
 
 fn wait_for_start() {
@@ -121,24 +111,15 @@ fn open_race(db: &Path) -> Result<String, String> {
 /// goes to the ledger.
 fn writer(db: &Path, threads: usize) -> Result<String, String> {
     let ledger_path = std::env::var_os(LEDGER_VAR).ok_or("LK_FACADE_LEDGER not set")?;
-    let ledger = Arc::new(Mutex::new(
-        std::fs::File::create(ledger_path).map_err(|e| e.to_string())?,
-    ));
+    let ledger = Ledger::create(Path::new(&ledger_path)).map_err(|e| e.to_string())?;
+    let ledger = Arc::new(Mutex::new(ledger));
     let handle = Database::builder(db)
         .schema(SCHEMA)
         .write_gate(threads == 1)
         .open()
         .map_err(|e| e.to_string())?;
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = std::io::stdin().read_line(&mut line);
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        });
-    }
-    say("READY");
+    let stop = harness::stop_on_stdin_close();
+    harness::say("READY");
     let max: u64 = std::env::var(MAX_VAR)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -149,7 +130,7 @@ fn writer(db: &Path, threads: usize) -> Result<String, String> {
             thread::spawn(move || -> Result<u64, String> {
                 let who = format!("{}-{t}", std::process::id());
                 let mut n = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) && n < max {
+                while !stop.load(Ordering::SeqCst) && n < max {
                     n += 1;
                     let id = handle
                         .write(|tx| {
@@ -161,9 +142,9 @@ fn writer(db: &Path, threads: usize) -> Result<String, String> {
                         })
                         .map_err(|e| e.to_string())?;
                     // One write(2) per line: a SIGKILL never leaves half a line behind.
-                    let line = format!("{id} {who} {n}\n");
                     let mut l = ledger.lock().map_err(|_| "ledger poisoned")?;
-                    l.write_all(line.as_bytes()).map_err(|e| e.to_string())?;
+                    l.append(format!("{id} {who} {n}"))
+                        .map_err(|e| e.to_string())?;
                 }
                 Ok(n)
             })
@@ -187,7 +168,7 @@ fn gate_holder(db: &Path) -> Result<String, String> {
     handle
         .write(|tx| {
             tx.execute("INSERT INTO events (who, n) VALUES ('holder', 0)", [])?;
-            say("HOLDING");
+            harness::say("HOLDING");
             thread::sleep(BOUND);
             Ok(())
         })
@@ -197,10 +178,10 @@ fn gate_holder(db: &Path) -> Result<String, String> {
 
 /// A program that does not use litekeep: plain rusqlite holds a write transaction for 2 s.
 fn foreign_holder(db: &Path) -> Result<String, String> {
-    let conn = Connection::open(db).map_err(|e| e.to_string())?;
+    let conn = rusqlite::Connection::open(db).map_err(|e| e.to_string())?;
     conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO events (who, n) VALUES ('foreign', 0);")
         .map_err(|e| e.to_string())?;
-    say("HOLDING");
+    harness::say("HOLDING");
     thread::sleep(Duration::from_secs(2));
     conn.execute_batch("COMMIT").map_err(|e| e.to_string())?;
     Ok("committed".to_owned())
@@ -209,75 +190,20 @@ fn foreign_holder(db: &Path) -> Result<String, String> {
 // ---------------------------------------------------------------------------------------------
 // The parent side.
 
-struct Kid {
-    child: Child,
-    lines: Receiver<String>,
-}
-
-impl Kid {
-    fn spawn(role: &str, envs: &[(&str, String)]) -> Kid {
-        let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
-        cmd.args([
-            "--exact",
-            "child_process_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE_VAR, role)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-        for (k, v) in envs {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn child");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(at) = line.find(MARK)
-                    && tx.send(line[at + MARK.len()..].to_owned()).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Kid { child, lines }
-    }
-
-    fn line(&self) -> String {
-        self.lines
-            .recv_timeout(BOUND)
-            .unwrap_or_else(|_| panic!("child said nothing within {BOUND:?}"))
-    }
-
-    /// Closes stdin, waits for the final line and the exit.
-    fn finish(mut self) -> String {
-        drop(self.child.stdin.take());
-        let last = self.line();
-        let _ = self.child.wait();
-        last
-    }
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lk-facade-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn integrity(conn: &Connection) -> String {
-    conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap()
+/// A `writer` child (4 threads) on `db` with its `ledger`.
+fn writer_child(db: &Path, ledger: &Path) -> Child {
+    Child::build("writer")
+        .db(db)
+        .env(LEDGER_VAR, ledger)
+        .spawn()
 }
 
 /// Every ledger line names a row that is there.
-fn check_ledgers(conn: &Connection, ledgers: &[PathBuf]) -> usize {
+fn check_ledgers(conn: &rusqlite::Connection, ledgers: &[PathBuf]) -> usize {
     let mut acked = 0;
     let mut ids = BTreeSet::new();
     for ledger in ledgers {
-        for line in std::fs::read_to_string(ledger).unwrap().lines() {
+        for line in Ledger::read(ledger) {
             let mut parts = line.split(' ');
             let id: i64 = parts.next().unwrap().parse().unwrap();
             let who = parts.next().unwrap();
@@ -303,29 +229,26 @@ fn check_ledgers(conn: &Connection, ledgers: &[PathBuf]) -> usize {
 
 #[test]
 fn sixteen_processes_eight_threads_open_a_fresh_file_at_once() {
-    let dir = scratch("race");
+    let dir = Scratch::new("facade-race");
     let db = dir.join("fresh.db");
     let start = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis()
         + 2000;
-    let kids: Vec<Kid> = (0..16)
+    let kids: Vec<Child> = (0..16)
         .map(|_| {
-            Kid::spawn(
-                "open-race",
-                &[
-                    (DB_VAR, db.display().to_string()),
-                    (START_VAR, start.to_string()),
-                ],
-            )
+            Child::build("open-race")
+                .db(&db)
+                .env(START_VAR, start.to_string())
+                .spawn()
         })
         .collect();
     for kid in kids {
         let line = kid.finish();
         assert!(line.starts_with("OK"), "a child failed: {line}");
     }
-    let conn = Connection::open(&db).unwrap();
+    let conn = open_plain(&db);
     let inits: i64 = conn
         .query_row("SELECT count(*) FROM _litekeep_history", [], |r| r.get(0))
         .unwrap();
@@ -348,26 +271,14 @@ fn sixteen_processes_eight_threads_open_a_fresh_file_at_once() {
         want
     );
     assert_eq!(integrity(&conn), "ok");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn four_processes_of_four_writers_lose_nothing() {
-    let dir = scratch("writers");
+    let dir = Scratch::new("facade-writers");
     let db = dir.join("w.db");
     let ledgers: Vec<PathBuf> = (0..4).map(|i| dir.join(format!("ledger{i}"))).collect();
-    let kids: Vec<Kid> = ledgers
-        .iter()
-        .map(|l| {
-            Kid::spawn(
-                "writer",
-                &[
-                    (DB_VAR, db.display().to_string()),
-                    (LEDGER_VAR, l.display().to_string()),
-                ],
-            )
-        })
-        .collect();
+    let kids: Vec<Child> = ledgers.iter().map(|l| writer_child(&db, l)).collect();
     for kid in &kids {
         assert_eq!(kid.line(), "READY");
     }
@@ -380,7 +291,7 @@ fn four_processes_of_four_writers_lose_nothing() {
             .unwrap_or_else(|| panic!("a writer failed: {line}"));
         total += n.parse::<u64>().unwrap();
     }
-    let conn = Connection::open(&db).unwrap();
+    let conn = open_plain(&db);
     let acked = check_ledgers(&conn, &ledgers);
     let rows: i64 = conn
         .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
@@ -390,27 +301,15 @@ fn four_processes_of_four_writers_lose_nothing() {
     assert!(total >= acked as u64);
     assert_eq!(integrity(&conn), "ok");
     eprintln!("4 processes x 4 threads: {acked} acknowledged writes in ~3 s");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_migration_while_other_processes_write_loses_nothing() {
-    let dir = scratch("online");
+    let dir = Scratch::new("facade-online");
     let db = dir.join("m.db");
     let handle = Database::builder(&db).schema(SCHEMA).open().unwrap();
     let ledgers: Vec<PathBuf> = (0..2).map(|i| dir.join(format!("ledger{i}"))).collect();
-    let kids: Vec<Kid> = ledgers
-        .iter()
-        .map(|l| {
-            Kid::spawn(
-                "writer",
-                &[
-                    (DB_VAR, db.display().to_string()),
-                    (LEDGER_VAR, l.display().to_string()),
-                ],
-            )
-        })
-        .collect();
+    let kids: Vec<Child> = ledgers.iter().map(|l| writer_child(&db, l)).collect();
     for kid in &kids {
         assert_eq!(kid.line(), "READY");
     }
@@ -430,7 +329,7 @@ fn a_migration_while_other_processes_write_loses_nothing() {
         let line = kid.finish();
         assert!(line.starts_with("OK"), "a writer saw an error: {line}");
     }
-    let conn = Connection::open(&db).unwrap();
+    let conn = open_plain(&db);
     let acked = check_ledgers(&conn, &ledgers);
     assert!(acked > 0);
     assert_eq!(integrity(&conn), "ok");
@@ -439,12 +338,11 @@ fn a_migration_while_other_processes_write_loses_nothing() {
         started.elapsed()
     );
     drop(handle);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_handle_holding_the_shared_lock_makes_migrations_elsewhere_wait() {
-    let dir = scratch("held");
+    let dir = Scratch::new("facade-held");
     let db = dir.join("h.db");
     let schema_file = dir.join("v2.sql");
     std::fs::write(&schema_file, SCHEMA_V2).unwrap();
@@ -478,12 +376,11 @@ fn a_handle_holding_the_shared_lock_makes_migrations_elsewhere_wait() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn eight_gated_writers_lose_nothing_through_sigkills_a_killed_gate_holder_and_migrations() {
-    let dir = scratch("gate");
+    let dir = Scratch::new("facade-gate");
     let db = dir.join("g.db");
     let handle = Database::builder(&db)
         .schema(SCHEMA)
@@ -492,36 +389,30 @@ fn eight_gated_writers_lose_nothing_through_sigkills_a_killed_gate_holder_and_mi
         .unwrap();
     let ledgers: Vec<PathBuf> = (0..8).map(|i| dir.join(format!("ledger{i}"))).collect();
     let spawn = |ledger: &PathBuf| {
-        Kid::spawn(
-            "one-writer",
-            &[
-                (DB_VAR, db.display().to_string()),
-                (LEDGER_VAR, ledger.display().to_string()),
-                (MAX_VAR, "2000".to_owned()),
-            ],
-        )
+        Child::build("one-writer")
+            .db(&db)
+            .env(LEDGER_VAR, ledger)
+            .env(MAX_VAR, "2000")
+            .spawn()
     };
     // A writer holding the gate in the middle of a transaction, SIGKILLed while the others
     // wait for it: the kernel frees the gate at once, and nobody runs out of its 10 s budget.
-    let holder = Kid::spawn("gate-holder", &[(DB_VAR, db.display().to_string())]);
+    let holder = Child::build("gate-holder").db(&db).spawn();
     assert_eq!(holder.line(), "HOLDING");
-    let mut kids: Vec<Option<Kid>> = ledgers.iter().map(|l| Some(spawn(l))).collect();
+    let mut kids: Vec<Option<Child>> = ledgers.iter().map(|l| Some(spawn(l))).collect();
     for kid in kids.iter().flatten() {
         assert_eq!(kid.line(), "READY");
     }
     thread::sleep(Duration::from_millis(300));
-    let mut holder = holder;
-    holder.child.kill().unwrap();
-    let _ = holder.child.wait();
+    holder.kill();
     // Writers killed at random moments (most of a writer's time is spent inside the gate).
-    let mut rng = fastrand::Rng::with_seed(15);
+    let mut rng = harness::rng("gated writers");
     let mut killed = Vec::new();
     for round in 0..3 {
         thread::sleep(Duration::from_millis(50 + rng.u64(..200)));
         let victim = rng.usize(..kids.len());
-        if let Some(mut kid) = kids[victim].take() {
-            kid.child.kill().unwrap();
-            let _ = kid.child.wait();
+        if let Some(kid) = kids[victim].take() {
+            kid.kill();
             killed.push(victim);
         }
         // A migration in the middle: it waits for the writers in flight, they wait for it.
@@ -537,10 +428,9 @@ fn eight_gated_writers_lose_nothing_through_sigkills_a_killed_gate_holder_and_mi
             line.starts_with("OK 2000"),
             "a writer did not finish cleanly: {line}"
         );
-        let mut kid = kid;
-        let _ = kid.child.wait();
+        kid.wait();
     }
-    let conn = Connection::open(&db).unwrap();
+    let conn = open_plain(&db);
     let acked = check_ledgers(&conn, &ledgers);
     assert!(acked >= 2000 * (8 - killed.len()), "{acked} acknowledged");
     assert_eq!(integrity(&conn), "ok");
@@ -558,16 +448,15 @@ fn eight_gated_writers_lose_nothing_through_sigkills_a_killed_gate_holder_and_mi
         killed.len()
     );
     drop(handle);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_foreign_write_transaction_is_waited_out_within_busy_timeout_and_named_past_it() {
-    let dir = scratch("foreign");
+    let dir = Scratch::new("facade-foreign");
     let db = dir.join("f.db");
     drop(Database::builder(&db).schema(SCHEMA).open().unwrap());
     // Within the budget (10 s): the write waits the 2 s out and succeeds.
-    let foreign = Kid::spawn("foreign-holder", &[(DB_VAR, db.display().to_string())]);
+    let foreign = Child::build("foreign-holder").db(&db).spawn();
     assert_eq!(foreign.line(), "HOLDING");
     let handle = Database::open(&db).unwrap();
     let started = Instant::now();
@@ -578,7 +467,7 @@ fn a_foreign_write_transaction_is_waited_out_within_busy_timeout_and_named_past_
     assert!(foreign.finish().starts_with("OK committed"));
     drop(handle);
     // Past the budget (300 ms): Busy, naming the file.
-    let foreign = Kid::spawn("foreign-holder", &[(DB_VAR, db.display().to_string())]);
+    let foreign = Child::build("foreign-holder").db(&db).spawn();
     assert_eq!(foreign.line(), "HOLDING");
     let path = dir.join("./f.db");
     let short = Database::builder(&path)
@@ -592,5 +481,4 @@ fn a_foreign_write_transaction_is_waited_out_within_busy_timeout_and_named_past_
     assert!(err.to_string().contains("f.db"), "{err}");
     assert!(foreign.finish().starts_with("OK committed"));
     eprintln!("waited {waited:?} for a foreign 2 s write transaction");
-    let _ = std::fs::remove_dir_all(&dir);
 }

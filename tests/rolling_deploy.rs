@@ -16,30 +16,24 @@
 //!   changing nothing; with `--allow-data-loss` it removes the v2-only column, index and table
 //!   and keeps every row.
 //!
-//! Children talk to the parent with stdout lines marked [`MARK`]; writers stop when their stdin
-//! closes.
+//! Children are `litekeep_faults::harness` children (this test binary re-executed with a
+//! role); writers stop when their stdin closes.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver};
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use litekeep::Database;
 use litekeep::migrate::{MigrateError, Schema};
+use litekeep_faults::harness::{self, BOUND, Child, Ledger, Scratch};
 use rusqlite::Connection;
 
-const ROLE_VAR: &str = "LK_ROLLING_ROLE";
-const DB_VAR: &str = "LK_ROLLING_DB";
 const VERSION_VAR: &str = "LK_ROLLING_VERSION";
 /// An opener's number, or a writer's ledger file.
 const ARG_VAR: &str = "LK_ROLLING_ARG";
-const MARK: &str = "@@lk:";
-const BOUND: Duration = Duration::from_secs(120);
 const OPENS: u64 = 100;
 
 const V1: &str = "
@@ -84,27 +78,20 @@ fn id_of(line: &str) -> Option<i64> {
 // ---------------------------------------------------------------------------------------------
 // The child side.
 
-/// NOT A REAL TEST: the entry point of the child processes. Without [`ROLE_VAR`] in the
-/// environment it returns at once.
+/// NOT A REAL TEST: the entry point of the child processes. Without a role it returns at once.
 #[test]
 fn child_process_entry() {
-    let Ok(role) = std::env::var(ROLE_VAR) else {
+    let Some(role) = harness::role() else {
         return;
     };
     match child(&role) {
-        Ok(msg) => say(&format!("OK {msg}")),
-        Err(e) => say(&format!("ERROR {}", e.replace('\n', " "))),
+        Ok(msg) => harness::say(format!("OK {msg}")),
+        Err(e) => harness::say(format!("ERROR {}", e.replace('\n', " "))),
     }
 }
 
-fn say(msg: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{MARK}{msg}");
-    let _ = out.flush();
-}
-
 fn child(role: &str) -> Result<String, String> {
-    let db = PathBuf::from(std::env::var_os(DB_VAR).ok_or("LK_ROLLING_DB not set")?);
+    let db = harness::db();
     let version = std::env::var(VERSION_VAR).map_err(|_| "LK_ROLLING_VERSION not set")?;
     let arg = std::env::var(ARG_VAR).map_err(|_| "LK_ROLLING_ARG not set")?;
     let schema = match version.as_str() {
@@ -168,20 +155,17 @@ fn commit(db: &Database, version: &str, author: &str, n: i64) -> Result<String, 
 /// ledger. A short pause between writes leaves the 2-core machine to the openers.
 fn writer(db: &Database, version: &str, ledger: &str) -> Result<String, String> {
     let mut ledger =
-        std::fs::File::create(ledger).map_err(|e| format!("creating the ledger: {e}"))?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    thread::spawn(move || {
-        let _ = std::io::stdin().read_line(&mut String::new());
-        flag.store(true, Ordering::SeqCst);
-    });
-    say("READY");
+        Ledger::create(Path::new(ledger)).map_err(|e| format!("creating the ledger: {e}"))?;
+    let stop = harness::stop_on_stdin_close();
+    harness::say("READY");
     let author = format!("{version}-writer-{}", std::process::id());
     let mut n = 0;
     while !stop.load(Ordering::SeqCst) {
         n += 1;
         let line = commit(db, version, &author, n)?;
-        writeln!(ledger, "{line}").map_err(|e| format!("writing the ledger: {e}"))?;
+        ledger
+            .append(&line)
+            .map_err(|e| format!("writing the ledger: {e}"))?;
         thread::sleep(Duration::from_millis(2));
     }
     Ok(n.to_string())
@@ -190,50 +174,30 @@ fn writer(db: &Database, version: &str, ledger: &str) -> Result<String, String> 
 // ---------------------------------------------------------------------------------------------
 // The parent side.
 
-struct Kid {
-    child: Child,
-    lines: Receiver<String>,
+/// A child with `role` at `version` on `db`, given `arg`.
+fn spawn(role: &str, version: &str, db: &Path, arg: &str) -> Child {
+    Child::build(role)
+        .db(db)
+        .env(VERSION_VAR, version)
+        .env(ARG_VAR, arg)
+        .spawn()
 }
 
-impl Kid {
-    fn spawn(role: &str, version: &str, db: &Path, arg: &str) -> Kid {
-        let mut cmd = Command::new(std::env::current_exe().expect("current_exe"));
-        cmd.args(["--exact", "child_process_entry", "--nocapture"])
-            .env(ROLE_VAR, role)
-            .env(VERSION_VAR, version)
-            .env(DB_VAR, db)
-            .env(ARG_VAR, arg)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().expect("spawn child");
-        let out = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(at) = line.find(MARK)
-                    && tx.send(line[at + MARK.len()..].to_owned()).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Kid { child, lines }
-    }
+/// Closes the child's stdin, waits for its final line and its exit. No line within the bound
+/// is a failure to report with the others, not a panic.
+fn finish(mut kid: Child) -> String {
+    kid.close_stdin();
+    let last = report(&kid);
+    kid.wait();
+    last
+}
 
-    fn line(&self) -> String {
-        self.lines.recv_timeout(BOUND).unwrap_or_else(|e| {
-            format!("ERROR no report from the child ({e:?}; see its stderr above)")
-        })
-    }
-
-    /// Closes stdin, waits for the final line and the exit.
-    fn finish(mut self) -> String {
-        drop(self.child.stdin.take());
-        let last = self.line();
-        let _ = self.child.wait();
-        last
-    }
+/// The child's next line, or an `ERROR` naming its silence (with its stderr).
+fn report(kid: &Child) -> String {
+    kid.try_line(BOUND).unwrap_or_else(|| {
+        let stderr = kid.stderr_so_far().replace('\n', "\n  ");
+        format!("ERROR no report from the child within {BOUND:?}; its stderr:\n  {stderr}")
+    })
 }
 
 /// A schema's fingerprint, as `_litekeep_history` spells it.
@@ -269,9 +233,7 @@ fn check_rows(conn: &Connection, rows: &[String], at_v2: bool) {
 #[test]
 fn v1_and_v2_open_alternately_100_times_and_nothing_flips_back_or_is_lost() {
     let started = Instant::now();
-    let dir = std::env::temp_dir().join(format!("lk-rolling-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("creating the scratch directory");
+    let dir = Scratch::new("rolling");
     let db = dir.join("notes.db");
     let (v1, v2) = (fp(Schema::from_sql(V1)), fp(Schema::from_sql(V2)));
     let setup = Database::builder(&db).schema(V1).open();
@@ -282,15 +244,15 @@ fn v1_and_v2_open_alternately_100_times_and_nothing_flips_back_or_is_lost() {
 
     let writer = |version: &str| {
         let ledger = dir.join(format!("ledger-{version}"));
-        let kid = Kid::spawn("writer", version, &db, &ledger.display().to_string());
-        assert_eq!(kid.line(), "READY", "the {version} writer");
+        let kid = spawn("writer", version, &db, &ledger.display().to_string());
+        assert_eq!(report(&kid), "READY", "the {version} writer");
         (kid, version.to_owned(), ledger)
     };
     let mut writers = vec![writer("v1")];
     let (mut rows, mut failures, mut last_id_at_v1) = (Vec::new(), Vec::new(), 0);
     for i in 0..OPENS {
         let version = if i % 2 == 0 { "v1" } else { "v2" };
-        let line = Kid::spawn("opener", version, &db, &i.to_string()).finish();
+        let line = finish(spawn("opener", version, &db, &i.to_string()));
         match line.strip_prefix("OK ") {
             Some(row) => rows.push(row.to_owned()),
             None => failures.push(format!("opener #{i} ({version}): {line}")),
@@ -312,12 +274,11 @@ fn v1_and_v2_open_alternately_100_times_and_nothing_flips_back_or_is_lost() {
         }
     }
     for (kid, version, ledger) in writers {
-        let line = kid.finish();
+        let line = finish(kid);
         if !line.starts_with("OK") {
             failures.push(format!("the {version} writer: {line}"));
         }
-        let ledger = std::fs::read_to_string(&ledger).expect("reading a ledger");
-        let acked: Vec<String> = ledger.lines().map(str::to_owned).collect();
+        let acked = Ledger::read(&ledger);
         eprintln!("the {version} writer: {} acknowledged writes", acked.len());
         rows.extend(acked);
     }
@@ -375,5 +336,4 @@ fn v1_and_v2_open_alternately_100_times_and_nothing_flips_back_or_is_lost() {
         started.elapsed()
     );
     drop(conn);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,56 +1,48 @@
 //! Cross-process behaviour with real processes: no threads pretending to be processes.
 //!
 //! # How the child processes work
-//! A test that needs another process re-executes this very test binary
-//! (`std::env::current_exe()`) with `--exact child_process_entry --nocapture --test-threads=1`
-//! and the environment variable [`ROLE_VAR`] naming what the child should do (hold the lock
-//! exclusive, hold it shared, try to re-enter it). [`child_process_entry`] is therefore not a real
-//! test: in an ordinary `cargo test` run the variable is unset and it returns at once, passing
-//! trivially.
+//! They are `litekeep_faults::harness` children: this very test binary re-executed with a role
+//! (hold the lock exclusive, hold it shared, try to re-enter it). [`child_process_entry`] is
+//! therefore not a real test: in an ordinary `cargo test` run it has no role and returns at
+//! once, passing trivially.
 //!
-//! A child talks to its parent through lines on its stdout marked with [`MARK`] (`@@lk:LOCKED`
-//! once it holds the lock), read by the parent on a thread so that every wait is bounded. It holds
-//! the lock until its stdin reaches end of file (the parent closes it) or until it is killed.
-//! Other processes are util-linux `flock(1)`, run with `-o` so that only the `flock` process
-//! itself holds the lock, announcing through the same kind of stdout line that it holds it.
+//! A child says `LOCKED` on a marked stdout line once it holds the lock, and holds it until its
+//! stdin reaches end of file (the parent closes it) or until it is killed. Other processes are
+//! util-linux `flock(1)` ([`Child::program`], in a process group of its own), run with `-o` so
+//! that only the `flock` process itself holds the lock, announcing through the same kind of
+//! line that it holds it.
 //!
 //! No fixed sleep is used to synchronize: the parent waits for a child's line (bounded by
 //! [`BOUND`], far beyond anything a loaded machine needs), or for its exit.
+// The loom build (`--cfg loom`) has no `litekeep-faults`.
+#![cfg(not(loom))]
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::CommandExt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use litekeep_faults::harness::{self, BOUND, Child, MARK, Scratch};
 use litekeep_lock::{FileLock, Holder, LockError, LockGuard, Mode, Wait};
 
-/// Selects a child's role; unset in the ordinary test run.
-const ROLE_VAR: &str = "LK_CHILD_ROLE";
 /// The lock file a child works on.
 const PATH_VAR: &str = "LK_LOCK_PATH";
 /// The label a child gives its lock (optional).
 const LABEL_VAR: &str = "LK_LABEL";
 /// How long a child keeps the lock after its stdin closes, in milliseconds (optional).
 const LINGER_VAR: &str = "LK_LINGER_MS";
-/// Marks the stdout lines a child means for its parent (the test harness prints its own).
-const MARK: &str = "@@lk:";
-/// The longest any wait for another process may take before the test fails: generous, so that
-/// a loaded 2-core CI machine cannot make a correct run fail, but finite, so that a wrong one
-/// cannot hang.
-const BOUND: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------------------
 // The child side.
 
 /// NOT A REAL TEST: the entry point of the child processes the tests below spawn (see the
-/// module docs). Without [`ROLE_VAR`] in the environment it returns at once and passes.
+/// module docs). Without a role it returns at once and passes.
 #[test]
 fn child_process_entry() {
-    if let Ok(role) = std::env::var(ROLE_VAR) {
+    if let Some(role) = harness::role() {
         child::run(&role);
     }
 }
@@ -68,23 +60,12 @@ mod child {
     }
 
     fn lock() -> FileLock {
-        let path = std::env::var_os(PATH_VAR).expect("LK_LOCK_PATH not set");
-        let lock = FileLock::open(path).expect("child cannot open the lock file");
+        let lock =
+            FileLock::open(harness::env_path(PATH_VAR)).expect("child cannot open the lock file");
         match std::env::var(LABEL_VAR) {
             Ok(label) => lock.with_label(label),
             Err(_) => lock,
         }
-    }
-
-    fn say(msg: &str) {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{MARK}{msg}").unwrap();
-        out.flush().unwrap();
-    }
-
-    /// Blocks until the parent closes our stdin (or kills us).
-    fn until_stdin_closes() {
-        std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink()).unwrap();
     }
 
     /// Takes the lock without waiting (the tests spawn a holder only when it must get the lock
@@ -94,13 +75,13 @@ mod child {
         let guard = lock
             .acquire(mode, Wait::None)
             .unwrap_or_else(|e| panic!("child {} could not take it: {e}", std::process::id()));
-        say("LOCKED");
-        until_stdin_closes();
+        harness::say("LOCKED");
+        harness::until_stdin_closes();
         if let Ok(ms) = std::env::var(LINGER_VAR) {
             thread::sleep(Duration::from_millis(ms.parse().unwrap()));
         }
         guard.release().unwrap();
-        say("RELEASED");
+        harness::say("RELEASED");
     }
 
     /// Holds the lock exclusive and asks for it again, without re-entry, through the same handle
@@ -127,196 +108,75 @@ mod child {
                 other => panic!("re-entry ({what}) was not refused as a deadlock: {other:?}"),
             }
         }
-        say("REENTRY_REFUSED");
-        until_stdin_closes();
+        harness::say("REENTRY_REFUSED");
+        harness::until_stdin_closes();
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // The parent side: helpers.
 
-/// A fresh directory for one test, removed when the test ends.
-struct TestDir(PathBuf);
-
-impl TestDir {
-    fn new(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("lk-mp-{}-{test}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        TestDir(dir)
-    }
-
-    fn lock_path(&self) -> PathBuf {
-        self.0.join("app.db.lock")
-    }
+/// A fresh directory for one test and the lock file in it; the directory goes when the test
+/// ends (and stays, for a look, when it fails).
+fn lock_path(test: &str) -> (Scratch, PathBuf) {
+    let dir = Scratch::new(&format!("lock-mp-{test}"));
+    let path = dir.join("app.db.lock");
+    (dir, path)
 }
 
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
+/// This test binary, re-executed as a child in `role` on `lock_path`.
+fn spawn_child(role: &str, lock_path: &Path, env: &[(&str, &str)]) -> Child {
+    env.iter()
+        .fold(Child::build(role).env(PATH_VAR, lock_path), |s, (k, v)| {
+            s.env(k, v)
+        })
+        .spawn()
 }
 
-/// Another process, with its marked stdout lines delivered through a channel. Killed (its whole
-/// process group, for `flock(1)`) and reaped when dropped, so that a failing test leaves nothing
-/// behind.
-struct Proc {
-    child: Child,
-    pid: u32,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    /// The process leads its own process group (`flock(1)` and the command it runs).
-    group: bool,
-    what: String,
+/// A child holding the lock exclusive or shared, once it says so.
+fn holder(mode: Mode, lock_path: &Path, env: &[(&str, &str)]) -> Child {
+    let role = match mode {
+        Mode::Exclusive => "hold-exclusive",
+        Mode::Shared => "hold-shared",
+    };
+    let child = spawn_child(role, lock_path, env);
+    expect(&child, "LOCKED");
+    child
 }
 
-impl Proc {
-    fn start(mut cmd: Command, group: bool, what: String) -> Proc {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-        if group {
-            cmd.process_group(0);
-        }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {what}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                // The harness may print on the same line ("test child_process_entry ... ").
-                if let Some((_, msg)) = line.split_once(MARK)
-                    && tx.send(msg.trim().to_owned()).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Proc {
-            pid: child.id(),
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            group,
-            what,
-        }
-    }
-
-    /// This test binary, re-executed as a child in `role` on `lock_path`.
-    fn child(role: &str, lock_path: &Path, env: &[(&str, &str)]) -> Proc {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args([
-            "--exact",
-            "child_process_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE_VAR, role)
-        .env(PATH_VAR, lock_path)
-        .env_remove(LABEL_VAR)
-        .env_remove(LINGER_VAR)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped());
-        Proc::start(cmd, false, format!("child {role:?}"))
-    }
-
-    /// A child holding the lock exclusive or shared, once it says so.
-    fn holder(mode: Mode, lock_path: &Path, env: &[(&str, &str)]) -> Proc {
-        let role = match mode {
-            Mode::Exclusive => "hold-exclusive",
-            Mode::Shared => "hold-shared",
-        };
-        let mut p = Proc::child(role, lock_path, env);
-        p.expect("LOCKED");
-        p
-    }
-
-    /// util-linux `flock(1)` holding the lock exclusive, once it says so. `-o`: the command it
-    /// runs does not inherit the lock, so the lock is gone as soon as `flock` itself is.
-    fn flock_holder(lock_path: &Path) -> Proc {
-        let mut cmd = Command::new(flock_bin());
-        cmd.arg("-o")
-            .arg(lock_path)
-            .args(["sh", "-c", &format!("echo '{MARK}LOCKED' && exec sleep 60")])
-            .stdin(Stdio::null());
-        let mut p = Proc::start(cmd, true, "flock(1)".to_owned());
-        p.expect("LOCKED");
-        p
-    }
-
-    /// Waits (bounded) for the process to say `msg`.
-    fn expect(&mut self, msg: &str) {
-        match self.lines.recv_timeout(BOUND) {
-            Ok(got) if got == msg => {}
-            Ok(got) => panic!(
-                "{} (pid {}) said {got:?}, expected {msg:?}",
-                self.what, self.pid
-            ),
-            Err(RecvTimeoutError::Timeout) => panic!(
-                "{} (pid {}) did not say {msg:?} within {BOUND:?}",
-                self.what, self.pid
-            ),
-            Err(RecvTimeoutError::Disconnected) => {
-                let status = self.wait_bounded();
-                panic!(
-                    "{} (pid {}) exited ({status}) before saying {msg:?}",
-                    self.what, self.pid
-                )
-            }
-        }
-    }
-
-    /// Closes its stdin: a holder child releases the lock and exits.
-    fn close_stdin(&mut self) {
-        drop(self.stdin.take());
-    }
-
-    /// SIGKILL (the whole group for `flock(1)`), then reaps it: once this returns, the process
-    /// is gone and its descriptors are closed.
-    fn kill(&mut self) {
-        if self.group {
-            let pgid = libc::pid_t::try_from(self.pid).unwrap();
-            // SAFETY: kill(2) has no memory-safety preconditions; the group is the one this
-            // process created for the child and has not reaped yet.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        } else {
-            let _ = self.child.kill(); // SIGKILL on unix
-        }
-        self.child.wait().unwrap();
-    }
-
-    /// Waits (bounded) for the process to exit by itself.
-    fn wait_bounded(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + BOUND;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} (pid {}) did not exit within {BOUND:?}",
-                self.what,
-                self.pid
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Closes its stdin and checks that it releases, says so and exits successfully.
-    fn finish(&mut self) {
-        self.close_stdin();
-        self.expect("RELEASED");
-        let status = self.wait_bounded();
-        assert!(status.success(), "{} failed: {status}", self.what);
-    }
+/// util-linux `flock(1)` holding the lock exclusive, once it says so. `-o`: the command it
+/// runs does not inherit the lock, so the lock is gone as soon as `flock` itself is.
+fn flock_holder(lock_path: &Path) -> Child {
+    let say_locked = format!("echo '{MARK}LOCKED' && exec sleep 60");
+    let args = [
+        "-o".as_ref(),
+        lock_path.as_os_str(),
+        "sh".as_ref(),
+        "-c".as_ref(),
+        say_locked.as_ref(),
+    ];
+    let flock = Child::program("flock(1)", flock_bin(), args).spawn();
+    expect(&flock, "LOCKED");
+    flock
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.kill();
-        }
-    }
+/// Waits (bounded) for the process to say exactly `msg`.
+fn expect(child: &Child, msg: &str) {
+    let got = child.line();
+    assert_eq!(
+        got,
+        msg,
+        "{} (pid {}) said something else",
+        child.role(),
+        child.pid()
+    );
+}
+
+/// Closes its stdin and checks that it releases, says so and exits successfully.
+fn finish(mut child: Child) {
+    child.close_stdin();
+    expect(&child, "RELEASED");
+    child.wait().assert_success();
 }
 
 /// util-linux `flock(1)`, which some tests need: fail loudly rather than skip when it is missing.
@@ -376,14 +236,13 @@ fn first_line(path: &Path) -> String {
 
 #[test]
 fn exclusive_excludes_another_process() {
-    let dir = TestDir::new("excludes");
-    let path = dir.lock_path();
-    let mut child = Proc::holder(Mode::Exclusive, &path, &[(LABEL_VAR, "holder one")]);
+    let (_dir, path) = lock_path("excludes");
+    let child = holder(Mode::Exclusive, &path, &[(LABEL_VAR, "holder one")]);
     let lock = FileLock::open(&path).unwrap();
 
     let err = expect_would_block(lock.exclusive(Wait::None), Mode::Exclusive);
     let h = named_holder(&err);
-    assert_eq!(h.pid, child.pid, "{err}");
+    assert_eq!(h.pid, child.pid(), "{err}");
     assert_eq!(h.mode, Mode::Exclusive);
     assert_eq!(h.label.as_deref(), Some("holder one"));
     assert!(h.host.is_some(), "the child wrote a record: {h:?}");
@@ -394,9 +253,9 @@ fn exclusive_excludes_another_process() {
     }
     // Shared is excluded by an exclusive holder too.
     let err = expect_would_block(lock.shared(Wait::None), Mode::Shared);
-    assert_eq!(named_holder(&err).pid, child.pid);
+    assert_eq!(named_holder(&err).pid, child.pid());
 
-    child.finish();
+    finish(child);
     let guard = lock
         .exclusive(Wait::None)
         .expect("the child has exited: the lock must be free");
@@ -405,9 +264,8 @@ fn exclusive_excludes_another_process() {
 
 #[test]
 fn timeout_fires_within_bound_and_names_the_holder() {
-    let dir = TestDir::new("timeout");
-    let path = dir.lock_path();
-    let mut child = Proc::holder(Mode::Exclusive, &path, &[(LABEL_VAR, "litekeep migrate")]);
+    let (_dir, path) = lock_path("timeout");
+    let child = holder(Mode::Exclusive, &path, &[(LABEL_VAR, "litekeep migrate")]);
     let lock = FileLock::open(&path).unwrap();
 
     let timeout = Duration::from_millis(300);
@@ -432,30 +290,29 @@ fn timeout_fires_within_bound_and_names_the_holder() {
         "gave up late, after {waited:?}"
     );
     let h = holder.as_deref().expect("the timeout names no holder");
-    assert_eq!(h.pid, child.pid);
+    assert_eq!(h.pid, child.pid());
     assert_eq!(h.label.as_deref(), Some("litekeep migrate"));
     assert!(!h.this_process);
     let msg = err.to_string();
-    let expected = format!("held by pid {} (litekeep migrate)", child.pid);
+    let expected = format!("held by pid {} (litekeep migrate)", child.pid());
     assert!(msg.contains(&expected), "{msg:?} lacks {expected:?}");
     assert!(
         msg.contains(&path.display().to_string()),
         "{msg:?} lacks the path"
     );
 
-    child.finish();
+    finish(child);
 }
 
 #[test]
 fn sigkill_of_the_holder_frees_the_lock_at_once() {
-    let dir = TestDir::new("sigkill");
-    let path = dir.lock_path();
+    let (_dir, path) = lock_path("sigkill");
     let lock = FileLock::open(&path).unwrap().with_label("survivor");
 
     // A holder killed with SIGKILL: the kernel drops its lock; ours comes at once.
-    let mut doomed = Proc::holder(Mode::Exclusive, &path, &[(LABEL_VAR, "doomed holder")]);
+    let doomed = holder(Mode::Exclusive, &path, &[(LABEL_VAR, "doomed holder")]);
     let err = expect_would_block(lock.exclusive(Wait::None), Mode::Exclusive);
-    assert_eq!(named_holder(&err).pid, doomed.pid);
+    assert_eq!(named_holder(&err).pid, doomed.pid());
     doomed.kill();
     let got = lock.exclusive(Wait::Timeout(Duration::from_secs(2)));
     let guard = got.expect("SIGKILL of the holder did not free the lock");
@@ -463,18 +320,18 @@ fn sigkill_of_the_holder_frees_the_lock_at_once() {
 
     // A second one, killed: its record stays in the lock file, and must not be believed once
     // another process (flock(1), which writes no record) holds the lock.
-    let mut doomed = Proc::holder(Mode::Exclusive, &path, &[(LABEL_VAR, "doomed holder")]);
-    let doomed_pid = doomed.pid;
+    let doomed = holder(Mode::Exclusive, &path, &[(LABEL_VAR, "doomed holder")]);
+    let doomed_pid = doomed.pid();
     doomed.kill();
     let record = first_line(&path);
     assert!(
         record.contains(&format!("pid={doomed_pid} ")) && record.contains("doomed holder"),
         "precondition: the killed holder's record should still be in the lock file: {record:?}"
     );
-    let mut flock = Proc::flock_holder(&path);
+    let flock = flock_holder(&path);
     let err = expect_would_block(lock.exclusive(Wait::None), Mode::Exclusive);
     let h = named_holder(&err);
-    assert_eq!(h.pid, flock.pid, "{err}");
+    assert_eq!(h.pid, flock.pid(), "{err}");
     assert_ne!(h.pid, doomed_pid, "the stale record was believed: {err}");
     assert_eq!(
         h.label, None,
@@ -482,13 +339,13 @@ fn sigkill_of_the_holder_frees_the_lock_at_once() {
     );
     assert_eq!(h.host, None, "{h:?}");
     assert!(h.verified && !h.this_process, "{h:?}");
-    let comm = fs::read_to_string(format!("/proc/{}/comm", flock.pid)).unwrap();
+    let comm = fs::read_to_string(format!("/proc/{}/comm", flock.pid())).unwrap();
     assert_eq!(h.command.as_deref(), Some(comm.trim_end()), "{h:?}");
     assert_eq!(h.command.as_deref(), Some("flock"), "{h:?}");
     let msg = err.to_string();
     assert!(!msg.contains("doomed"), "{msg:?}");
     assert!(
-        msg.contains(&format!("pid {} [flock]", flock.pid)),
+        msg.contains(&format!("pid {} [flock]", flock.pid())),
         "{msg:?}"
     );
 
@@ -499,12 +356,11 @@ fn sigkill_of_the_holder_frees_the_lock_at_once() {
 
 #[test]
 fn shared_holders_coexist_and_block_an_exclusive_one() {
-    let dir = TestDir::new("shared");
-    let path = dir.lock_path();
+    let (_dir, path) = lock_path("shared");
     // Each child takes the lock with Wait::None: the second gets it only if it coexists with
     // the first, which holds on until killed.
-    let mut a = Proc::holder(Mode::Shared, &path, &[]);
-    let mut b = Proc::holder(Mode::Shared, &path, &[]);
+    let a = holder(Mode::Shared, &path, &[]);
+    let b = holder(Mode::Shared, &path, &[]);
     let lock = FileLock::open(&path).unwrap();
 
     let ours = lock
@@ -516,7 +372,7 @@ fn shared_holders_coexist_and_block_an_exclusive_one() {
     let err = expect_would_block(lock.exclusive(Wait::None), Mode::Exclusive);
     let h = named_holder(&err);
     assert_eq!(h.mode, Mode::Shared, "{err}");
-    assert!(h.pid == a.pid || h.pid == b.pid, "{err}");
+    assert!(h.pid == a.pid() || h.pid == b.pid(), "{err}");
     assert_eq!(h.others, 1, "the other shared holder is not counted: {err}");
     assert!(
         err.to_string()
@@ -534,8 +390,7 @@ fn shared_holders_coexist_and_block_an_exclusive_one() {
 
 #[test]
 fn interop_with_util_linux_flock_both_directions() {
-    let dir = TestDir::new("interop");
-    let path = dir.lock_path();
+    let (_dir, path) = lock_path("interop");
     let lock = FileLock::open(&path).unwrap();
     const BUSY: i32 = 1; // flock(1)'s exit code for a conflict with -n
 
@@ -577,17 +432,17 @@ fn interop_with_util_linux_flock_both_directions() {
     );
 
     // (b) we see flock(1)'s lock.
-    let mut flock = Proc::flock_holder(&path);
+    let flock = flock_holder(&path);
     let err = expect_would_block(lock.exclusive(Wait::None), Mode::Exclusive);
-    assert_eq!(named_holder(&err).pid, flock.pid, "{err}");
+    assert_eq!(named_holder(&err).pid, flock.pid(), "{err}");
     let err = expect_would_block(lock.shared(Wait::None), Mode::Shared);
-    assert_eq!(named_holder(&err).pid, flock.pid, "{err}");
+    assert_eq!(named_holder(&err).pid, flock.pid(), "{err}");
     let timeout = Duration::from_millis(200);
     match lock.exclusive(Wait::Timeout(timeout)) {
         Err(ref err @ LockError::Timeout { waited, .. }) => {
             assert!(waited >= timeout, "gave up early, after {waited:?}");
             let h = named_holder(err);
-            assert_eq!(h.pid, flock.pid, "{err}");
+            assert_eq!(h.pid, flock.pid(), "{err}");
             assert_eq!(h.label, None, "{err}");
         }
         other => panic!("expected a timeout while flock(1) holds the lock, got {other:?}"),
@@ -601,11 +456,10 @@ fn interop_with_util_linux_flock_both_directions() {
 
 #[test]
 fn exclusive_waiter_gets_the_lock_when_the_holder_releases() {
-    let dir = TestDir::new("waiter");
-    let path = dir.lock_path();
+    let (_dir, path) = lock_path("waiter");
     let hold = Duration::from_millis(300);
     let linger = hold.as_millis().to_string();
-    let mut child = Proc::holder(Mode::Exclusive, &path, &[(LINGER_VAR, &linger)]);
+    let mut child = holder(Mode::Exclusive, &path, &[(LINGER_VAR, &linger)]);
     let lock = FileLock::open(&path).unwrap();
     expect_would_block(lock.exclusive(Wait::None), Mode::Exclusive);
 
@@ -629,33 +483,30 @@ fn exclusive_waiter_gets_the_lock_when_the_holder_releases() {
         elapsed >= hold,
         "got the lock after {elapsed:?}, before the holder released it"
     );
-    child.expect("RELEASED");
-    assert!(child.wait_bounded().success());
+    expect(&child, "RELEASED");
+    child.wait().assert_success();
 }
 
 #[test]
 fn reentry_from_another_process_is_not_deadlock() {
-    let dir = TestDir::new("reentry");
-    let path = dir.lock_path();
+    let (_dir, path) = lock_path("reentry");
     // The child holds exclusive and checks that asking again is refused at once.
-    let mut child = Proc::child("reenter", &path, &[(LABEL_VAR, "reentrant child")]);
-    child.expect("REENTRY_REFUSED");
+    let child = spawn_child("reenter", &path, &[(LABEL_VAR, "reentrant child")]);
+    expect(&child, "REENTRY_REFUSED");
 
     // Another process asking is not re-entry: it waits and times out, naming the child.
     let lock = FileLock::open(&path).unwrap();
     match lock.exclusive(Wait::Timeout(Duration::from_millis(200))) {
         Err(ref err @ LockError::Timeout { .. }) => {
             let h = named_holder(err);
-            assert_eq!(h.pid, child.pid, "{err}");
+            assert_eq!(h.pid, child.pid(), "{err}");
             assert_eq!(h.label.as_deref(), Some("reentrant child"), "{err}");
             assert!(!h.this_process, "{err}");
         }
         other => panic!("expected a timeout from another process, got {other:?}"),
     }
 
-    child.close_stdin();
-    let status = child.wait_bounded();
-    assert!(status.success(), "the re-entry child failed: {status}");
+    child.wait().assert_success();
     let _guard = lock
         .exclusive(Wait::None)
         .expect("the child has exited: the lock must be free");

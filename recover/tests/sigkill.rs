@@ -16,34 +16,25 @@
 //! The test counts the kills that landed while the child was still running and, of those, the
 //! ones that left something to repair; it fails when either is zero, since it then tested nothing.
 //!
-//! Children are this test binary re-executed with `--exact child_process_entry` and the
-//! environment variable [`ROLE_VAR`]; they talk to the parent through stdout lines marked with
-//! [`MARK`]. Kill times come from a small PRNG seeded from the clock; the seed is printed, and
-//! `LK_SIGKILL_SEED=<n>` replays a run (the same fractions of the measured rebuild time).
+//! Children are `litekeep_faults::harness` children (this test binary re-executed with a
+//! role). Kill times come from the harness's seeded generator: the seed is printed, and
+//! `LK_SEED=<n>` replays a run (the same fractions of the measured rebuild time).
 
 mod common;
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::panic::{self, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
 
-use common::{Order, Rebuild, fresh, rebuilds, scratch, verify};
+use common::{Order, Rebuild, fresh, rebuilds, verify};
+use litekeep_faults::harness::{self, Child, Scratch, copy_db, remove_db};
 use litekeep_recover::{Options, recover};
 use rusqlite::Connection;
 
-const ROLE_VAR: &str = "LK_SIGKILL_ROLE";
-const DB_VAR: &str = "LK_SIGKILL_DB";
+/// Which rebuild of `common::rebuilds()` the child runs.
 const REBUILD_VAR: &str = "LK_SIGKILL_REBUILD";
-const SEED_VAR: &str = "LK_SIGKILL_SEED";
-const MARK: &str = "@@lk:";
-/// The longest any wait for a child may take before the test fails.
-const BOUND: Duration = Duration::from_secs(60);
 /// Rows in `files`: enough for a rebuild to take a while, so that kills land inside it.
 const ROWS: i64 = 200_000;
 /// Kills per rebuild kind.
@@ -53,14 +44,14 @@ const KILLS: usize = 6;
 // The child side.
 
 /// NOT A REAL TEST: the entry point of the child processes [`sigkill_mid_rebuild_is_repaired`]
-/// spawns. Without [`ROLE_VAR`] in the environment it returns at once and passes.
+/// spawns. Without a role it returns at once and passes.
 #[test]
 fn child_process_entry() {
-    let Ok(role) = std::env::var(ROLE_VAR) else {
+    let Some(role) = harness::role() else {
         return;
     };
     assert_eq!(role, "rebuild", "unknown child role");
-    let db = PathBuf::from(std::env::var_os(DB_VAR).expect("LK_SIGKILL_DB not set"));
+    let db = harness::db();
     let index: usize = std::env::var(REBUILD_VAR)
         .expect("LK_SIGKILL_REBUILD not set")
         .parse()
@@ -69,137 +60,29 @@ fn child_process_entry() {
     let (pragmas, statements) = rebuild.statements();
     let conn = Connection::open(&db).expect("child open");
     conn.execute_batch(&pragmas).expect("child pragmas");
-    say("START");
+    harness::say("START");
     for (i, sql) in statements.iter().enumerate() {
         // Autocommit: every statement is its own transaction, as the tools run them.
         if let Err(e) = conn.execute_batch(sql) {
             // Where the tool would have stopped too.
-            say(&format!("REFUSED {i} {e}"));
+            harness::say(format!("REFUSED {i} {e}"));
             return;
         }
     }
-    say("DONE");
-}
-
-fn say(msg: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{MARK}{msg}");
-    let _ = out.flush();
+    harness::say("DONE");
 }
 
 // ---------------------------------------------------------------------------------------------
 // The parent side.
 
-struct Kid {
-    child: Child,
-    lines: Receiver<String>,
-}
-
-impl Kid {
-    fn spawn(db: &Path, index: usize) -> Kid {
-        let exe = std::env::current_exe().expect("current_exe");
-        let mut child = Command::new(exe)
-            .args([
-                "--exact",
-                "child_process_entry",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(ROLE_VAR, "rebuild")
-            .env(DB_VAR, db)
-            .env(REBUILD_VAR, index.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn child");
-        let out = child.stdout.take().expect("child stdout");
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                // The test harness may print its own text before ours on the same line.
-                if let Some(at) = line.find(MARK)
-                    && tx.send(line[at + MARK.len()..].to_string()).is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Kid { child, lines }
-    }
-
-    fn expect_line(&self, prefix: &str) -> String {
-        let line = self
-            .lines
-            .recv_timeout(BOUND)
-            .unwrap_or_else(|_| panic!("child said nothing within {BOUND:?} (wanted {prefix})"));
-        assert!(
-            line.starts_with(prefix),
-            "child said {line:?}, wanted {prefix}"
-        );
-        line
-    }
-
-    /// Waits for the child to exit by itself and checks it succeeded.
-    fn finish(mut self) {
-        let status = self.child.wait().expect("wait child");
-        assert!(status.success(), "child exited with {status}");
-    }
-
-    /// SIGKILL; true when the child was still running (the signal killed it).
-    fn kill(mut self) -> bool {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
-        // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child, not yet
-        // reaped (we wait for it only below), so it cannot name another process.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        let status = self.child.wait().expect("wait child");
-        std::os::unix::process::ExitStatusExt::signal(&status) == Some(libc::SIGKILL)
-    }
-}
-
-/// xorshift64*: enough randomness for kill times, replayable from the printed seed.
-struct Rng(u64);
-
-impl Rng {
-    fn from_env_or_clock() -> Rng {
-        let seed = std::env::var(SEED_VAR)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            })
-            | 1;
-        eprintln!("sigkill test seed: {SEED_VAR}={seed}");
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// A number in [0, 1): kill times are fractions of the measured duration, so a replayed
-    /// seed kills at the same points of the rebuild even though the duration varies.
-    fn fraction(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// Removes `db` and its journals, then copies the template in.
-fn fresh_copy(template: &Path, db: &Path) {
-    remove_db(db);
-    fs::copy(template, db).expect("copy template");
-}
-
-fn remove_db(db: &Path) {
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let _ = fs::remove_file(format!("{}{suffix}", db.display()));
-    }
+/// A child running rebuild `index` on `db`, once it says it starts.
+fn rebuild_child(db: &Path, index: usize) -> Child {
+    let kid = Child::build("rebuild")
+        .db(db)
+        .env(REBUILD_VAR, index.to_string())
+        .spawn();
+    kid.expect_line("START");
+    kid
 }
 
 /// Copies `db` and its hot journal, if any, to `to` untouched (opening them would roll the
@@ -285,8 +168,8 @@ fn pick(all: &[Rebuild], temp: &str, order: Order, legacy: bool) -> usize {
 #[test]
 fn sigkill_mid_rebuild_is_repaired() {
     let started = Instant::now();
-    let dir = scratch("sigkill");
-    let mut rng = Rng::from_env_or_clock();
+    let dir = Scratch::new("recover-sigkill");
+    let mut rng = harness::rng("sigkill test");
     let template = dir.join("template.db");
     let want = fresh(&template, ROWS);
     let db = dir.join("app.db");
@@ -310,25 +193,24 @@ fn sigkill_mid_rebuild_is_repaired() {
         );
 
         // One uninterrupted run to learn how long the rebuild takes here.
-        fresh_copy(&template, &db);
-        let kid = Kid::spawn(&db, index);
-        kid.expect_line("START");
+        copy_db(&template, &db);
+        let kid = rebuild_child(&db, index);
         let t0 = Instant::now();
         kid.expect_line("DONE");
         let full = t0.elapsed();
-        kid.finish();
+        kid.wait().assert_success();
         snapshot(&db, &crash);
         repair_and_check(&db, &crash, &want, &format!("{kind}, uninterrupted"));
 
         let (mut kind_running, mut kind_repaired) = (0, 0);
         for round in 0..KILLS {
-            fresh_copy(&template, &db);
-            let kid = Kid::spawn(&db, index);
-            kid.expect_line("START");
-            let at = 1.2 * rng.fraction();
+            copy_db(&template, &db);
+            let kid = rebuild_child(&db, index);
+            // A fraction of the measured duration, so that a replayed seed kills at the same
+            // points of the rebuild even though the duration varies.
+            let at = 1.2 * rng.f64();
             let delay = full.mul_f64(at);
-            thread::sleep(delay);
-            let killed = kid.kill();
+            let killed = kid.kill_after(delay).killed();
             kills += 1;
             let what = format!(
                 "{kind}, kill {round} after {delay:?} ({at:.3} of a full run, killed running: \
@@ -364,5 +246,4 @@ fn sigkill_mid_rebuild_is_repaired() {
         repaired > 0,
         "no kill left anything to repair: the test did not test anything"
     );
-    let _ = fs::remove_dir_all(&dir);
 }

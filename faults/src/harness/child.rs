@@ -4,7 +4,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fmt::Display;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -148,6 +148,9 @@ pub fn until_stdin_closes() {
 #[must_use = "a child starts with .spawn() or .run()"]
 pub struct Spawn {
     role: String,
+    /// Another program with its arguments, run instead of this test binary
+    /// ([`Child::program`]).
+    program: Option<(OsString, Vec<OsString>)>,
     envs: Vec<(OsString, OsString)>,
     faults: Option<String>,
     entry: String,
@@ -199,23 +202,33 @@ impl Spawn {
     /// # Panics
     /// When the test binary cannot be found or started.
     pub fn spawn(self) -> Child {
-        let exe = std::env::current_exe().expect("current_exe");
-        let mut cmd = Command::new(exe);
-        cmd.args([
-            "--exact",
-            self.entry.as_str(),
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE_VAR, &self.role)
-        .env_remove(ENV_VAR)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(if self.inherit_stderr {
-            Stdio::inherit()
-        } else {
-            Stdio::piped()
-        });
+        let mut cmd = match &self.program {
+            None => {
+                let exe = std::env::current_exe().expect("current_exe");
+                let mut cmd = Command::new(exe);
+                cmd.args([
+                    "--exact",
+                    self.entry.as_str(),
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(ROLE_VAR, &self.role);
+                cmd
+            }
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).process_group(0);
+                cmd
+            }
+        };
+        cmd.env_remove(ENV_VAR)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(if self.inherit_stderr {
+                Stdio::inherit()
+            } else {
+                Stdio::piped()
+            });
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
@@ -256,6 +269,7 @@ impl Spawn {
             })
         });
         Child {
+            group: self.program.is_some(),
             role: self.role,
             faults: self.faults,
             bound: self.bound,
@@ -278,6 +292,8 @@ impl Spawn {
 /// A running child: this test binary re-executed with a role.
 #[derive(Debug)]
 pub struct Child {
+    /// It leads a process group of its own ([`Child::program`]): kills go to the group.
+    group: bool,
     role: String,
     faults: Option<String>,
     bound: Duration,
@@ -296,11 +312,30 @@ impl Child {
     pub fn build(role: impl Into<String>) -> Spawn {
         Spawn {
             role: role.into(),
+            program: None,
             envs: Vec::new(),
             faults: None,
             entry: ENTRY.to_owned(),
             bound: BOUND,
             inherit_stderr: false,
+        }
+    }
+
+    /// A child that is another program (`flock(1)`, a shell), not this test binary: `program`
+    /// with `args`, without a role, entry point or test-harness arguments, named `what` in
+    /// messages. Its marked lines are read as a test child's are (`sh -c 'echo @@lk:READY;
+    /// …'`). It runs in a process group of its own, which it leads: [`Child::kill`] (and the
+    /// drop of a `Child` still running) SIGKILLs the whole group, the program and whatever it
+    /// started, so that nothing it started keeps a lock or a file after the kill.
+    pub fn program<S: AsRef<OsStr>>(
+        what: impl Into<String>,
+        program: impl AsRef<OsStr>,
+        args: impl IntoIterator<Item = S>,
+    ) -> Spawn {
+        let args = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        Spawn {
+            program: Some((program.as_ref().to_owned(), args)),
+            ..Child::build(what)
         }
     }
 
@@ -440,9 +475,12 @@ impl Child {
     fn end(&mut self, kill: bool) -> Exit {
         if kill {
             let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
+            // A group leader's pid is its group's id; kill(2) takes a group as its negation.
+            let target = if self.group { -pid } else { pid };
             // SAFETY: kill(2) has no memory-safety preconditions; `pid` is our own child, not
-            // yet reaped (it is reaped only below), so it cannot name another process.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // yet reaped (it is reaped only below), so it cannot name another process, nor
+            // (while the leader is unreaped) can its group id name another group.
+            unsafe { libc::kill(target, libc::SIGKILL) };
         }
         self.close_stdin();
         let status = self.child.wait().expect("wait for child");

@@ -6,7 +6,8 @@
 //!   and [`ROLE_VAR`] naming the role. The test binary holds a `#[test] fn
 //!   child_process_entry()` that returns at once when [`role`] is `None` (an ordinary test run),
 //!   and otherwise does what the role says. [`LK_FAULTS`](crate::ENV_VAR) is passed only when
-//!   asked for ([`Spawn::faults`]), never inherited.
+//!   asked for ([`Spawn::faults`]), never inherited. [`Child::program`] runs another program
+//!   (`flock(1)`, a shell) the same way, in a process group that a kill ends whole.
 //! - **Marked lines**: a child [`say`]s `@@lk:<text>` lines on stdout (the test harness prints
 //!   its own text there too); the parent reads them with [`Child::line`] /
 //!   [`Child::expect_line`], each bounded by a timeout, and gets them all in [`Exit::lines`].

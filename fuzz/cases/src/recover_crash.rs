@@ -1,4 +1,5 @@
-//! The `recover_crash` campaign: `recover/tests/proptest_crash.rs` ported to `arbitrary`.
+//! The `recover_crash` campaign: `recover/tests/proptest_crash.rs`'s generator and property,
+//! ported to `arbitrary`; that test now draws its cases from here too.
 //!
 //! A case builds a table `t` (`items`, `Files` or `log_entries`: an `id INTEGER PRIMARY KEY`
 //! and 1–4 columns of random names, declared types and nullability, 0–40 rows of values of any

@@ -1,5 +1,5 @@
-//! Values of every storage class, drawn the way `recover/tests/proptest_crash.rs` draws them,
-//! and their SQL literals.
+//! Values of every storage class (the weights `recover/tests/proptest_crash.rs` had when it drew
+//! its own), and their SQL literals.
 
 use arbitrary::{Result, Unstructured};
 use rusqlite::types::Value;
