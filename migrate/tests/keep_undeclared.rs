@@ -4,65 +4,16 @@
 //! up to date, and renames interact with what is kept.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use litekeep_migrate::{
     Kept, MigrateError, ObjectKind, Options, Schema, StepKind, migrate, up_to_date,
 };
 use rusqlite::Connection;
+
+mod common;
+use common::*;
 use rusqlite::types::Value;
-
-fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lk-keep-undeclared-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let slug: String = name
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { '_' })
-        .collect();
-    let db = dir.join(format!("{slug}.db"));
-    for suffix in ["", "-wal", "-shm", "-journal", ".lock"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
-    db
-}
-
-/// A database file `name` holding `sql` (schema and rows).
-fn make_db(name: &str, sql: &str) -> PathBuf {
-    let db = temp_db(name);
-    Connection::open(&db).unwrap().execute_batch(sql).unwrap();
-    db
-}
-
-/// Every row `query` returns, each value as SQLite stores it.
-fn rows(db: &Path, query: &str) -> Vec<Vec<Value>> {
-    let conn = Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare(query)
-        .unwrap_or_else(|e| panic!("{query}: {e}"));
-    let n = stmt.column_count();
-    stmt.query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect())
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
-
-/// Names of the user objects of `kind` (`table`, `index`, …), sorted.
-fn names(db: &Path, kind: &str) -> Vec<String> {
-    rows(
-        db,
-        &format!(
-            "SELECT name FROM sqlite_schema WHERE type = '{kind}' \
-             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_litekeep\\_%' ESCAPE '\\' \
-             ORDER BY name"
-        ),
-    )
-    .into_iter()
-    .map(|r| match &r[0] {
-        Value::Text(s) => s.clone(),
-        other => panic!("name {other:?}"),
-    })
-    .collect()
-}
 
 /// The column names of `table`, in order.
 fn columns(db: &Path, table: &str) -> Vec<String> {
@@ -120,40 +71,6 @@ fn carried(before: &Rows, after: &Rows) {
             }
         }
     }
-}
-
-fn check_healthy(db: &Path) {
-    let conn = Connection::open(db).unwrap();
-    let ok: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(ok, "ok");
-    let fk: i64 = conn
-        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(fk, 0, "foreign key violations");
-    let temps: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'temp\\_%' ESCAPE '\\'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(temps, 0, "temp_ table left behind");
-}
-
-/// Runs a migration that must be refused, and checks the file is byte-for-byte unchanged.
-fn refused(db: &Path, desired: &str, opts: &Options) -> MigrateError {
-    let bytes = std::fs::read(db).unwrap();
-    let err = migrate(db, desired, opts).unwrap_err();
-    assert_eq!(
-        std::fs::read(db).unwrap(),
-        bytes,
-        "a refused migration changed the file: {err}"
-    );
-    err
 }
 
 fn keep() -> Options {
