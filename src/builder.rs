@@ -277,6 +277,7 @@ impl Builder {
                 None
             },
             lock_timeout: self.lock_timeout,
+            durability: self.durability,
             _shared: shared,
         });
         registry.retain(|_, weak| weak.strong_count() > 0);
@@ -405,15 +406,24 @@ impl Builder {
             Some(conn) => conn,
             None => Connection::open(&self.path)?,
         };
-        conn.busy_timeout(self.busy_timeout)?;
-        // See `Durability`: FULL syncs the WAL at every commit; NORMAL only at checkpoints,
-        // durable against a crash of the process, not against a power cut.
-        conn.execute_batch(&format!(
-            "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
-            self.durability.pragma()
-        ))?;
+        configure_writer(&conn, self.busy_timeout, self.durability)?;
         Ok(conn)
     }
+}
+
+/// Sets up the writer connection: its busy timeout, durability and foreign keys.
+pub(crate) fn configure_writer(
+    conn: &Connection,
+    busy_timeout: Duration,
+    durability: Durability,
+) -> rusqlite::Result<()> {
+    conn.busy_timeout(busy_timeout)?;
+    // See `Durability`: FULL syncs the WAL at every commit; NORMAL only at checkpoints,
+    // durable against a crash of the process, not against a power cut.
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON;",
+        durability.pragma()
+    ))
 }
 
 /// Parses desired-schema DDL, once per distinct text in this process (parsing runs it through

@@ -46,8 +46,40 @@ pub(crate) struct Inner {
     /// The cross-process write gate (`<db>.write.lock`), when [`Builder::write_gate`] is on.
     pub(crate) gate: Option<FileLock>,
     pub(crate) lock_timeout: Duration,
+    /// The writer's durability, to set up a replacement writer with.
+    pub(crate) durability: crate::durability::Durability,
     /// Held for the handle's lifetime with `hold_shared_lock(true)`.
     pub(crate) _shared: Option<LockGuard>,
+}
+
+impl Inner {
+    /// Makes sure the writer is out of the failed attempt's transaction. rusqlite rolls back
+    /// when the transaction is dropped, but a ROLLBACK can fail too (an I/O error), and SQLite
+    /// may leave a transaction open after an I/O error at COMMIT; a writer left inside one
+    /// would hold the database's write lock until the process ends, and every other writer of
+    /// every process would wait for it. So: ROLLBACK again, and if the connection is still in
+    /// a transaction, close it (which rolls back and lets the lock go) and open a new one.
+    fn leave_transaction(&self, conn: &mut Connection) {
+        if conn.is_autocommit() {
+            return;
+        }
+        let _ = conn.execute_batch("ROLLBACK");
+        if conn.is_autocommit() {
+            return;
+        }
+        let Ok(fresh) = Connection::open(&self.path) else {
+            return;
+        };
+        if crate::builder::configure_writer(&fresh, self.busy_budget, self.durability).is_err() {
+            return;
+        }
+        let stuck = std::mem::replace(conn, fresh);
+        // A close that fails (a statement still open) hands the connection back (dropping it
+        // would panic): it stays the writer, and the next failed write tries again.
+        if let Err((stuck, _)) = stuck.close() {
+            *conn = stuck;
+        }
+    }
 }
 
 impl Database {
@@ -110,6 +142,9 @@ impl Database {
                 tx.commit()?;
                 Ok(value)
             })();
+            if attempt.is_err() {
+                self.inner.leave_transaction(&mut conn);
+            }
             drop(gate);
             match attempt {
                 Ok(value) => return Ok(value),

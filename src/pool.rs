@@ -95,12 +95,31 @@ impl std::ops::Deref for Pooled<'_> {
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
+            // A reader left inside a transaction (the caller's BEGIN, or an I/O error in the
+            // middle of one) would pin its WAL snapshot for good: no checkpoint could reset the
+            // WAL past it, and the -wal file would grow without end.
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
             let mut st = self
                 .pool
                 .state
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            st.idle.push(conn);
+            if conn.is_autocommit() {
+                st.idle.push(conn);
+            } else {
+                // Closed (which ends its transaction) and replaced by a new one when needed.
+                st.opened -= 1;
+                drop(st);
+                if let Err((conn, _)) = conn.close() {
+                    // It cannot even close (dropping it would panic): leaked, never handed out
+                    // again with its stale snapshot.
+                    std::mem::forget(conn);
+                }
+                self.pool.returned.notify_one();
+                return;
+            }
             self.pool.returned.notify_one();
         }
     }

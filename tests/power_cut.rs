@@ -114,18 +114,6 @@ fn body(id: i64) -> String {
     format!("acknowledged write {id} {}", "x".repeat((id % 97) as usize))
 }
 
-/// The words naming the failed operation (`litekeep_recover::what_failed`).
-fn op_words(op: Op) -> &'static str {
-    match op {
-        Op::Read => "reading the file",
-        Op::Write => "writing the file",
-        Op::Sync => "syncing the file to the disk",
-        Op::Truncate => "truncating the file",
-        Op::Lock => "locking the file",
-        Op::Open => "open",
-    }
-}
-
 /// Fails the Nth read, write, sync and truncate of the upgrade's setup, for a sample of N;
 /// says one line per error (`NAMED`/`BARE`), panics on anything worse.
 fn child_io_errors() {
@@ -160,8 +148,8 @@ fn child_io_errors() {
                 Err(e) => {
                     failed += 1;
                     let msg = e.to_string();
-                    let named =
-                        msg.contains(&db.display().to_string()) && msg.contains(op_words(op));
+                    let named = msg.contains(&db.display().to_string())
+                        && msg.contains(harness::op_words(op));
                     let variant = format!("{e:?}");
                     let variant = variant.split([' ', '(']).next().unwrap_or_default();
                     let tag = if named { "NAMED" } else { "BARE" };
@@ -334,37 +322,7 @@ fn every_point_of_the_first_open(dir: &Path, name: &str, start: Option<&Path>, r
         "{name}: the first open makes {} syncs, {} truncates, {} writes ({:?})",
         c.sync, c.truncate, c.write, count.elapsed
     );
-    let ways = |n: u64| {
-        let mut ways = vec![Config::new().default_vfs(true).seed(n).tear(true)];
-        if harness::campaign() {
-            ways.push(
-                Config::new()
-                    .default_vfs(true)
-                    .keep(Keep::All)
-                    .tear(true)
-                    .seed(n),
-            );
-            ways.push(Config::new().default_vfs(true).keep(Keep::None));
-        }
-        ways
-    };
-    let mut points = Vec::new();
-    for (op, total) in [(Op::Sync, c.sync), (Op::Truncate, c.truncate)] {
-        for n in 1..=total {
-            points.extend(ways(n).into_iter().map(|w| w.crash_at(op, n)));
-        }
-    }
-    for _ in 0..harness::choose(6, 40) {
-        let n = rng.u64(1..=c.write.max(1));
-        let seed = rng.u64(..1000);
-        points.push(
-            Config::new()
-                .default_vfs(true)
-                .crash_at(Op::Write, n)
-                .seed(seed)
-                .tear(true),
-        );
-    }
+    let points = harness::cut_points(&c, harness::choose(6, 40), &mut rng);
     let mut tally = Tally::default();
     for faults in &points {
         fresh(&db);

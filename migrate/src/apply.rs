@@ -188,6 +188,14 @@ fn apply_locked(
     if plan.is_empty() || options.dry_run {
         return Ok(finish(plan, false, start));
     }
+    // A rebuild that cannot fit is refused before it writes anything.
+    if let Some((free, needed)) = crate::space::shortfall(conn, path, &plan) {
+        return Err(MigrateError::DiskFull {
+            path: path.to_owned(),
+            free: Some(free),
+            needed: Some(needed),
+        });
+    }
     let db = |context: &str| {
         let context = context.to_owned();
         move |e| MigrateError::from_db(path, &context, e)
@@ -221,6 +229,15 @@ fn apply_locked(
     let restored = conn
         .execute_batch(&restore)
         .map_err(db("restoring pragmas"));
+    if let Err(MigrateError::DiskFull { path, free, .. }) = result {
+        // The disk filled up anyway (the estimate was short, or something else wrote): say how
+        // much room the migration needs, read now that the rollback freed what it wrote.
+        return Err(MigrateError::DiskFull {
+            path,
+            free,
+            needed: crate::space::needed_by(conn, &plan),
+        });
+    }
     result?;
     restored?;
     dqs_restored?;

@@ -46,13 +46,17 @@ pub enum MigrateError {
         /// The file.
         path: PathBuf,
     },
-    /// The disk holding the database is full; a migration was rolled back.
-    #[error("the disk holding {} is full{}; nothing was changed (a migration is rolled back) — free space and run it again (a WAL database needs room for its -wal and -shm files even to be read)", path.display(), free.map_or_else(String::new, |f| format!(" ({} KiB free)", f / 1024)))]
+    /// The disk holding the database is full, or has less room than the migration needs (then
+    /// it was refused before it began); either way nothing was changed.
+    #[error("{}; nothing was changed (a migration is rolled back) — free space and run it again (a WAL database needs room for its -wal and -shm files even to be read)", no_room(path, *free, *needed))]
     DiskFull {
         /// The file.
         path: PathBuf,
         /// Free bytes left, when they could be read.
         free: Option<u64>,
+        /// About how many free bytes the migration needs (its rebuilds' copies of their tables
+        /// and indexes), when it rebuilds any and their size could be read.
+        needed: Option<u64>,
     },
     /// An I/O error other than a full disk (a failed read, write or sync).
     #[error(
@@ -182,6 +186,7 @@ impl MigrateError {
                         MigrateError::DiskFull {
                             path: path.to_owned(),
                             free,
+                            needed: None,
                         }
                     }
                     Some(litekeep_recover::IoFailure::Other { .. }) => MigrateError::Io {
@@ -203,6 +208,27 @@ impl MigrateError {
                 source,
             },
         }
+    }
+}
+
+/// "the disk holding app.db has 1200 KiB free and this migration needs about 2600 KiB".
+fn no_room(path: &std::path::Path, free: Option<u64>, needed: Option<u64>) -> String {
+    use crate::space::human;
+    let disk = format!("the disk holding {}", path.display());
+    match (free, needed) {
+        (Some(f), Some(n)) if f < n => format!(
+            "{disk} has {} free and this migration needs about {}",
+            human(f),
+            human(n)
+        ),
+        (Some(f), Some(n)) => format!(
+            "{disk} is full ({} free; this migration needs about {})",
+            human(f),
+            human(n)
+        ),
+        (Some(f), None) => format!("{disk} is full ({} free)", human(f)),
+        (None, Some(n)) => format!("{disk} is full (this migration needs about {})", human(n)),
+        (None, None) => format!("{disk} is full"),
     }
 }
 

@@ -53,6 +53,7 @@ mod plan;
 mod rebuild;
 mod renames;
 mod schema;
+mod space;
 mod tokens;
 mod violations;
 

@@ -3,9 +3,12 @@
 //! columns is still there (same rowid), views run, `foreign_key_check` and `integrity_check` are
 //! clean, and no `temp_*` table is left. Refused cases must leave the file byte-for-byte as it was.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use common::{check_healthy_conn, temp_db};
 use litekeep_migrate::{MigrateError, Options, Schema, migrate};
 use rusqlite::Connection;
 
@@ -250,20 +253,6 @@ const CASES: &[Case] = &[
     },
 ];
 
-fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lk-pairs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let slug: String = name
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { '_' })
-        .collect();
-    let db = dir.join(format!("{slug}.db"));
-    for suffix in ["", "-wal", "-shm", ".lock"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
-    db
-}
-
 fn options(case: &Case) -> Options {
     let mut o = Options::default().allow_data_loss(case.allow_data_loss);
     for r in case.renames {
@@ -331,40 +320,6 @@ fn renamed<'a>(case: &'a Case, table: &'a str, column: Option<&'a str>) -> Strin
     column.unwrap_or(table).to_lowercase()
 }
 
-fn check_healthy(conn: &Connection) {
-    let ok: String = conn
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(ok, "ok");
-    let fk: i64 = conn
-        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(fk, 0, "foreign key violations");
-    let temps: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'temp\\_%' ESCAPE '\\'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(temps, 0, "temp_ table left behind");
-    let views: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'view'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    for v in views {
-        conn.query_row(&format!("SELECT count(*) FROM \"{v}\""), [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .unwrap_or_else(|e| panic!("view {v} is broken: {e}"));
-    }
-}
-
 fn run_case(case: &Case) {
     let db = temp_db(case.name);
     {
@@ -385,7 +340,7 @@ fn run_case(case: &Case) {
         "{}",
         case.name
     );
-    check_healthy(&conn);
+    check_healthy_conn(&conn);
     let after = snapshot(&conn);
     for (table, rows) in &before {
         let Some(new_rows) = after.get(&renamed(case, table, None)) else {
@@ -618,7 +573,7 @@ fn a_full_disk_rolls_the_migration_back() {
         Schema::read(&conn).unwrap().fingerprint(),
         current.fingerprint()
     );
-    check_healthy(&conn);
+    check_healthy_conn(&conn);
 }
 
 #[test]

@@ -35,7 +35,7 @@ use litekeep_faults::harness::{
     self, Child, Exit, Scratch, copy_db, foreign_key_check, integrity, journal_mode, open_plain,
     with_faults,
 };
-use litekeep_faults::{Config, Keep, Op};
+use litekeep_faults::{Config, Op};
 use litekeep_migrate::{MigrateError, Options, Schema, migrate};
 
 /// A template database the children's files are copied from.
@@ -120,19 +120,6 @@ fn child_setup(what: &str) -> Setup {
     }
 }
 
-/// The words an I/O error's message must hold to say which operation failed
-/// (`litekeep_recover::what_failed`).
-fn op_words(op: Op) -> &'static str {
-    match op {
-        Op::Read => "reading the file",
-        Op::Write => "writing the file",
-        Op::Sync => "syncing the file to the disk",
-        Op::Truncate => "truncating the file",
-        Op::Lock => "locking the file",
-        Op::Open => "open",
-    }
-}
-
 /// Fails the Nth read, write, sync and truncate of a migration, for a sample of N (every N in
 /// a campaign); says one line per outcome, and `BARE …` for an error that does not name the
 /// file and the operation. Panics on anything worse.
@@ -165,7 +152,7 @@ fn child_io_errors() {
                     failed += 1;
                     let msg = e.to_string();
                     let names_file = msg.contains(&s.db.display().to_string());
-                    let names_op = msg.contains(op_words(op));
+                    let names_op = msg.contains(harness::op_words(op));
                     let variant = format!("{e:?}");
                     let variant = variant.split([' ', '(']).next().unwrap_or_default();
                     let tag = if names_file && names_op {
@@ -235,6 +222,7 @@ fn child_disk_full() {
                     "{what}: not DiskFull: {e:?}"
                 );
                 assert!(msg.contains("is full"), "{what}: {msg}");
+                assert!(msg.contains("needs about"), "{what}: {msg}");
                 assert!(msg.contains(&s.db.display().to_string()), "{what}: {msg}");
                 assert_eq!(state, Version::Old, "{what}: refused but changed: {msg}");
                 harness::say(format!("REFUSED {what}: {msg}"));
@@ -483,33 +471,7 @@ fn every_point_of_a_rebuild(mode: &str) {
     );
     assert!(c.sync >= 1, "{mode}: the migration never synced");
 
-    // Each point is cut with a seeded random subset kept and one write torn; a campaign also
-    // keeps all of them (only the tear can damage) and none (every file as at its last sync).
-    let ways = |n: u64| {
-        let base = Config::new().default_vfs(true).seed(n).tear(true);
-        let mut ways = vec![base.clone()];
-        if harness::campaign() {
-            ways.push(base.clone().keep(Keep::All));
-            ways.push(Config::new().default_vfs(true).keep(Keep::None));
-        }
-        ways
-    };
-    let mut points: Vec<Config> = Vec::new();
-    for (op, total) in [(Op::Sync, c.sync), (Op::Truncate, c.truncate)] {
-        for n in 1..=total {
-            points.extend(ways(n).into_iter().map(|w| w.crash_at(op, n)));
-        }
-    }
-    for _ in 0..harness::choose(12, 200) {
-        let n = rng.u64(1..=c.write);
-        points.push(
-            Config::new()
-                .default_vfs(true)
-                .crash_at(Op::Write, n)
-                .seed(rng.u64(..1000))
-                .tear(true),
-        );
-    }
+    let points = harness::cut_points(&c, harness::choose(12, 200), &mut rng);
     let mut tally = Tally::default();
     for faults in &points {
         cut_once(&template, &db, rows, faults, &mut tally);

@@ -2,41 +2,41 @@
 //! was: not a database, a garbage (or encrypted) header, a truncated file, a read-only file, a
 //! lock held by another process past the timeout, a corrupted page.
 //!
-//! The read-only test needs a user that file permissions apply to: run as root, it re-executes
-//! this test binary (copied where that user can run it) as `nobody`.
+//! The read-only test needs a user that file permissions apply to: run as root, it runs its
+//! child (this test binary, through the shared harness) as `nobody` ([`Spawn::as_user`]).
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::Duration;
 
-use common::{fresh, scratch};
+use common::fresh;
+use litekeep_faults::harness::{self, Child, Scratch};
 use litekeep_recover::{Options, RecoverError, check, recover};
 use rusqlite::Connection;
 
-const ROLE_VAR: &str = "LK_RECOVER_ROLE";
-const DB_VAR: &str = "LK_RECOVER_DB";
-const MARK: &str = "@@lk:";
+/// `nobody`'s uid and gid.
+const NOBODY: u32 = 65534;
 
 /// NOT A REAL TEST: the entry point of the child process [`a_read_only_file_is_an_error_and_untouched`]
-/// spawns. Without [`ROLE_VAR`] in the environment it returns at once.
+/// spawns; returns at once without a role.
 #[test]
 fn child_process_entry() {
-    if std::env::var(ROLE_VAR).as_deref() != Ok("recover") {
-        return;
+    match harness::role().as_deref() {
+        None => {}
+        Some("recover") => harness::say(outcome(&harness::db())),
+        Some(other) => panic!("unknown role {other}"),
     }
-    let db = std::env::var_os(DB_VAR).expect("LK_RECOVER_DB");
-    let line = match recover(&db, &Options::default()) {
+}
+
+/// What `recover` did with `db`, in one line: `READONLY <message>`, `OTHER <message>` or `OK`.
+fn outcome(db: &Path) -> String {
+    match recover(db, &Options::default()) {
         Err(e @ RecoverError::ReadOnly { .. }) => format!("READONLY {e}"),
         Err(e) => format!("OTHER {e}"),
         Ok(r) => format!("OK applied={}", r.applied),
-    };
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{MARK}{line}");
+    }
 }
 
 /// A database with a leftover to repair: a Django rebuild stopped after dropping the original.
@@ -60,7 +60,7 @@ fn names_file(err: &RecoverError, path: &Path) {
 
 #[test]
 fn a_file_that_is_not_a_database_is_an_error() {
-    let dir = scratch("notdb");
+    let dir = Scratch::new("recover-notdb");
     for (name, bytes) in [
         ("notes.txt", b"just some notes, longer than a hundred bytes of text so that it is not too short for a header ....".repeat(2)),
         ("random.bin", (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()),
@@ -79,12 +79,11 @@ fn a_file_that_is_not_a_database_is_an_error() {
     let err = recover(&missing, &Options::default()).unwrap_err();
     assert!(matches!(err, RecoverError::NotFound { .. }), "{err}");
     assert!(!missing.exists(), "recover created the file");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_truncated_file_never_checks_ok_and_is_not_repaired() {
-    let dir = scratch("truncated");
+    let dir = Scratch::new("recover-truncated");
     let db = dir.join("app.db");
     with_leftover(&db);
     Connection::open(&db)
@@ -106,12 +105,11 @@ fn a_truncated_file_never_checks_ok_and_is_not_repaired() {
     assert!(matches!(err, RecoverError::Corrupt { .. }), "{err}");
     names_file(&err, &db);
     assert_eq!(std::fs::read(&db).unwrap(), cut);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_corrupted_page_is_reported_not_ok_and_not_repaired() {
-    let dir = scratch("corrupt");
+    let dir = Scratch::new("recover-corrupt");
     let db = dir.join("app.db");
     with_leftover(&db);
     let conn = Connection::open(&db).unwrap();
@@ -145,61 +143,61 @@ fn a_corrupted_page_is_reported_not_ok_and_not_repaired() {
     let err = recover(&db, &Options::default()).unwrap_err();
     assert!(matches!(err, RecoverError::Corrupt { .. }), "{err}");
     assert_eq!(std::fs::read(&db).unwrap(), bytes);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_lock_held_past_the_timeout_names_the_holder_and_changes_nothing() {
-    let dir = scratch("locked");
+    let dir = Scratch::new("recover-locked");
     let db = dir.join("app.db");
     with_leftover(&db);
     let bytes = std::fs::read(&db).unwrap();
     let lock_file = litekeep_lock::lock_path_for(&db);
     std::fs::write(&lock_file, b"").unwrap();
     // util-linux flock(1) holds the lock in another process.
-    let mut holder = Command::new("flock")
-        .args(["-o", "-x"])
-        .arg(&lock_file)
-        .args(["sh", "-c", &format!("echo '{MARK}LOCKED' && exec sleep 60")])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("flock(1) must be installed (util-linux)");
-    let mut line = String::new();
-    BufReader::new(holder.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.contains("LOCKED"), "{line}");
+    let announce = format!("echo '{}LOCKED' && exec sleep 60", harness::MARK);
+    let args: [&std::ffi::OsStr; 6] = [
+        "-o".as_ref(),
+        "-x".as_ref(),
+        lock_file.as_os_str(),
+        "sh".as_ref(),
+        "-c".as_ref(),
+        announce.as_ref(),
+    ];
+    let holder = Child::program("flock(1)", "flock", args).spawn();
+    assert_eq!(holder.line(), "LOCKED");
     let result = recover(
         &db,
         &Options::default().lock_timeout(Duration::from_millis(300)),
     );
     let _ = holder.kill();
-    let _ = holder.wait();
     let err = result.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, RecoverError::Lock(_)), "{msg}");
     assert!(msg.contains("held by pid"), "{msg}");
     assert!(msg.contains(&lock_file.display().to_string()), "{msg}");
     assert_eq!(std::fs::read(&db).unwrap(), bytes);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_read_only_file_is_an_error_and_untouched() {
-    let dir = scratch("readonly");
+    let dir = Scratch::new("recover-readonly");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let db = dir.join("app.db");
     with_leftover(&db);
     std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
     let bytes = std::fs::read(&db).unwrap();
-    let outcome = if is_root() {
-        run_as_nobody(&dir, &db)
+    let outcome = if harness::is_root() {
+        let exit = Child::build("recover")
+            .db(&db)
+            .as_user(NOBODY, NOBODY)
+            .run();
+        exit.assert_success();
+        exit.lines
+            .first()
+            .cloned()
+            .unwrap_or_else(|| exit.describe())
     } else {
-        match recover(&db, &Options::default()) {
-            Err(e @ RecoverError::ReadOnly { .. }) => format!("READONLY {e}"),
-            Err(e) => format!("OTHER {e}"),
-            Ok(r) => format!("OK applied={}", r.applied),
-        }
+        outcome(&db)
     };
     assert!(outcome.starts_with("READONLY"), "{outcome}");
     assert!(outcome.contains("app.db"), "{outcome}");
@@ -208,43 +206,7 @@ fn a_read_only_file_is_an_error_and_untouched() {
     let clean = dir.join("clean.db");
     fresh(&clean, 5);
     std::fs::set_permissions(&clean, std::fs::Permissions::from_mode(0o444)).unwrap();
-    if !is_root() {
+    if !harness::is_root() {
         assert!(recover(&clean, &Options::default()).unwrap().is_clean());
     }
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// Runs the `recover` child as `nobody` on `db`; returns its one line.
-fn run_as_nobody(dir: &Path, db: &Path) -> String {
-    // The user must be able to run the binary: copy it next to the database.
-    let exe: PathBuf = dir.join("child-test-binary");
-    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
-    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new(&exe)
-        .args([
-            "--exact",
-            "child_process_entry",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ROLE_VAR, "recover")
-        .env(DB_VAR, db)
-        .uid(65534)
-        .gid(65534)
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run the child as nobody");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.find(MARK).map(|at| l[at + MARK.len()..].to_owned()))
-        .unwrap_or_else(|| format!("child said nothing: {text}"))
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
 }

@@ -38,7 +38,7 @@ use common::{Expected, fresh, rebuilds, verify};
 use litekeep_faults::harness::{
     self, Child, Exit, Scratch, copy_db, dump, integrity, open_plain, with_faults,
 };
-use litekeep_faults::{Config, Keep, Op};
+use litekeep_faults::{Config, Op};
 use litekeep_recover::{Options, recover};
 
 const TEMPLATE_VAR: &str = "LK_POWER_CUT_TEMPLATE";
@@ -105,18 +105,6 @@ fn child_process_entry() {
     }
 }
 
-/// The words naming the failed operation (`litekeep_recover::what_failed`).
-fn op_words(op: Op) -> &'static str {
-    match op {
-        Op::Read => "reading the file",
-        Op::Write => "writing the file",
-        Op::Sync => "syncing the file to the disk",
-        Op::Truncate => "truncating the file",
-        Op::Lock => "locking the file",
-        Op::Open => "open",
-    }
-}
-
 /// Fails the Nth read, write, sync and truncate of a repair, for a sample of N; says one line
 /// per error (`NAMED`/`BARE`), panics on anything worse.
 fn child_io_errors() {
@@ -156,8 +144,8 @@ fn child_io_errors() {
                 Err(e) => {
                     failed += 1;
                     let msg = e.to_string();
-                    let named =
-                        msg.contains(&db.display().to_string()) && msg.contains(op_words(op));
+                    let named = msg.contains(&db.display().to_string())
+                        && msg.contains(harness::op_words(op));
                     let variant = format!("{e:?}");
                     let variant = variant.split([' ', '(']).next().unwrap_or_default();
                     let tag = if named { "NAMED" } else { "BARE" };
@@ -235,7 +223,7 @@ fn child_two_leftovers() {
             .collect::<Result<_, _>>()
             .unwrap();
         let as_it_was = dump(&conn).unwrap() == before;
-        let named = e.to_string().contains(op_words(Op::Write));
+        let named = e.to_string().contains(harness::op_words(Op::Write));
         if !as_it_was || !named {
             harness::say(format!(
                 "BROKEN write #{n} of {}: as it was: {as_it_was}, tables now {tables:?}; the \
@@ -353,37 +341,7 @@ fn every_point(dir: &Path, state: State, mode: &str, rows: i64, rng: &mut harnes
         "{} {mode}: a repair of {rows} rows makes {} syncs, {} truncates, {} writes ({:?})",
         state.name, c.sync, c.truncate, c.write, count.elapsed
     );
-    let ways = |n: u64| {
-        let mut ways = vec![Config::new().default_vfs(true).seed(n).tear(true)];
-        if harness::campaign() {
-            ways.push(
-                Config::new()
-                    .default_vfs(true)
-                    .keep(Keep::All)
-                    .tear(true)
-                    .seed(n),
-            );
-            ways.push(Config::new().default_vfs(true).keep(Keep::None));
-        }
-        ways
-    };
-    let mut points = Vec::new();
-    for (op, total) in [(Op::Sync, c.sync), (Op::Truncate, c.truncate)] {
-        for n in 1..=total {
-            points.extend(ways(n).into_iter().map(|w| w.crash_at(op, n)));
-        }
-    }
-    for _ in 0..harness::choose(8, 40) {
-        let n = rng.u64(1..=c.write.max(1));
-        let seed = rng.u64(..1000);
-        points.push(
-            Config::new()
-                .default_vfs(true)
-                .crash_at(Op::Write, n)
-                .seed(seed)
-                .tear(true),
-        );
-    }
+    let points = harness::cut_points(&c, harness::choose(8, 40), rng);
     let mut tally = Tally::default();
     for faults in &points {
         copy_db(&template, &db);

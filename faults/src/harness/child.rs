@@ -156,6 +156,8 @@ pub struct Spawn {
     entry: String,
     bound: Duration,
     inherit_stderr: bool,
+    /// Run as this user and group instead of this process's ([`Spawn::as_user`]).
+    user: Option<(u32, u32)>,
 }
 
 impl Spawn {
@@ -197,6 +199,14 @@ impl Spawn {
         self
     }
 
+    /// Runs the child as user `uid` and group `gid` (this process must be root): file
+    /// permissions then apply to it, as they never do to root. The test binary is run from a
+    /// copy that user can execute ([`runnable_copy`]); a [`Child::program`] is run as it is.
+    pub fn as_user(mut self, uid: u32, gid: u32) -> Spawn {
+        self.user = Some((uid, gid));
+        self
+    }
+
     /// Starts the child.
     ///
     /// # Panics
@@ -204,7 +214,10 @@ impl Spawn {
     pub fn spawn(self) -> Child {
         let mut cmd = match &self.program {
             None => {
-                let exe = std::env::current_exe().expect("current_exe");
+                let exe = match self.user {
+                    Some(_) => runnable_copy(),
+                    None => std::env::current_exe().expect("current_exe"),
+                };
                 let mut cmd = Command::new(exe);
                 cmd.args([
                     "--exact",
@@ -231,6 +244,10 @@ impl Spawn {
             });
         for (k, v) in &self.envs {
             cmd.env(k, v);
+        }
+        if let Some((uid, gid)) = self.user {
+            // std drops root's supplementary groups when it sets the uid.
+            cmd.uid(uid).gid(gid);
         }
         if let Some(faults) = &self.faults {
             cmd.env(ENV_VAR, faults);
@@ -289,6 +306,41 @@ impl Spawn {
     }
 }
 
+/// A copy of this test binary that every user can execute, made once per process: the
+/// original usually sits under a directory (root's home, a private target dir) that other users
+/// cannot enter. It lives in a directory of its own under the temporary directory.
+///
+/// # Panics
+/// When the copy cannot be made.
+pub fn runnable_copy() -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let exe = std::env::current_exe().expect("current_exe");
+        let dir = std::env::temp_dir().join(format!("lk-exe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let copy = dir.join(exe.file_name().unwrap_or_else(|| OsStr::new("test-binary")));
+        std::fs::copy(&exe, &copy)
+            .unwrap_or_else(|e| panic!("copy {} to {}: {e}", exe.display(), copy.display()));
+        for (path, mode) in [(&dir, 0o755), (&copy, 0o755)] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+        }
+        copy
+    })
+    .clone()
+}
+
+/// Whether this process runs as root (effective uid 0): file permissions do not apply to it.
+pub fn is_root() -> bool {
+    // `/proc/self/status` holds `Uid: real effective saved fs`.
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+    })
+}
+
 /// A running child: this test binary re-executed with a role.
 #[derive(Debug)]
 pub struct Child {
@@ -318,6 +370,7 @@ impl Child {
             entry: ENTRY.to_owned(),
             bound: BOUND,
             inherit_stderr: false,
+            user: None,
         }
     }
 

@@ -23,7 +23,8 @@
 //! - **Files** ([`Scratch`], [`remove_db`], [`copy_db`]) and **checks** ([`open_plain`] through
 //!   SQLite's unix VFS, [`open_faulty`] through ours, [`integrity`], [`foreign_key_check`],
 //!   [`journal_mode`], [`dump`] for "as it was" comparisons, [`code`]); a [`Ledger`] of
-//!   acknowledged writes that survives the child.
+//!   acknowledged writes that survives the child; a real full disk, [`Tmpfs`].
+//! - **Other users** ([`Spawn::as_user`], [`is_root`]): a child that file permissions apply to.
 //!
 //! ```no_run
 //! use litekeep_faults::harness::{self, Child, Scratch};
@@ -67,17 +68,22 @@
 mod check;
 mod child;
 mod ledger;
+mod points;
 mod scratch;
+mod tmpfs;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use check::{code, dump, foreign_key_check, integrity, journal_mode, open_faulty, open_plain};
 pub use child::{
-    BOUND, Child, DB_VAR, ENTRY, Exit, MARK, ROLE_VAR, Spawn, counters_line, db, env_path,
-    parse_counters, role, say, say_counters, stop_on_stdin_close, until_stdin_closes,
+    BOUND, Child, DB_VAR, ENTRY, Exit, MARK, ROLE_VAR, Spawn, counters_line, db, env_path, is_root,
+    parse_counters, role, runnable_copy, say, say_counters, stop_on_stdin_close,
+    until_stdin_closes,
 };
 pub use ledger::Ledger;
+pub use points::{cut_points, op_words};
 pub use scratch::{Scratch, copy_db, remove_db};
+pub use tmpfs::Tmpfs;
 
 pub use crate::EXIT_CRASHED;
 /// The generator [`rng`] gives (`fastrand`'s), re-exported for tests that keep one.

@@ -61,8 +61,14 @@ pub fn names(db: &Path, kind: &str) -> Vec<String> {
     .collect()
 }
 
+/// The checks every migrated file must pass: `integrity_check` ok, no foreign key violation, no
+/// `temp_*` table left behind, every view readable.
 pub fn check_healthy(db: &Path) {
-    let conn = Connection::open(db).unwrap();
+    check_healthy_conn(&Connection::open(db).unwrap());
+}
+
+/// [`check_healthy`] on an open connection.
+pub fn check_healthy_conn(conn: &Connection) {
     let ok: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
@@ -81,6 +87,19 @@ pub fn check_healthy(db: &Path) {
         )
         .unwrap();
     assert_eq!(temps, 0, "temp_ table left behind");
+    let views: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'view'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for v in views {
+        conn.query_row(&format!("SELECT count(*) FROM \"{v}\""), [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap_or_else(|e| panic!("view {v} is broken: {e}"));
+    }
 }
 
 /// Runs a migration that must be refused, and checks the file is byte-for-byte unchanged.
