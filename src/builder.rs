@@ -46,7 +46,8 @@ use crate::pool::Pool;
 use crate::registry;
 
 /// How to open a [`Database`]. Defaults: no schema, lock timeout 30 s, busy timeout 10 s, 4
-/// readers, no lifetime lock, [`Durability::Normal`], the write gate only with `Full`, what the file has beyond the schema kept.
+/// readers, no lifetime lock, [`Durability::Normal`], the write gate only with `Full`, what the file has beyond the schema kept,
+/// the WAL kept near 64 MiB ([`Builder::wal_limit`]).
 ///
 /// ```
 /// use std::time::Duration;
@@ -76,6 +77,7 @@ pub struct Builder {
     keep_undeclared: bool,
     durability: Durability,
     write_gate: Option<bool>,
+    wal_limit: u64,
 }
 
 impl Builder {
@@ -92,6 +94,7 @@ impl Builder {
             keep_undeclared: true,
             durability: Durability::default(),
             write_gate: None,
+            wal_limit: crate::wal::DEFAULT_LIMIT,
         }
     }
 
@@ -189,6 +192,36 @@ impl Builder {
         self
     }
 
+    /// Keep the write-ahead log near `bytes` (default 64 MiB; 0: no bound, SQLite's own
+    /// checkpoints only). Every 64th commit of this handle looks at the size of `<db>-wal`, and
+    /// past `bytes` the writer runs `PRAGMA wal_checkpoint(TRUNCATE)`, waiting at most 200 ms
+    /// for readers and for SQLite's write lock, then cuts the WAL to zero bytes. A checkpoint
+    /// that readers hold up is tried again at the next check; a failed one never fails the
+    /// write (it had committed).
+    ///
+    /// Without it, readers that overlap without a break (another process searching all the
+    /// time) keep SQLite's automatic checkpoints from ever starting the WAL over, and it grows
+    /// for as long as writes go on ("checkpoint starvation"): the stress runner's WAL reached
+    /// 0.9–1.0 GB in 30 s, then the disk stalled on writeback and commits waited seconds. The
+    /// WAL can still exceed `bytes`: by what 64 commits write, by one large transaction (a
+    /// migration's rebuild), and for as long as one long read transaction holds it up.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("lk-doc-wal-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// use litekeep::Database;
+    /// let db = Database::builder(dir.join("events.db"))
+    ///     .schema("CREATE TABLE events (id INTEGER PRIMARY KEY, body BLOB);")
+    ///     .wal_limit(16 * 1024 * 1024)
+    ///     .open()?;
+    /// db.write(|tx| tx.execute("INSERT INTO events (body) VALUES (zeroblob(1000))", []))?;
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
+    pub fn wal_limit(mut self, bytes: u64) -> Builder {
+        self.wal_limit = bytes;
+        self
+    }
+
     /// How long to wait for the lock on `<db>.lock` (default 30 s); on timeout the error names
     /// the holder.
     pub fn lock_timeout(mut self, timeout: Duration) -> Builder {
@@ -262,6 +295,7 @@ impl Builder {
         let writer = self
             .writer(ready)
             .map_err(|source| Error::sqlite(&self.path, "opening the writer connection", source))?;
+        let wal = crate::wal::WalBound::new(&self.path, &writer, self.wal_limit);
         let inner = Arc::new(Inner {
             path: self.path.clone(),
             fingerprint: Mutex::new(fingerprint),
@@ -278,6 +312,7 @@ impl Builder {
             },
             lock_timeout: self.lock_timeout,
             durability: self.durability,
+            wal,
             _shared: shared,
         });
         registry.retain(|_, weak| weak.strong_count() > 0);

@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) lock_timeout: Duration,
     /// The writer's durability, to set up a replacement writer with.
     pub(crate) durability: crate::durability::Durability,
+    /// The bound on `<db>-wal` ([`Builder::wal_limit`]), checked after commits.
+    pub(crate) wal: crate::wal::WalBound,
     /// Held for the handle's lifetime with `hold_shared_lock(true)`.
     pub(crate) _shared: Option<LockGuard>,
 }
@@ -109,17 +111,20 @@ impl Database {
     /// `BEGIN` to `COMMIT`. When SQLite reports the database busy or locked (another process held its
     /// write lock past `busy_timeout`), the whole transaction is retried — `f` runs again, so it
     /// must not have effects outside the transaction — with jittered exponential backoff, for
-    /// at most the builder's `busy_timeout`, then [`Error::Busy`].
+    /// at most the builder's `busy_timeout`, then [`Error::Busy`]. Every 64th commit checks the
+    /// WAL's size and, past [`Builder::wal_limit`], checkpoints it (at most 200 ms more).
     ///
     /// # Errors
     /// [`Error::Busy`] when the retry budget runs out; [`Error::Lock`] when the write gate stays
     /// held past it (naming the holder: a migration, say); [`Error::Sqlite`] for any other
-    /// error, including the one `f` returned. Calling [`Database::migrate`] from inside `f` is
-    /// refused ([`litekeep_lock::LockError::WouldDeadlock`]), never a hang.
+    /// error, including the one `f` returned. Calling [`Database::write`] or
+    /// [`Database::migrate`] on the same database from inside `f` is refused at once
+    /// ([`Error::InsideWrite`]), never a hang.
     pub fn write<T>(
         &self,
         mut f: impl FnMut(&Transaction<'_>) -> rusqlite::Result<T>,
     ) -> Result<T, Error> {
+        let _writing = self.enter_write("Database::write")?;
         let mut conn = self
             .inner
             .writer
@@ -147,7 +152,11 @@ impl Database {
             }
             drop(gate);
             match attempt {
-                Ok(value) => return Ok(value),
+                Ok(value) => {
+                    // Committed: whatever the WAL's check does, the write succeeded.
+                    self.inner.wal.after_commit(&conn, self.inner.busy_budget);
+                    return Ok(value);
+                }
                 Err(e) if is_transient(&e) => {
                     if !backoff.pause() {
                         return Err(Error::Busy {
@@ -208,6 +217,7 @@ impl Database {
         desired_sql: &str,
         options: &litekeep_migrate::Options,
     ) -> Result<litekeep_migrate::Report, Error> {
+        self.refuse_inside_write("Database::migrate")?;
         let mut options = options.clone();
         if options.lock_timeout == litekeep_migrate::Options::default().lock_timeout {
             options.lock_timeout = self.inner.lock_timeout;
@@ -221,6 +231,45 @@ impl Database {
                 .unwrap_or_else(PoisonError::into_inner) = Some(report.after);
         }
         Ok(report)
+    }
+}
+
+thread_local! {
+    /// The databases (their `Inner`s' addresses) this thread is inside a `write` of.
+    static WRITING: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Marks this thread as inside a `write` of one database until dropped.
+struct Writing(usize);
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        WRITING.with_borrow_mut(|w| w.retain(|&d| d != self.0));
+    }
+}
+
+impl Database {
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// Refuses `what` when this thread is inside a `write` of this database.
+    fn refuse_inside_write(&self, what: &'static str) -> Result<(), Error> {
+        if WRITING.with_borrow(|w| w.contains(&self.key())) {
+            return Err(Error::InsideWrite {
+                path: self.inner.path.clone(),
+                what,
+            });
+        }
+        Ok(())
+    }
+
+    /// Marks this thread as inside a `write` of this database, refusing a nested one (it would
+    /// wait for the writer connection this thread already has).
+    fn enter_write(&self, what: &'static str) -> Result<Writing, Error> {
+        self.refuse_inside_write(what)?;
+        WRITING.with_borrow_mut(|w| w.push(self.key()));
+        Ok(Writing(self.key()))
     }
 }
 

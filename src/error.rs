@@ -27,6 +27,19 @@ pub enum Error {
         /// The database.
         path: PathBuf,
     },
+    /// `Database::write` or `Database::migrate` was called from inside a `Database::write`
+    /// closure on the same database and thread: it would wait for the very transaction it runs
+    /// in. Refused at once, never a hang.
+    #[error(
+        "{what} was called from inside a Database::write on {} in the same thread; it would wait for that very transaction — call it after the write returns",
+        path.display()
+    )]
+    InsideWrite {
+        /// The database.
+        path: PathBuf,
+        /// What was called: "Database::write" or "Database::migrate".
+        what: &'static str,
+    },
     /// SQLite would not switch the file to WAL mode.
     #[error(
         "{} stayed in journal mode {mode} when asked for WAL; WAL needs shared memory beside the file (not on a network filesystem) and a writable directory",

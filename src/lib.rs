@@ -38,6 +38,7 @@ mod error;
 mod pool;
 mod registry;
 mod retry;
+mod wal;
 
 pub use builder::Builder;
 pub use database::Database;

@@ -269,3 +269,57 @@ fn async_reads_and_writes_do_not_block_the_executor() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_write_or_migration_inside_a_write_is_refused_at_once() {
+    let dir = scratch("inside");
+    for gate in [false, true] {
+        let db = Database::builder(dir.join(format!("gate-{gate}.db")))
+            .schema(SCHEMA)
+            .write_gate(gate)
+            .open()
+            .unwrap();
+        let (nested, migrated) = db
+            .write(|tx| {
+                tx.execute("INSERT INTO t (v) VALUES ('outer')", [])?;
+                let nested = db.write(|tx| tx.execute("INSERT INTO t (v) VALUES ('inner')", []));
+                let migrated = db.migrate(
+                    "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, w TEXT);",
+                    &litekeep::migrate::Options::default(),
+                );
+                Ok((nested, migrated))
+            })
+            .unwrap();
+        for (what, result) in [
+            ("Database::write", nested.map(drop)),
+            ("Database::migrate", migrated.map(drop)),
+        ] {
+            let err = result.unwrap_err();
+            assert!(
+                matches!(&err, Error::InsideWrite { what: w, .. } if *w == what),
+                "gate {gate}: {err}"
+            );
+            assert!(err.to_string().contains("gate-"), "{err}");
+        }
+        // The outer write committed; both work again outside it, from any thread.
+        let v: Vec<String> = db
+            .read(|c| {
+                c.prepare("SELECT v FROM t")?
+                    .query_map([], |r| r.get(0))?
+                    .collect()
+            })
+            .unwrap();
+        assert_eq!(v, ["outer"]);
+        thread::scope(|s| {
+            s.spawn(|| db.write(|tx| tx.execute("INSERT INTO t (v) VALUES ('again')", [])))
+                .join()
+                .unwrap()
+                .unwrap();
+        });
+        db.migrate(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, w TEXT);",
+            &litekeep::migrate::Options::default(),
+        )
+        .unwrap();
+    }
+}

@@ -45,6 +45,7 @@
 
 #[cfg(feature = "tokio")]
 mod async_lock;
+mod bell;
 mod clock;
 mod error;
 mod file_lock;

@@ -5,25 +5,39 @@
 //! registry keeps one descriptor per file and releases it from whichever thread drops the last
 //! guard, which fd-lock's borrow-scoped guards cannot express.
 //!
+//! A waiter with a timeout cannot block in flock (it could not give up at its deadline): where
+//! the lock file can carry a bell (`bell.rs`: a futex in a shared mapping of the file's second
+//! page), it sleeps on the bell, which a process that releases the lock rings; elsewhere it
+//! polls with non-blocking calls (50 µs, doubling to 1 ms).
+//!
 //! flock is unfair: a process that releases and re-takes the lock in a loop wins almost every
-//! race against a process that waits. So a waiting process also holds a shared POSIX record lock
-//! (`fcntl(F_SETLK)`, independent of flock on Linux) on the lock file while it waits; a process
-//! that has re-taken the lock for a whole fairness slice probes for that marker and, if it is
-//! there, pauses until the waiter has taken its turn (bounded by [`YIELD_MAX`]).
+//! race against a process that waits. So a process that has re-taken the lock for a whole
+//! fairness slice looks for waiting processes and, if there are any, pauses until they have
+//! taken their turn (bounded by [`YIELD_MAX`]). With a bell every waiter is counted on it (a
+//! load from memory tells); without one a waiting process holds a shared POSIX record lock
+//! (`fcntl(F_SETLK)`, independent of flock on Linux) on the lock file while it waits, and the
+//! busy process probes for that marker.
 
 use std::fs::File;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use rustix::fs::{FlockOperation, fcntl_lock, flock};
 use rustix::io::Errno;
 
+use crate::bell::Bell;
 use crate::mode::Mode;
 use crate::state::{OsLock, OsOutcome, OsWait};
 
 /// The longest a busy process pauses for a waiting process to take its turn.
 pub const YIELD_MAX: Duration = Duration::from_millis(20);
+
+/// How long a process keeps re-taking the lock while another process waits on the bell for
+/// it; then it lets a waiter go first. Short, because with the bell a handoff costs a wake-up
+/// (tens of µs), not a poll interval.
+pub const BELL_SLICE: Duration = Duration::from_micros(250);
 
 /// The first pause of a polling waiter; it doubles up to [`POLL_MAX`].
 const POLL_MIN: Duration = Duration::from_micros(50);
@@ -36,12 +50,26 @@ pub struct Descriptor {
     file: File,
     /// Opened for writing: the holder record and the waiting marker need it.
     writable: bool,
+    /// The futex other processes ring when they let the lock go (see `bell.rs`), where the
+    /// file could be mapped for it.
+    bell: Option<Bell>,
+    /// When (ns after `epoch`, plus one; 0: not since the last yield) this process first saw
+    /// another process waiting on the bell while it kept taking the lock.
+    contended_since: AtomicU64,
+    epoch: Instant,
 }
 
 impl Descriptor {
     /// Wraps an open lock file.
     pub fn new(file: File, writable: bool) -> Self {
-        Descriptor { file, writable }
+        let bell = if writable { Bell::map(&file) } else { None };
+        Descriptor {
+            file,
+            writable,
+            bell,
+            contended_since: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
     }
 
     /// The open file.
@@ -87,7 +115,10 @@ impl Descriptor {
     /// Marks this process as waiting for the lock. Best effort: a file opened read-only cannot
     /// carry the marker, and fairness then falls back to flock's own.
     fn mark_waiting(&self) -> bool {
-        self.writable && fcntl_lock(&self.file, FlockOperation::NonBlockingLockShared).is_ok()
+        // With a bell, waiters are counted there (and their wait rings nobody: no calls).
+        self.writable
+            && self.bell.is_none()
+            && fcntl_lock(&self.file, FlockOperation::NonBlockingLockShared).is_ok()
     }
 
     fn unmark_waiting(&self, marked: bool) {
@@ -97,8 +128,12 @@ impl Descriptor {
         }
     }
 
-    /// Whether another process marked itself as waiting.
+    /// Whether another process marked itself as waiting (registered on the bell, where there
+    /// is one: this process's one thread that talks to the OS is not waiting while it asks).
     fn other_waiting(&self) -> bool {
+        if let Some(bell) = &self.bell {
+            return bell.anyone_waiting();
+        }
         if !self.writable {
             return false;
         }
@@ -112,15 +147,67 @@ impl Descriptor {
     }
 
     /// Pauses while another process waits, at most [`YIELD_MAX`]. Returns whether it paused.
+    /// With a bell, the pause ends as soon as one waiter has taken its turn (this process then
+    /// queues behind it); without, when no marker is left.
     fn yield_to_waiters(&self) -> bool {
         if !self.other_waiting() {
             return false;
         }
         let until = Instant::now() + YIELD_MAX;
-        while Instant::now() < until && self.other_waiting() {
-            thread::sleep(POLL_MIN);
+        match &self.bell {
+            Some(bell) => {
+                let turns = bell.turns_now();
+                while Instant::now() < until
+                    && bell.anyone_waiting()
+                    && !bell.turn_taken_since(turns)
+                {
+                    thread::sleep(POLL_MIN);
+                }
+                self.contended_since.store(0, Ordering::Relaxed);
+            }
+            None => {
+                while Instant::now() < until && self.other_waiting() {
+                    thread::sleep(POLL_MIN);
+                }
+            }
         }
         true
+    }
+
+    /// With a bell on which another process waits: whether this process may still take the
+    /// lock ahead of it, within [`BELL_SLICE`] of first seeing it wait.
+    #[cold]
+    #[inline(never)]
+    fn may_go_first(&self) -> bool {
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1;
+        match self.contended_since.load(Ordering::Relaxed) {
+            0 => {
+                self.contended_since.store(now, Ordering::Relaxed);
+                true
+            }
+            since => Duration::from_nanos(now.saturating_sub(since)) < BELL_SLICE,
+        }
+    }
+
+    /// Whether another process waits on the bell and this one's slice ahead of it is over.
+    #[inline(always)]
+    fn turn_of_waiters(&self) -> bool {
+        self.bell
+            .as_ref()
+            .is_some_and(|b| b.anyone_waiting() && !self.may_go_first())
+    }
+
+    /// Waits for the lock until `deadline`: woken by the bell when the holder rings it,
+    /// polling where there is no bell.
+    fn wait_until(&self, mode: Mode, deadline: Instant) -> io::Result<bool> {
+        let Some(bell) = &self.bell else {
+            return self.poll_until(mode, deadline);
+        };
+        let got = bell.wait_for(deadline, || match self.try_flock(mode) {
+            Ok(false) => None,
+            done => Some(done),
+        });
+        got.unwrap_or(Ok(false))
     }
 
     fn poll_until(&self, mode: Mode, deadline: Instant) -> io::Result<bool> {
@@ -141,7 +228,12 @@ impl Descriptor {
 
 impl OsLock for Descriptor {
     fn lock(&self, mode: Mode, wait: OsWait, yield_first: bool) -> io::Result<OsOutcome> {
-        let yielded = yield_first && self.yield_to_waiters();
+        let waiters_first = self.turn_of_waiters();
+        if waiters_first && wait == OsWait::NoWait {
+            // A call that must not wait does not take the lock ahead of processes that waited.
+            return Ok(OsOutcome::NotAcquired);
+        }
+        let yielded = (yield_first || waiters_first) && self.yield_to_waiters();
         if self.try_flock(mode)? {
             return Ok(OsOutcome::Acquired { contended: yielded });
         }
@@ -150,8 +242,11 @@ impl OsLock for Descriptor {
             OsWait::Until(_) | OsWait::Forever => self.mark_waiting(),
         };
         let got = match wait {
+            // With a bell every waiter of every process registers on it (so a releaser knows
+            // whether to ring, and a busy process whether to yield); without, the kernel queues.
+            OsWait::Forever if self.bell.is_some() => self.wait_until(mode, far_future()),
             OsWait::Forever => self.blocking_flock(mode).map(|()| true),
-            OsWait::Until(deadline) => self.poll_until(mode, deadline),
+            OsWait::Until(deadline) => self.wait_until(mode, deadline),
             OsWait::NoWait => Ok(false),
         };
         self.unmark_waiting(marked);
@@ -164,6 +259,11 @@ impl OsLock for Descriptor {
     /// Inlined into the uncontended acquisition (see `Core::acquire`).
     #[inline(always)]
     fn try_lock(&self, mode: Mode) -> io::Result<bool> {
+        // Processes waiting on the bell get their turn (the caller, refused, waits the slow way
+        // and yields to them there) once this one's slice ahead of them is over.
+        if self.turn_of_waiters() {
+            return Ok(false);
+        }
         self.try_flock(mode)
     }
 
@@ -172,10 +272,22 @@ impl OsLock for Descriptor {
     fn unlock(&self) -> io::Result<()> {
         loop {
             match flock(&self.file, FlockOperation::Unlock) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    if let Some(bell) = &self.bell {
+                        bell.ring();
+                    }
+                    return Ok(());
+                }
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
     }
+}
+
+/// A deadline no wait reaches (a century from now).
+fn far_future() -> Instant {
+    let now = Instant::now();
+    now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600))
+        .unwrap_or(now)
 }

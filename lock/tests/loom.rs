@@ -2,7 +2,8 @@
 //! `state::Core` (the code that ships, built against loom's primitives) keeps the invariants:
 //! never two exclusive holders, never exclusive beside shared, re-entry refused or counted but
 //! never a hang, timeouts that give everything back, the OS lock released when idle, and
-//! another process (played by a thread on the fake OS lock) never beside a holder.
+//! another process (played by a thread on the fake OS lock) never beside a holder; and the
+//! schema lock with the write gate, taken in litekeep's order, never deadlock.
 //!
 //! Run: `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p litekeep-lock --test loom --release`
 #![cfg(loom)]
@@ -241,5 +242,74 @@ fn another_process_is_refused_or_waited_for_never_beside_us() {
         // A waiting one goes on to wait the slow way until the other process lets go.
         hold(&core, &inside, Mode::Shared);
         other_process.join().unwrap();
+    });
+}
+
+/// The two locks of a database, as litekeep takes them: the schema lock (`<db>.lock`) and the
+/// write gate (`<db>.write.lock`), each a `Core` of its own. Lock order: schema, then gate.
+/// A writer takes the gate alone; a migration the schema lock exclusively, then the gate; an
+/// opener the schema lock shared. Every interleaving ends (loom reports a deadlock as a
+/// failure), each lock keeps its own exclusion, and a migration asked for from inside a write
+/// (the gate held by the same thread) is refused at the gate, never a wait on itself.
+#[test]
+fn schema_lock_then_gate_never_deadlocks() {
+    loom::model(|| {
+        let schema = Arc::new(Core::with_slice(FakeOs::default(), KEEP));
+        let gate = Arc::new(Core::with_slice(FakeOs::default(), KEEP));
+        let (in_schema, in_gate) = (Arc::new(Inside::default()), Arc::new(Inside::default()));
+
+        let migrator = {
+            let (s, g, is, ig) = (
+                schema.clone(),
+                gate.clone(),
+                in_schema.clone(),
+                in_gate.clone(),
+            );
+            thread::spawn(move || {
+                s.acquire(&req(Mode::Exclusive, true), me(), None, false)
+                    .unwrap();
+                is.enter(Mode::Exclusive);
+                hold(&g, &ig, Mode::Exclusive);
+                is.leave(Mode::Exclusive);
+                s.release(me()).unwrap();
+            })
+        };
+        let opener = {
+            let (s, is) = (schema.clone(), in_schema.clone());
+            thread::spawn(move || hold(&s, &is, Mode::Shared))
+        };
+
+        // The writer: the gate, and inside its transaction a migration is asked for.
+        gate.acquire(&req(Mode::Exclusive, false), me(), None, false)
+            .unwrap();
+        in_gate.enter(Mode::Exclusive);
+        match schema.acquire(
+            &req(Mode::Exclusive, true),
+            me(),
+            Some(Instant::now()),
+            false,
+        ) {
+            Ok(_) => {
+                // The gate is the migration's second lock: refused, as this thread holds it.
+                let again = gate.acquire(&req(Mode::Exclusive, false), me(), None, false);
+                assert!(
+                    matches!(again, Err(Refusal::WouldDeadlock { .. })),
+                    "{again:?}"
+                );
+                schema.release(me()).unwrap();
+            }
+            // The migrator or the opener has the schema lock: the deadline has passed.
+            Err(Refusal::TimedOut) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+        in_gate.leave(Mode::Exclusive);
+        gate.release(me()).unwrap();
+
+        migrator.join().unwrap();
+        opener.join().unwrap();
+        for core in [&schema, &gate] {
+            assert_eq!(core.snapshot(), (None, 0, 0), "everything released");
+            assert_eq!(core.os().ours(), 0, "OS lock released");
+        }
     });
 }

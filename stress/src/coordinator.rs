@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::access::Mode;
+use crate::reaper::Reaper;
 use crate::report::{CampaignReport, RoleStats};
 use crate::verify::verify;
 use fastrand::Rng;
@@ -34,6 +35,13 @@ pub struct Plan {
     /// The faults the workers meet.
     pub faults: crate::faults::Faults,
 }
+
+/// How long the workers get to stop once their stdin is closed, before they are SIGKILLed.
+const STOP_GRACE: Duration = Duration::from_secs(20);
+/// How long, in all, the end of a campaign waits for killed workers to die.
+const REAP_BOUND: Duration = Duration::from_secs(30);
+/// A campaign that ends later than its duration plus this says so in its report.
+const OVERRUN_SLACK: Duration = Duration::from_secs(3);
 
 struct Slot {
     role: &'static str,
@@ -64,10 +72,14 @@ pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
     }
     let bar = progress(plan);
     let start = Instant::now();
+    // Killed workers are reaped here, never waited for: one stuck in the kernel (state D) must
+    // not stop the kills and restarts of the others.
+    let mut reaper = Reaper::default();
     let (mut kills, mut restarts, mut opens) = (0u64, 0u64, 0u64);
     let mut next_kill = next_kill_at(plan, &mut rng, start);
     while start.elapsed() < plan.duration {
         std::thread::sleep(Duration::from_millis(25));
+        let dying = reaper.reap();
         for slot in &mut slots {
             let exited = match slot.child.as_mut().map(Child::try_wait) {
                 Some(Ok(Some(_))) => true,
@@ -106,10 +118,9 @@ pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
                 usize::MAX
             };
             if let Some(slot) = slots.get_mut(pick)
-                && let Some(mut child) = slot.child.take()
+                && let Some(child) = slot.child.take()
             {
-                sigkill(&child);
-                let _ = child.wait();
+                reaper.kill(child, format!("{} {}", slot.role, slot.index));
                 kills += 1;
                 restarts += 1;
                 slot.generation += 1;
@@ -120,12 +131,27 @@ pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
         if let Some(bar) = &bar {
             bar.set_position(start.elapsed().as_millis() as u64);
             bar.set_message(format!(
-                "{kills} kills, {restarts} restarts, {opens} cold opens"
+                "{kills} kills, {restarts} restarts, {opens} cold opens, {dying} dying"
             ));
         }
     }
     let ran = start.elapsed();
-    stop_all(&mut slots);
+    stop_all(&mut slots, &mut reaper);
+    let mut warnings: Vec<String> = reaper
+        .drain(REAP_BOUND)
+        .into_iter()
+        .map(|w| format!("a killed worker never died: {w}"))
+        .collect();
+    let ended = start.elapsed();
+    if ended > plan.duration + OVERRUN_SLACK {
+        warnings.push(format!(
+            "the campaign overran its {:.1} s by {:.1} s (workload {:.1} s, then {:.1} s stopping and reaping the workers)",
+            plan.duration.as_secs_f64(),
+            (ended - plan.duration).as_secs_f64(),
+            ran.as_secs_f64(),
+            (ended - ran).as_secs_f64()
+        ));
+    }
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
@@ -137,10 +163,13 @@ pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
         seed: plan.seed,
         db: plan.db.clone(),
         seconds: ran.as_secs_f64(),
+        planned_seconds: plan.duration.as_secs_f64(),
+        stop_seconds: (ended - ran).as_secs_f64(),
         kills,
         restarts,
         roles,
         verdict,
+        warnings,
     })
 }
 
@@ -182,30 +211,22 @@ fn next_kill_at(plan: &Plan, rng: &mut Rng, from: Instant) -> Option<Instant> {
     Some(from + Duration::from_millis(millis / 2 + rng.u64(..millis.max(1))))
 }
 
-fn sigkill(child: &Child) {
-    // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet (we hold its
-    // `Child` and wait for it right after), with a valid signal number.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
-    }
-}
-
-/// Closes every worker's stdin (their signal to stop), waits up to 20 s, then kills stragglers.
-fn stop_all(slots: &mut [Slot]) {
+/// Closes every worker's stdin (their signal to stop), waits up to [`STOP_GRACE`] for them,
+/// then hands the stragglers to `reaper`, killed.
+fn stop_all(slots: &mut [Slot], reaper: &mut Reaper) {
     for slot in slots.iter_mut() {
         if let Some(child) = slot.child.as_mut() {
             drop(child.stdin.take());
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + STOP_GRACE;
     for slot in slots.iter_mut() {
         if let Some(mut child) = slot.child.take() {
             loop {
                 match child.try_wait() {
                     Ok(Some(_)) | Err(_) => break,
                     Ok(None) if Instant::now() > deadline => {
-                        sigkill(&child);
-                        let _ = child.wait();
+                        reaper.kill(child, format!("{} {}", slot.role, slot.index));
                         break;
                     }
                     Ok(None) => std::thread::sleep(Duration::from_millis(10)),

@@ -13,6 +13,7 @@ mod access;
 mod coordinator;
 mod faults;
 mod ledger;
+mod reaper;
 mod report;
 mod roles;
 mod schema;

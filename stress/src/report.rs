@@ -22,6 +22,10 @@ pub struct CampaignReport {
     pub db: PathBuf,
     /// How long the workload ran.
     pub seconds: f64,
+    /// How long it was meant to run.
+    pub planned_seconds: f64,
+    /// How long stopping the workers and reaping the killed ones took after it.
+    pub stop_seconds: f64,
     /// SIGKILLs sent.
     pub kills: u64,
     /// Workers restarted (after a kill or an exit of their own).
@@ -30,6 +34,9 @@ pub struct CampaignReport {
     pub roles: BTreeMap<String, RoleStats>,
     /// The final verification.
     pub verdict: Verdict,
+    /// What went wrong with the run itself (not a violation): an overrun, a killed worker that
+    /// never died.
+    pub warnings: Vec<String>,
 }
 
 impl CampaignReport {
@@ -161,6 +168,9 @@ pub fn table(reports: &[CampaignReport]) -> String {
                 s.faults,
                 errors.join(" / ")
             );
+        }
+        for warning in &r.warnings {
+            let _ = writeln!(out, "  WARNING: {warning}");
         }
         let v = &r.verdict;
         let _ = writeln!(

@@ -1,0 +1,140 @@
+//! `Builder::wal_limit` against checkpoint starvation, with the readers in another process:
+//! a child keeps read transactions open without a break (each new one begins before the last
+//! one ends), which keeps SQLite's automatic (passive) checkpoints from ever starting the WAL
+//! over, while this process commits about 30 MiB of WAL frames through `Database::write`.
+//!
+//! - with a 512 KiB limit, the WAL never grows past 8 MiB (it stays near the limit: the
+//!   bound's slack is for checkpoints the readers hold up on a loaded machine);
+//! - with the limit off, the same workload grows it past 8 MiB — the readers do starve
+//!   SQLite's own checkpoints, so the first test can fail;
+//! - either way, every committed row is there and `integrity_check` is ok.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::thread;
+use std::time::Duration;
+
+use litekeep::Database;
+use litekeep_faults::harness::{self, Child, Scratch, integrity, open_plain};
+
+const SCHEMA: &str = "CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL);";
+/// Commits of a run: one 1,000-byte row each, so one to two 4 KiB WAL frames each.
+const COMMITS: i64 = 6_000;
+const LIMIT: u64 = 512 * 1024;
+/// What the bounded WAL must stay under, and the unbounded one must outgrow.
+const BOUND: u64 = 16 * LIMIT;
+
+// ---------------------------------------------------------------------------------------------
+// The child side.
+
+/// NOT A REAL TEST: the entry point of the child processes. Without a role it returns at once.
+#[test]
+fn child_process_entry() {
+    let Some(role) = harness::role() else {
+        return;
+    };
+    let result = match role.as_str() {
+        "overlapping-reader" => overlapping_reader(&harness::db()),
+        other => Err(format!("unknown role {other}")),
+    };
+    match result {
+        Ok(msg) => harness::say(format!("OK {msg}")),
+        Err(e) => harness::say(format!("ERROR {e}")),
+    }
+}
+
+/// Two connections take turns: each read transaction begins (and reads, which pins its
+/// snapshot) before the other one ends, so a read transaction is open at every moment until
+/// stdin closes. Gives the number of transactions.
+fn overlapping_reader(db: &Path) -> Result<String, String> {
+    let err = |e: rusqlite::Error| e.to_string();
+    let conns = [open_plain(db), open_plain(db)];
+    for conn in &conns {
+        conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
+    }
+    let begin = |conn: &rusqlite::Connection| -> rusqlite::Result<()> {
+        conn.execute_batch("BEGIN")?;
+        conn.query_row("SELECT max(id) FROM t", [], |r| r.get::<_, Option<i64>>(0))?;
+        Ok(())
+    };
+    let stop = harness::stop_on_stdin_close();
+    begin(&conns[0]).map_err(err)?;
+    harness::say("READY");
+    let (mut open, mut transactions) = (0, 1u64);
+    while !stop.load(Ordering::SeqCst) {
+        thread::sleep(Duration::from_millis(5));
+        let next = 1 - open;
+        begin(&conns[next]).map_err(err)?;
+        conns[open].execute_batch("COMMIT").map_err(err)?;
+        open = next;
+        transactions += 1;
+    }
+    conns[open].execute_batch("COMMIT").map_err(err)?;
+    Ok(transactions.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent side.
+
+fn wal_of(db: &Path) -> PathBuf {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
+/// Commits [`COMMITS`] rows through a handle with `limit` while an `overlapping-reader` child
+/// reads; gives the largest size the WAL had after a commit. Checks every row and the file.
+fn peak_wal_under_readers(name: &str, limit: u64) -> u64 {
+    let dir = Scratch::new(name);
+    let path = dir.join("t.db");
+    let db = Database::builder(&path)
+        .schema(SCHEMA)
+        .wal_limit(limit)
+        .open()
+        .unwrap();
+    let reader = Child::build("overlapping-reader").db(&path).spawn();
+    reader.expect_line("READY");
+    let wal = wal_of(&path);
+    let mut peak = 0;
+    for id in 1..=COMMITS {
+        db.write(|tx| tx.execute("INSERT INTO t (id, body) VALUES (?1, zeroblob(1000))", [id]))
+            .unwrap();
+        peak = peak.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    let said = reader.finish();
+    assert!(said.starts_with("OK"), "the reader failed: {said}");
+    drop(db);
+    let conn = open_plain(&path);
+    assert_eq!(integrity(&conn), "ok");
+    let (n, sum, bytes): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT count(*), sum(id), sum(length(body)) FROM t",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (n, sum, bytes),
+        (COMMITS, COMMITS * (COMMITS + 1) / 2, COMMITS * 1000)
+    );
+    eprintln!("{name}: limit {limit}, peak WAL {peak} bytes, reader {said}");
+    peak
+}
+
+#[test]
+fn the_wal_stays_near_its_limit_while_another_process_reads_without_a_break() {
+    let peak = peak_wal_under_readers("wal-bounded", LIMIT);
+    assert!(
+        peak <= BOUND,
+        "the WAL reached {peak} bytes with a limit of {LIMIT}"
+    );
+}
+
+#[test]
+fn without_a_limit_those_readers_let_the_wal_grow() {
+    let peak = peak_wal_under_readers("wal-unbounded", 0);
+    assert!(
+        peak > BOUND,
+        "the WAL stayed at {peak} bytes: the readers did not starve the checkpoints"
+    );
+}
