@@ -7,18 +7,26 @@
 //!
 //! The bell is a futex word that every process with the lock file open for writing maps from
 //! the file itself, in the page after the holder record (offset one page; the record never
-//! reaches it), beside a count of registered waiters and a count of turns taken by waiters. A waiter registers (`waiters += 1`), reads the sequence word, tries the lock,
-//! and sleeps in `FUTEX_WAIT` on the sequence — at most [`BELL_MAX`], so a holder that never
-//! rings (another program's `flock`, a SIGKILLed process) costs no more than polling did. A
-//! process that releases the OS lock looks at `waiters` (a load from memory, no system call
-//! while nobody waits) and, when someone does, bumps the sequence and wakes them all.
+//! reaches it), beside a count of registered waiters, a count of turns taken by waiters, and a
+//! ticket dispenser with the ticket whose turn it is. A waiter registers (`waiters += 1`),
+//! takes a ticket, and then, each time it looks: reads the sequence word, tries the lock if its
+//! ticket's turn has come (or the turn has not moved for [`PATIENCE`]: the waiter ahead died),
+//! and otherwise sleeps in `FUTEX_WAIT_BITSET` on the sequence with its ticket's bit — at most
+//! [`BELL_MAX`], so a holder that never rings (another program's `flock`, a SIGKILLed process)
+//! costs no more than polling did. A waiter that takes the lock, or gives up, moves the turn
+//! past its ticket. A process that releases the OS lock looks at `waiters` (a load from
+//! memory, no system call while nobody waits) and, when someone does, bumps the sequence and
+//! wakes the waiters of the serving ticket's bit: the next in line, not a herd that races (in
+//! which one waiter could lose round after round). Processes that take the lock without
+//! waiting may still go first for a short slice (`os.rs`), then let the queue go.
 //!
 //! Why no wake-up is lost: the waiter's increment comes before its non-blocking attempt, and the
 //! releaser's load of `waiters` after its unlock, both sequentially consistent (a system call
 //! sits between each pair as well). If the releaser read 0, the waiter's attempt came after the
 //! unlock and succeeds (or a third process took the lock, and rings when it lets go); otherwise
 //! the releaser bumps the sequence, and the waiter's `FUTEX_WAIT` on the value it read either
-//! returns at once or is woken.
+//! returns at once or is woken — if its bit is the serving one; a waiter out of turn sleeps on
+//! until its turn is rung, or [`BELL_MAX`] (it is then not the one the lock should go to).
 //!
 //! Safety of the mapping: the page is allocated with `fallocate` before it is mapped, so a write
 //! to it never needs disk space (a write to a sparse page of a full disk would be `SIGBUS`);
@@ -30,11 +38,27 @@
 
 use std::fs::File;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// The longest a waiter sleeps on the bell before it tries the lock again (a holder that never
-/// rings is noticed this late at the most).
+/// The longest a waiter sleeps on the bell before it looks again (a holder that never rings is
+/// noticed this late at the most).
 pub const BELL_MAX: Duration = Duration::from_millis(1);
+
+/// How long the turn may stand still before the waiters behind it try anyway (the waiter
+/// whose turn it is was SIGKILLed, or gave up before its turn came).
+pub const PATIENCE: Duration = Duration::from_millis(2);
+
+/// The words of the page: the futex waiters sleep on, bumped by every ring;
+const SEQUENCE: usize = 0;
+/// the number of registered waiters;
+const WAITERS: usize = 1;
+/// the number of turns waiters have taken;
+const TURNS: usize = 2;
+/// the next ticket to hand out;
+const NEXT_TICKET: usize = 3;
+/// the ticket whose turn it is.
+const SERVING: usize = 4;
+const WORDS: usize = 5;
 
 /// The mapped page of a lock file with the two words.
 #[derive(Debug)]
@@ -56,43 +80,33 @@ impl Bell {
         imp::map(file)
     }
 
-    /// The sequence word waiters sleep on.
-    fn sequence(&self) -> &AtomicU32 {
-        // SAFETY: `page` points to a live, page-aligned mapping of `len` ≥ 8 bytes, so offset 0
-        // is aligned for and holds an `AtomicU32`; the mapping outlives `&self`.
-        unsafe { &*self.page.cast::<AtomicU32>() }
-    }
-
-    /// The number of registered waiters, over every process.
-    fn waiters(&self) -> &AtomicU32 {
-        // SAFETY: as in `sequence`, at offset 4 (aligned, inside the mapping).
-        unsafe { &*self.page.add(4).cast::<AtomicU32>() }
-    }
-
-    /// How many waiters have taken the lock after waiting, ever (wrapping): a process that
-    /// yields watches it move.
-    fn turns(&self) -> &AtomicU32 {
-        // SAFETY: as in `sequence`, at offset 8 (aligned, inside the mapping).
-        unsafe { &*self.page.add(8).cast::<AtomicU32>() }
+    /// Word `index` of the page (see [`SEQUENCE`] and the others).
+    fn word(&self, index: usize) -> &AtomicU32 {
+        debug_assert!(index < WORDS);
+        // SAFETY: `page` points to a live, page-aligned mapping of `len` ≥ 4 × WORDS bytes, so
+        // offset 4 × index is aligned for and inside it; it holds an `AtomicU32` (all bit
+        // patterns are valid), only ever accessed atomically, and outlives `&self`.
+        unsafe { &*self.page.add(4 * index).cast::<AtomicU32>() }
     }
 
     /// The number of turns taken so far (see [`Bell::turn_taken_since`]).
     pub fn turns_now(&self) -> u32 {
-        self.turns().load(Ordering::SeqCst)
+        self.word(TURNS).load(Ordering::SeqCst)
     }
 
     /// Whether a waiter took the lock since `turns` was read with [`Bell::turns_now`].
     pub fn turn_taken_since(&self, turns: u32) -> bool {
-        self.turns().load(Ordering::SeqCst) != turns
+        self.word(TURNS).load(Ordering::SeqCst) != turns
     }
 
     /// Whether any process has a waiter registered: a load, no system call.
     #[inline(always)]
     pub fn anyone_waiting(&self) -> bool {
-        self.waiters().load(Ordering::SeqCst) != 0
+        self.word(WAITERS).load(Ordering::SeqCst) != 0
     }
 
-    /// Called right after this process released the OS lock: wakes the waiters, if any.
+    /// Called right after this process released the OS lock: wakes the waiter whose turn it
+    /// is, if anyone waits.
     #[inline(always)]
     pub fn ring(&self) {
         if self.anyone_waiting() {
@@ -103,33 +117,72 @@ impl Bell {
     #[cold]
     #[inline(never)]
     fn ring_slow(&self) {
-        self.sequence().fetch_add(1, Ordering::SeqCst);
-        imp::wake(self.sequence());
+        self.word(SEQUENCE).fetch_add(1, Ordering::SeqCst);
+        let serving = self.word(SERVING).load(Ordering::SeqCst);
+        imp::wake(self.word(SEQUENCE), slot(serving));
     }
 
-    /// Registers a waiter; `attempt` is tried after each ring (and at least every
-    /// [`BELL_MAX`]) until it says to stop (a turn taken), or `deadline` passes.
+    /// Registers a waiter with the next ticket; `attempt` is tried when the ticket's turn has
+    /// come (woken by a ring, or at least every [`BELL_MAX`]), or when the turn stopped moving
+    /// for [`PATIENCE`] (a waiter ahead died, or gave up), until it says to stop (a turn
+    /// taken), or `deadline` passes.
     pub fn wait_for<T>(
         &self,
-        deadline: std::time::Instant,
+        deadline: Instant,
         mut attempt: impl FnMut() -> Option<T>,
     ) -> Option<T> {
-        self.waiters().fetch_add(1, Ordering::SeqCst);
+        self.word(WAITERS).fetch_add(1, Ordering::SeqCst);
+        let ticket = self.word(NEXT_TICKET).fetch_add(1, Ordering::SeqCst);
+        let mut last = (self.word(SERVING).load(Ordering::SeqCst), Instant::now());
         let outcome = loop {
-            let seen = self.sequence().load(Ordering::SeqCst);
-            if let Some(done) = attempt() {
-                self.turns().fetch_add(1, Ordering::SeqCst);
+            let seen = self.word(SEQUENCE).load(Ordering::SeqCst);
+            let serving = self.word(SERVING).load(Ordering::SeqCst);
+            let now = Instant::now();
+            if serving != last.0 {
+                last = (serving, now);
+            }
+            // Tickets ahead of this one (wrapping): none, or the queue stopped moving.
+            let ahead = ticket.wrapping_sub(serving).cast_signed();
+            if (ahead <= 0 || now.duration_since(last.1) >= PATIENCE)
+                && let Some(done) = attempt()
+            {
+                self.word(TURNS).fetch_add(1, Ordering::SeqCst);
+                self.serve_past(ticket);
                 break Some(done);
             }
-            let now = std::time::Instant::now();
             if now >= deadline {
+                // Giving up: the next ticket must not wait for this one.
+                self.serve_past(ticket);
                 break None;
             }
-            imp::wait(self.sequence(), seen, (deadline - now).min(BELL_MAX));
+            imp::wait(
+                self.word(SEQUENCE),
+                seen,
+                slot(ticket),
+                (deadline - now).min(BELL_MAX),
+            );
         };
-        self.waiters().fetch_sub(1, Ordering::SeqCst);
+        self.word(WAITERS).fetch_sub(1, Ordering::SeqCst);
         outcome
     }
+
+    /// Moves the turn past `ticket`, unless it is there already.
+    fn serve_past(&self, ticket: u32) {
+        let next = ticket.wrapping_add(1);
+        let serving = self.word(SERVING);
+        let mut now = serving.load(Ordering::SeqCst);
+        while next.wrapping_sub(now).cast_signed() > 0 {
+            match serving.compare_exchange(now, next, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return,
+                Err(moved) => now = moved,
+            }
+        }
+    }
+}
+
+/// The futex bit of a ticket: a ring wakes the waiters of the serving ticket's bit only.
+fn slot(ticket: u32) -> u32 {
+    1 << (ticket % 32)
 }
 
 impl Drop for Bell {
@@ -141,6 +194,7 @@ impl Drop for Bell {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod imp {
     use std::fs::File;
+    use std::num::NonZeroU32;
     use std::sync::atomic::AtomicU32;
     use std::time::Duration;
 
@@ -182,17 +236,27 @@ mod imp {
         let _ = unsafe { munmap(page.cast(), len) };
     }
 
-    pub fn wait(word: &AtomicU32, seen: u32, timeout: Duration) {
-        let timeout = rustix::time::Timespec {
-            tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(timeout.subsec_nanos()),
+    pub fn wait(word: &AtomicU32, seen: u32, bits: u32, timeout: Duration) {
+        // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC deadline.
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let nanos = i64::from(timeout.subsec_nanos()) + now.tv_nsec;
+        let deadline = rustix::time::Timespec {
+            tv_sec: now.tv_sec
+                + i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX / 2)
+                + nanos / 1_000_000_000,
+            tv_nsec: nanos % 1_000_000_000,
         };
-        // Woken, timed out, interrupted or the word already moved on: the caller tries again.
-        let _ = futex::wait(word, futex::Flags::empty(), seen, Some(&timeout));
+        let Some(bits) = NonZeroU32::new(bits) else {
+            return;
+        };
+        // Woken, timed out, interrupted or the word already moved on: the caller looks again.
+        let _ = futex::wait_bitset(word, futex::Flags::empty(), seen, Some(&deadline), bits);
     }
 
-    pub fn wake(word: &AtomicU32) {
-        let _ = futex::wake(word, futex::Flags::empty(), u32::MAX);
+    pub fn wake(word: &AtomicU32, bits: u32) {
+        if let Some(bits) = NonZeroU32::new(bits) {
+            let _ = futex::wake_bitset(word, futex::Flags::empty(), u32::MAX, bits);
+        }
     }
 }
 
@@ -210,11 +274,11 @@ mod imp {
 
     pub fn unmap(_page: *mut u8, _len: usize) {}
 
-    pub fn wait(_word: &AtomicU32, _seen: u32, timeout: Duration) {
+    pub fn wait(_word: &AtomicU32, _seen: u32, _bits: u32, timeout: Duration) {
         std::thread::sleep(timeout);
     }
 
-    pub fn wake(_word: &AtomicU32) {}
+    pub fn wake(_word: &AtomicU32, _bits: u32) {}
 }
 
 #[cfg(all(test, any(target_os = "linux", target_os = "android")))]
@@ -262,6 +326,38 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len(), 2 * rustix::param::page_size());
         assert!(bytes[..rustix::param::page_size()].iter().all(|&b| b == 0));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn tickets_are_served_in_order_and_one_that_gives_up_is_skipped() {
+        let (path, file) = lock_file("tickets");
+        let bell = Bell::map(&file).unwrap();
+        // Ticket 0 gives up at its deadline: the turn moves past it.
+        let gave_up: Option<()> = bell.wait_for(Instant::now(), || None);
+        assert_eq!(gave_up, None);
+        assert_eq!(bell.word(SERVING).load(Ordering::SeqCst), 1);
+        // Ticket 1's turn has come: it tries at once, and the turn moves past it.
+        let mut tries = 0;
+        let got = bell.wait_for(Instant::now() + Duration::from_secs(10), || {
+            tries += 1;
+            Some(())
+        });
+        assert_eq!((got, tries), (Some(()), 1));
+        assert_eq!(bell.word(SERVING).load(Ordering::SeqCst), 2);
+        assert_eq!(bell.turns_now(), 1);
+        // A ticket behind one that is still waiting does not try before its turn…
+        bell.word(NEXT_TICKET).fetch_add(1, Ordering::SeqCst); // ticket 2: a waiter elsewhere
+        let start = Instant::now();
+        let mut first_try = None;
+        let got = bell.wait_for(start + Duration::from_secs(10), || {
+            first_try.get_or_insert_with(|| start.elapsed());
+            Some(())
+        });
+        assert_eq!(got, Some(()));
+        // …until the turn has stood still for PATIENCE (ticket 2 never comes: it died).
+        assert!(first_try.unwrap() >= PATIENCE, "{first_try:?}");
+        assert_eq!(bell.word(SERVING).load(Ordering::SeqCst), 4);
         let _ = std::fs::remove_file(&path);
     }
 
