@@ -62,10 +62,15 @@ impl Access {
     /// Opens the database the mode's way. `with_schema`: ask for schema version 1 (the first
     /// wave of workers races to set the file up); later processes open it as it is, since the
     /// migrator may have moved it to version 2.
-    pub fn open(mode: Mode, path: &Path, with_schema: bool) -> Result<Access, String> {
+    pub fn open(
+        mode: Mode,
+        path: &Path,
+        with_schema: bool,
+        writing: crate::writing::Writing,
+    ) -> Result<Access, String> {
         match mode {
             Mode::Litekeep => {
-                let builder = Database::builder(path).label("litekeep-stress");
+                let builder = writing.apply(Database::builder(path).label("litekeep-stress"));
                 let builder = if with_schema {
                     builder.schema(schema::V1)
                 } else {

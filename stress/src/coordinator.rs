@@ -34,6 +34,8 @@ pub struct Plan {
     pub progress: bool,
     /// The faults the workers meet.
     pub faults: crate::faults::Faults,
+    /// How the litekeep workers write.
+    pub writing: crate::writing::Writing,
 }
 
 /// How long the workers get to stop once their stdin is closed, before they are SIGKILLed.
@@ -191,7 +193,8 @@ fn spawn(exe: &Path, plan: &Plan, slot: &Slot, seed: u64) -> Result<Child, Strin
         .arg("--seed")
         .arg(seed.to_string())
         .arg("--faults")
-        .arg(plan.faults.to_string());
+        .arg(plan.faults.to_string())
+        .args(plan.writing.args());
     if slot.generation == 0 && slot.role != "opener" {
         cmd.arg("--first");
     }

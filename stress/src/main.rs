@@ -18,6 +18,7 @@ mod report;
 mod roles;
 mod schema;
 mod verify;
+mod writing;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,6 +87,13 @@ struct Cli {
     /// end with no violation; the table counts the faults per role.
     #[arg(long, value_enum, default_value_t = faults::Faults::None)]
     faults: faults::Faults,
+    /// The litekeep workers' durability (`litekeep::Durability`).
+    #[arg(long, value_enum, default_value_t = writing::Durability::Normal)]
+    durability: writing::Durability,
+    /// The litekeep workers' write gate (`litekeep::Builder::write_gate`); auto: on with
+    /// `--durability full`.
+    #[arg(long, value_enum, default_value_t = writing::Gate::Auto)]
+    write_gate: writing::Gate,
 }
 
 #[derive(Subcommand)]
@@ -107,6 +115,10 @@ enum Worker {
         first: bool,
         #[arg(long, value_enum, default_value_t = faults::Faults::None)]
         faults: faults::Faults,
+        #[arg(long, value_enum, default_value_t = writing::Durability::Normal)]
+        durability: writing::Durability,
+        #[arg(long, value_enum, default_value_t = writing::Gate::Auto)]
+        write_gate: writing::Gate,
     },
 }
 
@@ -120,6 +132,8 @@ fn main() -> ExitCode {
         seed,
         first,
         faults,
+        durability,
+        write_gate,
     }) = &cli.worker
     {
         if let Err(e) = faults::arm(*faults, *seed, ledger) {
@@ -133,6 +147,10 @@ fn main() -> ExitCode {
             ledger,
             seed: *seed,
             first: *first,
+            writing: writing::Writing {
+                durability: *durability,
+                gate: *write_gate,
+            },
         };
         return ExitCode::from(u8::try_from(roles::run(&job)).unwrap_or(1));
     }
@@ -197,6 +215,10 @@ fn coordinate(cli: &Cli) -> Result<ExitCode, String> {
                         faults::Faults::None
                     },
                     progress: !cli.quiet && cli.campaigns == 1,
+                    writing: writing::Writing {
+                        durability: cli.durability,
+                        gate: cli.write_gate,
+                    },
                 }
             })
             .collect();

@@ -31,6 +31,8 @@ pub struct Job<'a> {
     pub seed: u64,
     /// Whether it belongs to the first wave (which opens with the schema, racing to set it up).
     pub first: bool,
+    /// How a litekeep worker writes.
+    pub writing: crate::writing::Writing,
 }
 
 /// Runs a worker to the end; the process's exit status.
@@ -46,7 +48,7 @@ pub fn run(job: &Job<'_>) -> i32 {
         }
     };
     let started = Instant::now();
-    let access = match Access::open(job.mode, job.db, job.first) {
+    let access = match Access::open(job.mode, job.db, job.first, job.writing) {
         Ok(a) => a,
         Err(e) => {
             ledger.error(&format!("open: {e}"));
