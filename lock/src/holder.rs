@@ -255,6 +255,36 @@ fn parse_proc_lock_line(line: &str, dev: (u32, u32), ino: u64) -> Option<KernelL
         .then_some(KernelLock { pid, mode })
 }
 
+/// How many times [`kernel_locks`] reads `/proc/locks`.
+const PROC_LOCKS_READS: usize = 3;
+
+/// The locks other processes hold on inode `ino` of device `dev`, from `/proc/locks`; `None`
+/// where it cannot be read.
+///
+/// The kernel builds `/proc/locks` one page per `read` call, walking the list of every lock on
+/// the system again from the record it stopped at: a lock taken or released elsewhere between
+/// two calls shifts the list, and a record can be skipped. On a busy machine (SQLite's WAL
+/// locks alone fill pages) a holder was then missing now and then. So the file is read a few
+/// times and the locks seen are merged (by pid, in the order first seen): a holder that held on
+/// throughout is missed only if every read skipped it.
+fn kernel_locks(dev: (u32, u32), ino: u64) -> Option<Vec<KernelLock>> {
+    let me = std::process::id();
+    let mut held: Vec<KernelLock> = Vec::new();
+    let mut read_any = false;
+    for _ in 0..PROC_LOCKS_READS {
+        let Ok(text) = std::fs::read_to_string("/proc/locks") else {
+            continue;
+        };
+        read_any = true;
+        for k in parse_proc_locks(&text, dev, ino) {
+            if k.pid != me && !held.iter().any(|h| h.pid == k.pid) {
+                held.push(k);
+            }
+        }
+    }
+    read_any.then_some(held)
+}
+
 /// The command name of `pid`, from `/proc/<pid>/comm`.
 pub fn command_of(pid: u32) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
@@ -266,18 +296,13 @@ pub fn command_of(pid: u32) -> Option<String> {
 /// record's pid agrees. Without `/proc/locks`, the record alone, marked unverified.
 pub fn foreign_holder(file: &File, dev: u64, ino: u64) -> Option<Holder> {
     let record = read_record(file);
-    let Ok(text) = std::fs::read_to_string("/proc/locks") else {
+    let dev = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let Some(held) = kernel_locks(dev, ino) else {
         return record.map(|mut r| {
             r.verified = false;
             r
         });
     };
-    let dev = (rustix::fs::major(dev), rustix::fs::minor(dev));
-    let me = std::process::id();
-    let held: Vec<KernelLock> = parse_proc_locks(&text, dev, ino)
-        .into_iter()
-        .filter(|k| k.pid != me)
-        .collect();
     let first = *held.first()?;
     let mut holder = match record {
         Some(r) if r.pid == first.pid && r.host.as_deref() == Some(host_name()) => r,

@@ -55,6 +55,7 @@ mod child {
             "hold-exclusive" => hold(Mode::Exclusive),
             "hold-shared" => hold(Mode::Shared),
             "reenter" => reenter(),
+            "churn" => churn(),
             other => panic!("unknown child role {other:?}"),
         }
     }
@@ -82,6 +83,36 @@ mod child {
         }
         guard.release().unwrap();
         harness::say("RELEASED");
+    }
+
+    /// Takes and releases flock locks on 200 other files in the lock file's directory, over
+    /// and over, until stdin closes: `/proc/locks` grows and shrinks by pages in front of the
+    /// holders' older entries.
+    fn churn() {
+        let dir = harness::env_path(PATH_VAR).with_file_name("churn");
+        fs::create_dir_all(&dir).unwrap();
+        let files: Vec<fs::File> = (0..200)
+            .map(|i| {
+                fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(dir.join(format!("{i}.lock")))
+                    .unwrap()
+            })
+            .collect();
+        let stop = harness::stop_on_stdin_close();
+        harness::say("CHURNING");
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            for op in [
+                rustix::fs::FlockOperation::LockExclusive,
+                rustix::fs::FlockOperation::Unlock,
+            ] {
+                for f in &files {
+                    rustix::fs::flock(f, op).unwrap();
+                }
+            }
+        }
     }
 
     /// Holds the lock exclusive and asks for it again, without re-entry, through the same handle
@@ -386,6 +417,36 @@ fn shared_holders_coexist_and_block_an_exclusive_one() {
     let _guard = lock
         .exclusive(Wait::None)
         .expect("both shared holders are dead: the lock must be free");
+}
+
+/// `/proc/locks` is built one page per read, walking the whole list again each time: when
+/// locks elsewhere come and go between two reads, a record can be skipped. Both shared holders
+/// must still be named every time, while another process churns 200 locks in front of theirs.
+#[test]
+fn holders_are_named_while_other_locks_come_and_go() {
+    let (_dir, path) = lock_path("churn");
+    let a = holder(Mode::Shared, &path, &[]);
+    let b = holder(Mode::Shared, &path, &[]);
+    let churn = spawn_child("churn", &path, &[]);
+    expect(&churn, "CHURNING");
+    let lock = FileLock::open(&path).unwrap();
+    let mut missed = Vec::new();
+    for _ in 0..300 {
+        let err = expect_would_block(lock.exclusive(Wait::None), Mode::Exclusive);
+        match err.holder() {
+            Some(h) if h.others == 1 && (h.pid == a.pid() || h.pid == b.pid()) => {}
+            _ => missed.push(err.to_string()),
+        }
+    }
+    churn.wait();
+    assert!(
+        missed.is_empty(),
+        "{} of 300 missed a holder: {:?}",
+        missed.len(),
+        missed.first()
+    );
+    a.kill();
+    b.kill();
 }
 
 #[test]
