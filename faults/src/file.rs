@@ -4,6 +4,7 @@
 use std::ffi::{c_int, c_void};
 use std::path::{Path, PathBuf};
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::ffi;
 
@@ -35,6 +36,8 @@ pub(crate) struct FileInfo {
     /// Whether a power cut can lose its unsynced writes: databases, journals, WAL files, not
     /// temporary files.
     pub(crate) durable: bool,
+    /// A journal or WAL file SQLite created: its first sync also syncs its directory.
+    pub(crate) dir_sync: AtomicBool,
 }
 
 impl FileInfo {
@@ -324,6 +327,9 @@ unsafe extern "C" fn x_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int
     let rc = unsafe { sync(real, flags) };
     if rc == ffi::SQLITE_OK {
         st.held.synced(path);
+        if info.dir_sync.swap(false, Ordering::SeqCst) {
+            st.held.dir_synced(path.parent().unwrap_or(Path::new(".")));
+        }
     }
     rc
 }

@@ -11,6 +11,14 @@
 //! Files are keyed by the name SQLite opened them under; the `(st_dev, st_ino)` seen at open
 //! tells a log of a file that was since replaced (deleted and created again behind SQLite's
 //! back) from the current one.
+//!
+//! Deletions are directory operations, durable only once the directory is synced. SQLite's
+//! unix VFS syncs the directory when asked to in `xDelete` (`syncDir`, which it asks for only
+//! with `synchronous = EXTRA`), and at the first sync of a journal or WAL file it created;
+//! nothing else syncs a directory. So a deletion without `syncDir` is held too, with the
+//! deleted file's last-synced contents, until a later directory sync in the same directory;
+//! at a cut it is lost (the file comes back) or kept, like a held write. A lost deletion of a
+//! rollback journal brings back a hot journal: a committed transaction is rolled back.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -60,6 +68,9 @@ struct FileLog {
 #[derive(Debug)]
 pub(crate) struct Held {
     files: BTreeMap<PathBuf, FileLog>,
+    /// Deletions not yet made durable by a directory sync: the path and the deleted file's
+    /// last-synced contents, oldest first.
+    deletions: Vec<(PathBuf, Vec<u8>)>,
 }
 
 /// What a cut did, for the message before the exit.
@@ -73,6 +84,8 @@ pub(crate) struct CutReport {
     pub kept: usize,
     /// The torn write: file, offset, bytes written of how many.
     pub torn: Option<(PathBuf, u64, u64, u64)>,
+    /// Held deletions, and how many of them the cut lost (the file came back).
+    pub deletions: (usize, usize),
     /// Files that could not be restored, and why.
     pub errors: Vec<String>,
 }
@@ -81,6 +94,7 @@ impl Held {
     pub(crate) const fn new() -> Held {
         Held {
             files: BTreeMap::new(),
+            deletions: Vec::new(),
         }
     }
 
@@ -112,14 +126,38 @@ impl Held {
         self.files.remove(path);
     }
 
-    /// `path` was deleted (deletes are taken as durable at once).
-    pub(crate) fn deleted(&mut self, path: &Path) {
+    /// What a power cut now would leave of the file at `path`: its contents with the held
+    /// operations undone (the file as at its last sync).
+    pub(crate) fn durable_contents(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        let mut bytes = std::fs::read(path)?;
+        if let Some(log) = self.files.get(path) {
+            for op in log.ops.iter().rev() {
+                undo_in_memory(&mut bytes, op);
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// `path` was deleted: durably when its directory was synced after (`contents` `None`),
+    /// else held with the file's last-synced `contents`.
+    pub(crate) fn deleted(&mut self, path: &Path, contents: Option<Vec<u8>>) {
         self.files.remove(path);
+        match contents {
+            Some(bytes) => self.deletions.push((path.to_path_buf(), bytes)),
+            None => self.dir_synced(path.parent().unwrap_or(Path::new("."))),
+        }
+    }
+
+    /// The directory `dir` was synced: the deletions in it are durable.
+    pub(crate) fn dir_synced(&mut self, dir: &Path) {
+        self.deletions
+            .retain(|(path, _)| path.parent().unwrap_or(Path::new(".")) != dir);
     }
 
     /// Forget everything held: it all counts as durable from now on.
     pub(crate) fn clear(&mut self) {
         self.files.clear();
+        self.deletions.clear();
     }
 
     /// Held operations over all files.
@@ -188,7 +226,62 @@ impl Held {
                 report.torn = Some((path.clone(), *offset, written, data.len() as u64));
             }
         }
+        // Then the deletions, in a fixed order as well: a lost one brings its file back, as it
+        // was at its last sync (unless another file has taken the name since).
+        let deletions = std::mem::take(&mut self.deletions);
+        report.deletions.0 = deletions.len();
+        for (path, bytes) in deletions {
+            let lost = match keep {
+                Keep::Random => rng.bool(),
+                Keep::All => false,
+                Keep::None => true,
+            };
+            if lost && !path.exists() {
+                match std::fs::write(&path, &bytes) {
+                    Ok(()) => report.deletions.1 += 1,
+                    Err(e) => report.errors.push(format!("{}: {e}", path.display())),
+                }
+            }
+        }
         report
+    }
+}
+
+/// [`undo`] on a file's bytes in memory.
+fn undo_in_memory(bytes: &mut Vec<u8>, op: &HeldOp) {
+    let put = |bytes: &mut Vec<u8>, at: u64, data: &[u8]| {
+        let at = usize::try_from(at).unwrap_or(usize::MAX);
+        let end = at.saturating_add(data.len());
+        if bytes.len() < end {
+            bytes.resize(end, 0);
+        }
+        bytes[at..end].copy_from_slice(data);
+    };
+    let set_len = |bytes: &mut Vec<u8>, len: u64| {
+        bytes.resize(usize::try_from(len).unwrap_or(usize::MAX), 0);
+    };
+    match op {
+        HeldOp::Write {
+            offset,
+            data,
+            before,
+            size_before,
+        } => {
+            put(bytes, *offset, before);
+            if offset + data.len() as u64 > *size_before {
+                set_len(bytes, *size_before);
+            }
+        }
+        HeldOp::Truncate {
+            size,
+            removed,
+            size_before,
+        } => {
+            set_len(bytes, *size_before);
+            if !removed.is_empty() {
+                put(bytes, *size, removed);
+            }
+        }
     }
 }
 

@@ -199,6 +199,14 @@ impl State {
              reached the disk{torn}",
             report.kept, report.held, report.files
         );
+        if report.deletions.0 > 0 {
+            let _ = writeln!(
+                err,
+                "litekeep-faults: {} of {} deletions not made durable by a directory sync were \
+                 lost (the files came back)",
+                report.deletions.1, report.deletions.0
+            );
+        }
         for e in &report.errors {
             let _ = writeln!(err, "litekeep-faults: could not restore {e}");
         }

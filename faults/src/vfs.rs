@@ -16,6 +16,7 @@ use crate::config::Op;
 use crate::file::{FileInfo, HEADER, adopt, real_slot};
 use crate::held::file_id;
 use crate::state::state;
+use std::sync::atomic::AtomicBool;
 
 /// The name, NUL-terminated, for SQLite.
 const NAME: &CStr = c"litekeep-faults";
@@ -171,12 +172,30 @@ unsafe extern "C" fn x_open(
         return ffi::SQLITE_CANTOPEN;
     }
     let durable = durable_kind(flags);
+    // The unix VFS syncs the directory at the first sync of a journal or WAL it created.
+    let dir_sync = durable
+        && flags & ffi::SQLITE_OPEN_CREATE != 0
+        && flags
+            & (ffi::SQLITE_OPEN_MAIN_JOURNAL
+                | ffi::SQLITE_OPEN_WAL
+                | ffi::SQLITE_OPEN_SUPER_JOURNAL)
+            != 0;
     let id = path.as_deref().filter(|_| durable).and_then(file_id);
     if let Some(path) = path.as_deref().filter(|_| durable) {
         state().held.opened(path, id);
     }
     // SAFETY: `file` is SQLite's allocation of `szOsFile` bytes, the real file in it is open.
-    unsafe { adopt(file, FileInfo { path, id, durable }) };
+    unsafe {
+        adopt(
+            file,
+            FileInfo {
+                path,
+                id,
+                durable,
+                dir_sync: AtomicBool::new(dir_sync),
+            },
+        );
+    };
     ffi::SQLITE_OK
 }
 
@@ -190,13 +209,22 @@ unsafe extern "C" fn x_delete(
     let Some(delete) = r.xDelete else {
         return ffi::SQLITE_IOERR_DELETE;
     };
+    // SAFETY: SQLite's file names are NUL-terminated.
+    let path = unsafe { path_of(name) };
+    // Without `syncDir` the deletion is held (see `held.rs`): keep what a cut would bring back.
+    let contents = {
+        let st = state();
+        match &path {
+            Some(path) if st.holding() && sync_dir == 0 => st.held.durable_contents(path).ok(),
+            _ => None,
+        }
+    };
     // SAFETY: the arguments are SQLite's own, passed on to the real VFS.
     let rc = unsafe { delete(real_vfs, name, sync_dir) };
-    if rc == ffi::SQLITE_OK {
-        // SAFETY: SQLite's file names are NUL-terminated.
-        if let Some(path) = unsafe { path_of(name) } {
-            state().held.deleted(&path);
-        }
+    if rc == ffi::SQLITE_OK
+        && let Some(path) = path
+    {
+        state().held.deleted(&path, contents);
     }
     rc
 }

@@ -6,7 +6,10 @@
 //!   truncate of the commit after a synced one, with several seeds and a torn write: the synced
 //!   row is always there, the next transaction is all there or not at all, `integrity_check` ok;
 //! - a cut at a seeded random point anywhere in the run (the closing checkpoint included) leaves
-//!   a consistent database.
+//!   a consistent database;
+//! - a deletion is lost by a cut unless its directory was synced: in `journal_mode=DELETE` a
+//!   commit made with `synchronous=FULL` is rolled back by a cut right after it (the journal
+//!   comes back hot), one made with `EXTRA` survives.
 
 use std::path::Path;
 
@@ -33,6 +36,7 @@ fn child_process_entry() {
     match role.split_once(':') {
         Some(("unsynced", _)) => unsynced(&db),
         Some(("threads", _)) => threads(&db),
+        Some(("commit-then-cut", sync)) => commit_then_cut(&db, sync),
         Some(("two-commits", how)) => {
             let (mode, sync) = how.split_once(':').unwrap_or((how, "FULL"));
             two_commits(&db, mode, sync)
@@ -48,6 +52,17 @@ fn unsynced(db: &Path) {
     conn.execute("INSERT INTO t (id, v) VALUES (2, 'unsynced')", [])
         .unwrap();
     say("INSERTED");
+    litekeep_faults::cut_power();
+}
+
+/// Commits a row in `journal_mode=DELETE` with `synchronous` = `sync`, then cuts the power at
+/// once: after the commit, before anything else syncs the directory.
+fn commit_then_cut(db: &Path, sync: &str) {
+    let conn = open_faulty(db).unwrap();
+    conn.pragma_update(None, "synchronous", sync).unwrap();
+    conn.execute("INSERT INTO t (id, v) VALUES (2, 'committed')", [])
+        .unwrap();
+    say("COMMITTED");
     litekeep_faults::cut_power();
 }
 
@@ -193,6 +208,47 @@ fn an_unsynced_commit_is_lost_by_a_cut_unless_the_disk_got_it() {
             assert_eq!(ids, want, "{context}");
             drop(conn);
         }
+    }
+}
+
+/// In `journal_mode=DELETE` the commit point is the deletion of the journal, a directory
+/// operation. `synchronous=FULL` does not sync the directory after it (SQLite documents
+/// `EXTRA` for that): a cut right after the commit can lose the deletion, the journal comes
+/// back hot, and the committed row is rolled back. With `EXTRA` it never is.
+#[test]
+fn a_delete_mode_commit_needs_extra_to_outlive_a_cut_right_after_it() {
+    for (sync, want) in [("FULL", vec![1]), ("EXTRA", vec![1, 2])] {
+        let dir = Scratch::new(&format!("delete-commit-{sync}"));
+        let db = dir.join("t.db");
+        {
+            let conn = open_plain(&db);
+            conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+            conn.execute_batch(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+                 INSERT INTO t VALUES (1, 'before');",
+            )
+            .unwrap();
+        }
+        let out = run_child(
+            &format!("commit-then-cut:{sync}"),
+            &db,
+            Some("crash=manual;keep=none"),
+        );
+        let context = format!("{sync}: {}", out.stderr);
+        assert_eq!(out.code(), Some(EXIT_CRASHED), "{context}");
+        assert_eq!(out.lines, ["COMMITTED"], "{context}");
+        let journal_back = db.with_extension("db-journal").exists();
+        assert_eq!(journal_back, sync == "FULL", "{context}");
+        let conn = open_plain(&db);
+        assert_eq!(integrity(&conn), "ok", "{context}");
+        let ids: Vec<i64> = conn
+            .prepare("SELECT id FROM t ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids, want, "{context}");
     }
 }
 

@@ -213,8 +213,17 @@ fn apply_locked(
     let dqs = conn
         .db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML)
         .map_err(db("reading the double-quoted-strings setting"))?;
-    conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON")
-        .map_err(db("setting migration pragmas"))?;
+    let synchronous: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .map_err(db("reading PRAGMA synchronous"))?;
+    // EXTRA: FULL, and in rollback-journal mode the directory is synced after the journal is
+    // deleted. That deletion is the commit; without the sync a power cut right after `migrate`
+    // returned could bring the journal back and roll the migration back
+    // (`faults/tests/power_loss.rs` shows it; `tests/power_cut.rs` checks that it does not).
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF; PRAGMA legacy_alter_table = ON; PRAGMA synchronous = EXTRA",
+    )
+    .map_err(db("setting migration pragmas"))?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, false)
         .map_err(db("turning off double-quoted strings"))?;
     let result = run_in_transaction(conn, path, &plan);
@@ -222,9 +231,10 @@ fn apply_locked(
         .set_db_config(DbConfig::SQLITE_DBCONFIG_DQS_DML, dqs)
         .map_err(db("restoring double-quoted strings"));
     let restore = format!(
-        "PRAGMA foreign_keys = {}; PRAGMA legacy_alter_table = {}",
+        "PRAGMA foreign_keys = {}; PRAGMA legacy_alter_table = {}; PRAGMA synchronous = {}",
         u8::from(fk),
-        u8::from(legacy)
+        u8::from(legacy),
+        synchronous
     );
     let restored = conn
         .execute_batch(&restore)

@@ -125,7 +125,11 @@ pub fn recover(path: impl AsRef<Path>, options: &Options) -> Result<Report, Reco
     let fk_was: bool = conn
         .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
         .map_err(RecoverError::db(path, "reading foreign_keys"))?;
-    conn.execute_batch("PRAGMA foreign_keys = OFF")
+    // EXTRA (this connection is recover's own): in rollback-journal mode the commit is the
+    // journal's deletion, which only EXTRA makes durable by syncing the directory; without it
+    // a power cut right after `recover` returned could bring the journal back and undo the
+    // repair.
+    conn.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA synchronous = EXTRA")
         .map_err(RecoverError::db(path, "turning foreign_keys off"))?;
     let result = repair_all(&conn, path, options, &mut report);
     let restore = conn.execute_batch(&format!("PRAGMA foreign_keys = {}", u8::from(fk_was)));

@@ -99,6 +99,12 @@ fn child_process_entry() {
                 Err(e) => harness::say(format!("ERROR {e}")),
             }
         }
+        "recover-then-cut" => {
+            litekeep_faults::init_from_env().expect("LK_FAULTS");
+            let report = recover(harness::db(), &options()).expect("recover");
+            harness::say(format!("DONE applied={}", report.applied));
+            litekeep_faults::cut_power();
+        }
         "io-errors" => child_io_errors(),
         "two-leftovers" => child_two_leftovers(),
         other => panic!("unknown role {other}"),
@@ -401,6 +407,39 @@ fn a_power_cut_anywhere_in_a_repair_loses_no_row() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// A repair that returned is durable: a power cut right after it (no unsynced write kept, no
+/// deletion whose directory was not synced: in rollback-journal mode the commit is the
+/// journal's deletion) leaves the repaired file, which a second `recover` finds clean.
+#[test]
+fn a_power_cut_right_after_a_repair_keeps_it() {
+    let dir = Scratch::new("recover-then-cut");
+    for mode in ["DELETE", "WAL"] {
+        let (template, want) = template(&dir, STATES[1], mode, 1_000);
+        let db = dir.join(format!("then-cut-{mode}.db"));
+        copy_db(&template, &db);
+        let exit = Child::build("recover-then-cut")
+            .db(&db)
+            .faults("default;crash=manual;keep=none")
+            .run();
+        assert!(exit.crashed(), "{mode}: {}", exit.describe());
+        assert_eq!(
+            exit.lines,
+            ["DONE applied=true"],
+            "{mode}: {}",
+            exit.describe()
+        );
+        assert_eq!(integrity(&open_plain(&db)), "ok", "{mode}");
+        let again = recover(&db, &options().dry_run(true)).unwrap();
+        assert!(
+            again.is_clean(),
+            "{mode}: the acknowledged repair was undone by the cut: {:?}; {}",
+            again.findings,
+            exit.describe()
+        );
+        verify(&db, &want, "after the cut");
+    }
 }
 
 #[test]

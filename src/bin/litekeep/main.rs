@@ -34,7 +34,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Migrate a database to the schema in a file of CREATE statements, in one transaction.
+    /// Migrate a database to the schema in a file of CREATE statements, in one transaction,
+    /// durable when it returns (synchronous = EXTRA: it survives a power cut right after).
     #[command(
         after_help = "Example:\n  litekeep migrate --db app.db --schema schema.sql --dry-run\n  litekeep migrate --db app.db --schema schema.sql --rename files.path=files.file_path\n  litekeep migrate --db app.db --schema old.sql --keep-undeclared\n\nRenames can also be written in the schema file, as sqldef does:\n  CREATE TABLE users ( -- @renamed from=user_accounts\n    user_name TEXT, -- @renamed from=username\n  );"
     )]
@@ -96,7 +97,8 @@ enum Cmd {
         #[arg(long)]
         db: PathBuf,
     },
-    /// Repair tables left behind by interrupted migrations (any tool's), in one transaction.
+    /// Repair tables left behind by interrupted migrations (any tool's), in one transaction,
+    /// durable when it returns (synchronous = EXTRA: it survives a power cut right after).
     #[command(
         after_help = "Example:\n  litekeep recover --db app.db --dry-run\n  litekeep recover --db app.db --confirm temp_cache"
     )]
