@@ -44,6 +44,10 @@ use std::time::{Duration, Instant};
 /// noticed this late at the most).
 pub const BELL_MAX: Duration = Duration::from_millis(1);
 
+/// How long a waiter whose turn has come stays awake, trying, before it sleeps again: about
+/// the slice a process that did not queue may still hold the lock for (`os.rs`).
+pub const TURN_SPIN: Duration = Duration::from_micros(300);
+
 /// How long the turn may stand still before the waiters behind it try anyway (the waiter
 /// whose turn it is was SIGKILLed, or gave up before its turn came).
 pub const PATIENCE: Duration = Duration::from_millis(2);
@@ -134,6 +138,8 @@ impl Bell {
         self.word(WAITERS).fetch_add(1, Ordering::SeqCst);
         let ticket = self.word(NEXT_TICKET).fetch_add(1, Ordering::SeqCst);
         let mut last = (self.word(SERVING).load(Ordering::SeqCst), Instant::now());
+        // When this ticket's turn came: it then stays awake a while (see `TURN_SPIN`).
+        let mut turn_since: Option<Instant> = None;
         let outcome = loop {
             let seen = self.word(SEQUENCE).load(Ordering::SeqCst);
             let serving = self.word(SERVING).load(Ordering::SeqCst);
@@ -154,6 +160,12 @@ impl Bell {
                 // Giving up: the next ticket must not wait for this one.
                 self.serve_past(ticket);
                 break None;
+            }
+            // Its turn, but a process that did not queue holds the lock for the rest of its
+            // slice: stay awake (yielding the CPU) rather than pay a wake-up when it lets go.
+            if ahead <= 0 && now.duration_since(*turn_since.get_or_insert(now)) < TURN_SPIN {
+                std::thread::yield_now();
+                continue;
             }
             imp::wait(
                 self.word(SEQUENCE),

@@ -251,7 +251,11 @@ impl OsLock for Descriptor {
         };
         self.unmark_waiting(marked);
         match got? {
-            true => Ok(OsOutcome::Acquired { contended: true }),
+            true => {
+                // Its turn begins: a whole slice ahead of the waiters behind it.
+                self.contended_since.store(0, Ordering::Relaxed);
+                Ok(OsOutcome::Acquired { contended: true })
+            }
             false => Ok(OsOutcome::NotAcquired),
         }
     }
