@@ -179,11 +179,13 @@ impl Builder {
     ///
     /// Without it, writers of different processes meet in SQLite's busy handler, which sleeps
     /// 1 to 100 ms between attempts, so an unlucky writer can wait most of a second while others
-    /// keep winning (the slowest of 8,000 writes over 8 processes: 0.8 s). With it, the slowest
-    /// write drops to tens of milliseconds, but the typical one pays for the handoff between
-    /// processes: a waiter with a timeout polls (50 µs to 1 ms) rather than being woken by the
-    /// kernel, and a process keeps the gate for a 2 ms fairness slice, so p99 rises to
-    /// milliseconds and throughput falls (README, "Measured"). Writers that do not use litekeep
+    /// keep winning (the slowest of 8,000 writes over 8 processes: 0.7 s). With it, writers
+    /// queue by ticket and are woken in turn by a futex (`litekeep_lock`'s bell); a process keeps
+    /// the gate for at most 250 µs while others wait. The slowest single-row write over 8
+    /// processes drops to a few milliseconds, but every turn costs a handoff, so throughput falls
+    /// (0.76–1.00× of one process), and where processes outnumber cores the next in line is often
+    /// not running: in the stress runner's workload the gate cost a quarter of the writes and
+    /// raised their p99 (README, "Measured"). Writers that do not use litekeep
     /// (the `sqlite3` shell, another program) meet litekeep's in SQLite's busy handling, as
     /// before. Migrations and repairs always take the gate, after the schema lock (see
     /// `litekeep_lock::write_gate_path_for`).

@@ -32,8 +32,9 @@ pub fn lock_path_for(db: impl AsRef<Path>) -> PathBuf {
 /// The write gate of the database at `db`: `<db>.write.lock`.
 ///
 /// Writers of every litekeep process take it exclusively around each write transaction, so
-/// that they queue in the kernel (woken the moment it frees, with this crate's fairness bound)
-/// instead of sleeping and polling in SQLite's busy handler. Migrations and repairs take it
+/// that they queue by ticket on the lock file's bell (a futex: woken the moment it frees, in
+/// turn, with this crate's fairness slice) instead of sleeping and polling in SQLite's busy
+/// handler. Migrations and repairs take it
 /// too, after the schema lock on `<db>.lock`: the lock order is always schema lock first, gate
 /// second, never the other way round. A second file rather than a byte range of `<db>.lock`:
 /// flock has no ranges, POSIX record locks are per process (threads could not be told apart)

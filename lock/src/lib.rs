@@ -32,10 +32,15 @@
 //! - **Holders are named**: an exclusive holder writes pid, host, label and start time into the
 //!   lock file; on Linux that record is checked against `/proc/locks`, so a crashed holder's
 //!   stale record or a foreign tool's lock is reported as what it is.
-//! - **Fairness**: flock lets a process that re-takes the lock in a loop win nearly every race.
-//!   Waiting processes mark themselves, and a process that has kept the lock for a 2 ms slice
-//!   (timed on the kernel's coarse clock, so up to one tick, 1 to 10 ms) lets a marked waiter go
-//!   first, so a waiter's wait stays bounded.
+//! - **Waiting and fairness**: flock has no timed wait and lets a process that re-takes the
+//!   lock in a loop win nearly every race. Where the lock file can carry it (Linux, a writable
+//!   file whose second page can be allocated), waiting processes queue by ticket on a futex in
+//!   a shared mapping of that page, the "bell": the process that lets the lock go wakes the
+//!   waiter whose turn it is, and a process that did not queue goes ahead of waiters for at
+//!   most 250 µs. Elsewhere waiters poll (50 µs to 1 ms) and mark themselves with a POSIX record
+//!   lock, and a process that has kept the lock for a 2 ms slice (timed on the kernel's coarse
+//!   clock, so up to one tick, 1 to 10 ms) lets a marked waiter go first. Either way a
+//!   waiter's wait stays bounded.
 //! - **Async** acquisition (feature `tokio`) never blocks the executor.
 //!
 //! See [`FileLock`] for the notes on advisory locks, `fork`, and network filesystems.
