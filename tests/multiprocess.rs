@@ -450,35 +450,73 @@ fn eight_gated_writers_lose_nothing_through_sigkills_a_killed_gate_holder_and_mi
     drop(handle);
 }
 
+/// A process that does not use litekeep holding a write transaction for 2 s: plain rusqlite
+/// (`foreign-holder`), or the `sqlite3` shell itself.
+fn foreign_writer(kind: &str, db: &Path) -> Child {
+    let child = match kind {
+        "rusqlite" => Child::build("foreign-holder").db(db).spawn(),
+        _ => {
+            let script = format!(
+                "BEGIN IMMEDIATE;\nINSERT INTO events (who, n) VALUES ('sqlite3', 0);\n\
+                 .print {MARK}HOLDING\n.shell sleep 2\nCOMMIT;\n.print {MARK}OK committed\n",
+                MARK = harness::MARK
+            );
+            let shell = format!("printf '%s' \"$0\" | sqlite3 -bail '{}'", db.display());
+            Child::program("sqlite3", "sh", ["-c", &shell, &script]).spawn()
+        }
+    };
+    assert_eq!(
+        child.line(),
+        "HOLDING",
+        "{kind} did not take the write lock (is the sqlite3 shell installed?)"
+    );
+    child
+}
+
 #[test]
 fn a_foreign_write_transaction_is_waited_out_within_busy_timeout_and_named_past_it() {
-    let dir = Scratch::new("facade-foreign");
-    let db = dir.join("f.db");
-    drop(Database::builder(&db).schema(SCHEMA).open().unwrap());
-    // Within the budget (10 s): the write waits the 2 s out and succeeds.
-    let foreign = Child::build("foreign-holder").db(&db).spawn();
-    assert_eq!(foreign.line(), "HOLDING");
-    let handle = Database::open(&db).unwrap();
-    let started = Instant::now();
-    handle
-        .write(|tx| tx.execute("INSERT INTO events (who, n) VALUES ('patient', 1)", []))
-        .unwrap_or_else(|e| panic!("waited for the foreign writer: {e}"));
-    let waited = started.elapsed();
-    assert!(foreign.finish().starts_with("OK committed"));
-    drop(handle);
-    // Past the budget (300 ms): Busy, naming the file.
-    let foreign = Child::build("foreign-holder").db(&db).spawn();
-    assert_eq!(foreign.line(), "HOLDING");
-    let path = dir.join("./f.db");
-    let short = Database::builder(&path)
-        .busy_timeout(Duration::from_millis(300))
-        .open()
-        .unwrap();
-    let err = short
-        .write(|tx| tx.execute("INSERT INTO events (who, n) VALUES ('impatient', 1)", []))
-        .unwrap_err();
-    assert!(matches!(err, litekeep::Error::Busy { .. }), "{err}");
-    assert!(err.to_string().contains("f.db"), "{err}");
-    assert!(foreign.finish().starts_with("OK committed"));
-    eprintln!("waited {waited:?} for a foreign 2 s write transaction");
+    for kind in ["rusqlite", "sqlite3 shell"] {
+        let dir = Scratch::new("facade-foreign");
+        let db = dir.join("f.db");
+        drop(Database::builder(&db).schema(SCHEMA).open().unwrap());
+        // Within the budget (10 s): the write waits the 2 s out and succeeds.
+        let foreign = foreign_writer(kind, &db);
+        let handle = Database::open(&db).unwrap();
+        let started = Instant::now();
+        handle
+            .write(|tx| tx.execute("INSERT INTO events (who, n) VALUES ('patient', 1)", []))
+            .unwrap_or_else(|e| panic!("{kind}: waited for the foreign writer: {e}"));
+        let waited = started.elapsed();
+        assert!(foreign.finish().starts_with("OK committed"), "{kind}");
+        drop(handle);
+        // Past the budget (300 ms): Busy, naming the file.
+        let foreign = foreign_writer(kind, &db);
+        let path = dir.join("./f.db");
+        let short = Database::builder(&path)
+            .busy_timeout(Duration::from_millis(300))
+            .open()
+            .unwrap();
+        let err = short
+            .write(|tx| tx.execute("INSERT INTO events (who, n) VALUES ('impatient', 1)", []))
+            .unwrap_err();
+        assert!(matches!(err, litekeep::Error::Busy { .. }), "{kind}: {err}");
+        assert!(err.to_string().contains("f.db"), "{kind}: {err}");
+        assert!(foreign.finish().starts_with("OK committed"), "{kind}");
+        drop(short);
+        let rows: Vec<String> = rusqlite::Connection::open(&db)
+            .unwrap()
+            .prepare("SELECT who FROM events ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let foreign_name = if kind == "rusqlite" {
+            "foreign"
+        } else {
+            "sqlite3"
+        };
+        assert_eq!(rows, [foreign_name, "patient", foreign_name], "{kind}");
+        eprintln!("{kind}: waited {waited:?} for a foreign 2 s write transaction");
+    }
 }
