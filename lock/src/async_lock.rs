@@ -1,20 +1,20 @@
 //! Async acquisition (feature `tokio`) that never blocks the executor.
 //!
 //! Seed 003's server hung because a blocking `flock` ran on the event loop. Here an async
-//! acquisition only ever makes non-blocking attempts, and between them sleeps on tokio's timer
-//! with backoff (50 µs doubling to 5 ms), so the executor thread is free while it waits.
-//! Re-entry is tracked per task: a task that holds the lock and asks again gets
-//! [`LockError::WouldDeadlock`] at once.
+//! acquisition never blocks an executor thread: a `Wait::None` one makes one non-blocking
+//! attempt; one that waits first tries the same way, and then waits on tokio's blocking pool,
+//! queueing for the lock like any other waiter of any process (an async acquirer that only
+//! polled would never get a turn beside processes that queue: the lock's fairness lets queued
+//! waiters go first). Re-entry is tracked per task: a task that holds the lock and asks again
+//! gets [`LockError::WouldDeadlock`] at once, and a task's guard is its own, whichever thread
+//! waited for it.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::error::LockError;
 use crate::file_lock::{FileLock, LockGuard};
 use crate::mode::{Mode, Wait};
-use crate::state::{Owner, Refusal, Request};
-
-const PAUSE_MIN: Duration = Duration::from_micros(50);
-const PAUSE_MAX: Duration = Duration::from_millis(5);
+use crate::state::{Owner, Request};
 
 impl FileLock {
     /// Takes the lock in `mode` without blocking the async executor, waiting as `wait` says.
@@ -44,25 +44,35 @@ impl FileLock {
             Some(id) => Owner::Task(id),
             None => Owner::current_thread(),
         };
-        let req = Request {
-            mode,
-            reentrant: false,
-            label: self.label_arc(),
-        };
         let start = Instant::now();
-        let mut pause = PAUSE_MIN;
-        loop {
-            let result = self.core().acquire(&req, owner, Some(Instant::now()), true);
-            let left = match (&result, wait) {
-                (Err(Refusal::WouldBlock), Wait::Timeout(d)) => d.saturating_sub(start.elapsed()),
-                (Err(Refusal::WouldBlock), Wait::Forever) => Duration::MAX,
-                _ => return self.finish(mode, Some(start), owner, result),
+        let request = move |lock: &FileLock, deadline: Option<Instant>, no_wait: bool| {
+            let req = Request {
+                mode,
+                reentrant: false,
+                label: lock.label_arc(),
             };
-            if left.is_zero() {
-                return self.finish(mode, Some(start), owner, Err(Refusal::TimedOut));
-            }
-            tokio::time::sleep(pause.min(left)).await;
-            pause = (pause * 2).min(PAUSE_MAX);
+            let result = lock.core().acquire(&req, owner, deadline, no_wait);
+            lock.finish(mode, Some(start), owner, result)
+        };
+        // A first non-blocking attempt answers the uncontended case (and re-entry) here.
+        match request(self, Some(start), true) {
+            Err(LockError::WouldBlock { .. }) if wait != Wait::None => {}
+            done => return done,
+        }
+        let deadline = match wait {
+            Wait::Timeout(d) => Some(start + d),
+            _ => None,
+        };
+        // The wait runs on the blocking pool. If this future is dropped meanwhile, the guard
+        // it would have returned is dropped with the task's output: the lock is let go.
+        let lock = self.clone();
+        match tokio::task::spawn_blocking(move || request(&lock, deadline, false)).await {
+            Ok(done) => done,
+            Err(join) => Err(LockError::Io {
+                path: self.path().to_owned(),
+                op: "waiting for the lock on tokio's blocking pool",
+                source: std::io::Error::other(join.to_string()),
+            }),
         }
     }
 }

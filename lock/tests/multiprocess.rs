@@ -56,6 +56,7 @@ mod child {
             "hold-shared" => hold(Mode::Shared),
             "reenter" => reenter(),
             "churn" => churn(),
+            "busy-queue" => busy_queue(),
             other => panic!("unknown child role {other:?}"),
         }
     }
@@ -112,6 +113,22 @@ mod child {
                     rustix::fs::flock(f, op).unwrap();
                 }
             }
+        }
+    }
+
+    /// Takes the lock exclusive with a timeout (so it queues on the bell), holds it ~100 µs,
+    /// lets go, over and over until stdin closes.
+    fn busy_queue() {
+        let lock = lock();
+        let stop = harness::stop_on_stdin_close();
+        harness::say("BUSY");
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let guard = lock
+                .exclusive(Wait::Timeout(Duration::from_secs(30)))
+                .unwrap();
+            let until = std::time::Instant::now() + Duration::from_micros(100);
+            while std::time::Instant::now() < until {}
+            drop(guard);
         }
     }
 
@@ -447,6 +464,43 @@ fn holders_are_named_while_other_locks_come_and_go() {
     );
     a.kill();
     b.kill();
+}
+
+/// An async acquisition never queues (it polls without blocking the executor); while two
+/// processes keep the lock busy, queueing for it in turn, it must still get the lock, again
+/// and again, well within its timeout.
+#[test]
+fn an_async_acquirer_gets_its_turn_beside_processes_that_queue() {
+    let (_dir, path) = lock_path("async-beside-queue");
+    fs::write(&path, b"").unwrap();
+    let busy: Vec<Child> = (0..2)
+        .map(|_| spawn_child("busy-queue", &path, &[]))
+        .collect();
+    for b in &busy {
+        expect(b, "BUSY");
+    }
+    let lock = FileLock::open(&path).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let mut waits = Vec::new();
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let guard = runtime
+            .block_on(lock.acquire_async(Mode::Exclusive, Duration::from_secs(10)))
+            .unwrap_or_else(|e| panic!("starved beside the queue: {e}"));
+        waits.push(started.elapsed());
+        drop(guard);
+    }
+    for b in busy {
+        b.wait();
+    }
+    waits.sort();
+    eprintln!(
+        "async waits beside a busy queue: median {:?}, max {:?}",
+        waits[10], waits[19]
+    );
 }
 
 #[test]
