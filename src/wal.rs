@@ -110,14 +110,7 @@ fn truncate(writer: &Connection, busy_timeout: Duration) -> Checked {
     match outcome {
         Ok(0) => Checked::Truncated,
         Ok(_) => Checked::Busy,
-        Err(e)
-            if matches!(
-                e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-            ) =>
-        {
-            Checked::Busy
-        }
+        Err(e) if crate::retry::is_transient(&e) => Checked::Busy,
         Err(_) => Checked::Failed,
     }
 }

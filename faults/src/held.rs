@@ -132,7 +132,7 @@ impl Held {
         let mut bytes = std::fs::read(path)?;
         if let Some(log) = self.files.get(path) {
             for op in log.ops.iter().rev() {
-                undo_in_memory(&mut bytes, op);
+                undo(&mut bytes, op)?;
             }
         }
         Ok(bytes)
@@ -247,44 +247,6 @@ impl Held {
     }
 }
 
-/// [`undo`] on a file's bytes in memory.
-fn undo_in_memory(bytes: &mut Vec<u8>, op: &HeldOp) {
-    let put = |bytes: &mut Vec<u8>, at: u64, data: &[u8]| {
-        let at = usize::try_from(at).unwrap_or(usize::MAX);
-        let end = at.saturating_add(data.len());
-        if bytes.len() < end {
-            bytes.resize(end, 0);
-        }
-        bytes[at..end].copy_from_slice(data);
-    };
-    let set_len = |bytes: &mut Vec<u8>, len: u64| {
-        bytes.resize(usize::try_from(len).unwrap_or(usize::MAX), 0);
-    };
-    match op {
-        HeldOp::Write {
-            offset,
-            data,
-            before,
-            size_before,
-        } => {
-            put(bytes, *offset, before);
-            if offset + data.len() as u64 > *size_before {
-                set_len(bytes, *size_before);
-            }
-        }
-        HeldOp::Truncate {
-            size,
-            removed,
-            size_before,
-        } => {
-            set_len(bytes, *size_before);
-            if !removed.is_empty() {
-                put(bytes, *size, removed);
-            }
-        }
-    }
-}
-
 /// How many sector boundaries lie strictly inside `[offset, offset + len)`.
 fn boundaries(offset: u64, len: u64) -> u64 {
     if len == 0 {
@@ -312,7 +274,7 @@ fn restore(
         ));
     }
     for op in log.ops.iter().rev() {
-        undo(&file, op)?;
+        undo(&mut &file, op)?;
     }
     for (o, op) in log.ops.iter().enumerate() {
         if !kept[o] {
@@ -332,8 +294,41 @@ fn restore(
     Ok(())
 }
 
-/// Puts back the state just before `op`, the file being in the state just after it.
-fn undo(file: &File, op: &HeldOp) -> std::io::Result<()> {
+/// Where [`undo`] puts bytes back: the file on disk, or its contents in memory.
+trait Medium {
+    /// Writes `data` at `at`, growing the medium if needed.
+    fn put(&mut self, at: u64, data: &[u8]) -> std::io::Result<()>;
+    /// Sets the length to `len`, cutting or zero-filling.
+    fn set_len(&mut self, len: u64) -> std::io::Result<()>;
+}
+
+impl Medium for &File {
+    fn put(&mut self, at: u64, data: &[u8]) -> std::io::Result<()> {
+        self.write_all_at(data, at)
+    }
+    fn set_len(&mut self, len: u64) -> std::io::Result<()> {
+        File::set_len(self, len)
+    }
+}
+
+impl Medium for Vec<u8> {
+    fn put(&mut self, at: u64, data: &[u8]) -> std::io::Result<()> {
+        let at = usize::try_from(at).unwrap_or(usize::MAX);
+        let end = at.saturating_add(data.len());
+        if self.len() < end {
+            self.resize(end, 0);
+        }
+        self[at..end].copy_from_slice(data);
+        Ok(())
+    }
+    fn set_len(&mut self, len: u64) -> std::io::Result<()> {
+        self.resize(usize::try_from(len).unwrap_or(usize::MAX), 0);
+        Ok(())
+    }
+}
+
+/// Puts back the state just before `op`, the medium being in the state just after it.
+fn undo(medium: &mut impl Medium, op: &HeldOp) -> std::io::Result<()> {
     match op {
         HeldOp::Write {
             offset,
@@ -341,9 +336,9 @@ fn undo(file: &File, op: &HeldOp) -> std::io::Result<()> {
             before,
             size_before,
         } => {
-            file.write_all_at(before, *offset)?;
+            medium.put(*offset, before)?;
             if offset + data.len() as u64 > *size_before {
-                file.set_len(*size_before)?;
+                medium.set_len(*size_before)?;
             }
         }
         HeldOp::Truncate {
@@ -351,9 +346,9 @@ fn undo(file: &File, op: &HeldOp) -> std::io::Result<()> {
             removed,
             size_before,
         } => {
-            file.set_len(*size_before)?;
+            medium.set_len(*size_before)?;
             if !removed.is_empty() {
-                file.write_all_at(removed, *size)?;
+                medium.put(*size, removed)?;
             }
         }
     }
