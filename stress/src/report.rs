@@ -65,6 +65,8 @@ pub struct RoleStats {
     pub p50_ms: f64,
     /// 99th percentile latency, milliseconds.
     pub p99_ms: f64,
+    /// The slowest operation, milliseconds: the request that timed out, in the seeds' words.
+    pub max_ms: f64,
     /// Errors that reached the worker, by kind.
     pub errors: BTreeMap<String, u64>,
     /// Faults injected into its file operations (`--faults`).
@@ -107,25 +109,27 @@ impl RoleStats {
             }
         }
         for (role, entry) in &mut stats {
-            let lat = latencies
+            let mut lat = latencies
                 .get_mut(role)
                 .map(std::mem::take)
                 .unwrap_or_default();
             entry.per_second = entry.ops as f64 / ran.as_secs_f64().max(1e-9);
-            entry.p50_ms = percentile(lat.clone(), 0.50);
-            entry.p99_ms = percentile(lat, 0.99);
+            lat.sort_unstable();
+            entry.p50_ms = percentile(&lat, 0.50);
+            entry.p99_ms = percentile(&lat, 0.99);
+            entry.max_ms = percentile(&lat, 1.0);
         }
         stats
     }
 }
 
-fn percentile(mut v: Vec<u64>, q: f64) -> f64 {
-    if v.is_empty() {
+/// The `q` quantile of sorted latencies (µs), in milliseconds; 0 for none.
+fn percentile(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
         return 0.0;
     }
-    v.sort_unstable();
-    let i = ((v.len() - 1) as f64 * q).round() as usize;
-    v[i] as f64 / 1000.0
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i] as f64 / 1000.0
 }
 
 /// The table of one or more campaigns, side by side per role.
@@ -144,12 +148,13 @@ pub fn table(reports: &[CampaignReport]) -> String {
         );
         let _ = writeln!(
             out,
-            "{:<9} {:>8} {:>9} {:>9} {:>9} {:>7}  errors ({})",
+            "{:<9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>7}  errors ({})",
             "role",
             "ops",
             "ops/s",
             "p50 ms",
             "p99 ms",
+            "max ms",
             "faults",
             KINDS.join(" / ")
         );
@@ -160,11 +165,12 @@ pub fn table(reports: &[CampaignReport]) -> String {
                 .collect();
             let _ = writeln!(
                 out,
-                "{role:<9} {:>8} {:>9.1} {:>9.2} {:>9.2} {:>7}  {}",
+                "{role:<9} {:>8} {:>9.1} {:>9.2} {:>9.2} {:>9.1} {:>7}  {}",
                 s.ops,
                 s.per_second,
                 s.p50_ms,
                 s.p99_ms,
+                s.max_ms,
                 s.faults,
                 errors.join(" / ")
             );
