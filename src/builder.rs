@@ -181,11 +181,13 @@ impl Builder {
     /// 1 to 100 ms between attempts, so an unlucky writer can wait most of a second while others
     /// keep winning (the slowest of 8,000 writes over 8 processes: 0.7 s). With it, writers
     /// queue by ticket and are woken in turn by a futex (`litekeep_lock`'s bell); a process keeps
-    /// the gate for at most 250 µs while others wait. The slowest single-row write over 8
-    /// processes drops to a few milliseconds, but every turn costs a handoff, so throughput falls
-    /// (0.76–1.00× of one process), and where processes outnumber cores the next in line is often
-    /// not running: in the stress runner's workload the gate cost a quarter of the writes and
-    /// raised their p99 (README, "Measured"). Writers that do not use litekeep
+    /// the gate for a slice while others wait (1 ms shared among them: 1 ms with one waiting,
+    /// 125 µs with eight), so a waiter waits about 1 ms, plus the transactions in flight, for its
+    /// turn. The slowest single-row write over 8 processes drops from most of a second to a few
+    /// milliseconds, at plain SQLite's throughput (0.86–1.11× of it in six runs), and the
+    /// median write waits for nobody. But where processes outnumber cores the next in
+    /// line is often not running when its turn comes: in the stress runner's workload the gate
+    /// cost a quarter of the writes and raised their p99 (README, "Measured"). Writers that do not use litekeep
     /// (the `sqlite3` shell, another program) meet litekeep's in SQLite's busy handling, as
     /// before. Migrations and repairs always take the gate, after the schema lock (see
     /// `litekeep_lock::write_gate_path_for`).

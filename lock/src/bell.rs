@@ -7,7 +7,8 @@
 //!
 //! The bell is a futex word that every process with the lock file open for writing maps from
 //! the file itself, in the page after the holder record (offset one page; the record never
-//! reaches it), beside a count of registered waiters, a count of turns taken by waiters, and a
+//! reaches it; the record's page is mapped too, and the holder writes its record there: no
+//! system call), beside a count of registered waiters, a count of turns taken by waiters, and a
 //! ticket dispenser with the ticket whose turn it is. A waiter registers (`waiters += 1`),
 //! takes a ticket, and then, each time it looks: reads the sequence word, tries the lock if its
 //! ticket's turn has come (or the turn has not moved for [`PATIENCE`]: the waiter ahead died),
@@ -18,7 +19,11 @@
 //! memory, no system call while nobody waits) and, when someone does, bumps the sequence and
 //! wakes the waiters of the serving ticket's bit: the next in line, not a herd that races (in
 //! which one waiter could lose round after round). Processes that take the lock without
-//! waiting may still go first for a short slice (`os.rs`), then let the queue go.
+//! waiting may still go first for a short slice (`os.rs`), then let the queue go: such a process
+//! rings once more when it steps aside, since the waiter it woke at each release found the lock
+//! re-taken and went back to sleep. A waiter never stays awake trying between rings: it would
+//! win the microseconds between a release and the same process's next acquisition, and cut
+//! that process's slice to a single hold.
 //!
 //! Why no wake-up is lost: the waiter's increment comes before its non-blocking attempt, and the
 //! releaser's load of `waiters` after its unlock, both sequentially consistent (a system call
@@ -28,8 +33,8 @@
 //! returns at once or is woken — if its bit is the serving one; a waiter out of turn sleeps on
 //! until its turn is rung, or [`BELL_MAX`] (it is then not the one the lock should go to).
 //!
-//! Safety of the mapping: the page is allocated with `fallocate` before it is mapped, so a write
-//! to it never needs disk space (a write to a sparse page of a full disk would be `SIGBUS`);
+//! Safety of the mapping: both pages are allocated with `fallocate` before they are mapped, so a
+//! write to them never needs disk space (a write to a sparse page of a full disk would be `SIGBUS`);
 //! where `fallocate` is not supported, or the file is not writable, there is no bell and
 //! waiters poll as before. Nothing in litekeep truncates a lock file; a user who truncates one
 //! while processes have it mapped would crash them with `SIGBUS`, as truncating SQLite's `-shm`
@@ -37,16 +42,12 @@
 //! then pays a `FUTEX_WAKE` call (about 0.2 µs) that wakes nobody, until the file is removed.
 
 use std::fs::File;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The longest a waiter sleeps on the bell before it looks again (a holder that never rings is
 /// noticed this late at the most).
 pub const BELL_MAX: Duration = Duration::from_millis(1);
-
-/// How long a waiter whose turn has come stays awake, trying, before it sleeps again: about
-/// the slice a process that did not queue may still hold the lock for (`os.rs`).
-pub const TURN_SPIN: Duration = Duration::from_micros(300);
 
 /// How long the turn may stand still before the waiters behind it try anyway (the waiter
 /// whose turn it is was SIGKILLed, or gave up before its turn came).
@@ -64,15 +65,18 @@ const NEXT_TICKET: usize = 3;
 const SERVING: usize = 4;
 const WORDS: usize = 5;
 
-/// The mapped page of a lock file with the two words.
+/// The mapping of a lock file's first two pages: the holder record's, and the bell's words.
 #[derive(Debug)]
 pub struct Bell {
-    page: *mut u8,
-    len: usize,
+    /// The start of the mapping (file offset 0): the holder record.
+    base: *mut u8,
+    /// The size of a page; the words are at `base + page`, the mapping is two pages long.
+    page: usize,
 }
 
 // SAFETY: the mapping is shared memory that lives as long as the `Bell`; every access to it
-// goes through `AtomicU32`s, which any thread may use concurrently.
+// goes through atomics (`AtomicU32` words, `AtomicU8` record bytes), which any thread may use
+// concurrently.
 unsafe impl Send for Bell {}
 // SAFETY: as for `Send`: only atomic accesses, through shared references.
 unsafe impl Sync for Bell {}
@@ -84,13 +88,34 @@ impl Bell {
         imp::map(file)
     }
 
-    /// Word `index` of the page (see [`SEQUENCE`] and the others).
+    /// Word `index` of the bell's page (see [`SEQUENCE`] and the others).
     fn word(&self, index: usize) -> &AtomicU32 {
         debug_assert!(index < WORDS);
-        // SAFETY: `page` points to a live, page-aligned mapping of `len` ≥ 4 × WORDS bytes, so
-        // offset 4 × index is aligned for and inside it; it holds an `AtomicU32` (all bit
-        // patterns are valid), only ever accessed atomically, and outlives `&self`.
-        unsafe { &*self.page.add(4 * index).cast::<AtomicU32>() }
+        // SAFETY: `base` points to a live, page-aligned mapping of two pages, and a page is far
+        // more than 4 × WORDS bytes, so offset `page + 4 × index` is aligned for and inside it;
+        // it holds an `AtomicU32` (all bit patterns are valid), only ever accessed atomically,
+        // and outlives `&self`.
+        unsafe { &*self.base.add(self.page + 4 * index).cast::<AtomicU32>() }
+    }
+
+    /// Writes `record` at the start of the file, through the mapping: a copy into the page
+    /// cache, where a `pwrite` costs a system call and, on ext4, a journal handle for the
+    /// modification time (about a fifth of a handoff between processes). `false` (nothing
+    /// written) when it does not fit in the record's page.
+    pub fn write_record(&self, record: &[u8]) -> bool {
+        if record.len() > self.page {
+            return false;
+        }
+        // SAFETY: `base` points to a live mapping whose first page (`page` ≥ record.len() bytes)
+        // holds the record; `AtomicU8` has the size and alignment of `u8`, all bit patterns are
+        // valid, and the bytes are only accessed atomically here (other processes read them
+        // with `pread`, outside this program's memory model) for as long as `&self` lives.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(self.base.cast::<AtomicU8>(), record.len()) };
+        for (to, &from) in bytes.iter().zip(record) {
+            to.store(from, Ordering::Relaxed);
+        }
+        true
     }
 
     /// The number of turns taken so far (see [`Bell::turn_taken_since`]).
@@ -106,7 +131,13 @@ impl Bell {
     /// Whether any process has a waiter registered: a load, no system call.
     #[inline(always)]
     pub fn anyone_waiting(&self) -> bool {
-        self.word(WAITERS).load(Ordering::SeqCst) != 0
+        self.waiting() != 0
+    }
+
+    /// How many waiters are registered, in all processes.
+    #[inline(always)]
+    pub fn waiting(&self) -> u32 {
+        self.word(WAITERS).load(Ordering::SeqCst)
     }
 
     /// Called right after this process released the OS lock: wakes the waiter whose turn it
@@ -118,9 +149,11 @@ impl Bell {
         }
     }
 
+    /// Wakes the waiter whose turn it is: called by a process that lets the queue go first
+    /// while the lock is free (its slice ahead of the waiters is over).
     #[cold]
     #[inline(never)]
-    fn ring_slow(&self) {
+    pub fn ring_slow(&self) {
         self.word(SEQUENCE).fetch_add(1, Ordering::SeqCst);
         let serving = self.word(SERVING).load(Ordering::SeqCst);
         imp::wake(self.word(SEQUENCE), slot(serving));
@@ -138,8 +171,6 @@ impl Bell {
         self.word(WAITERS).fetch_add(1, Ordering::SeqCst);
         let ticket = self.word(NEXT_TICKET).fetch_add(1, Ordering::SeqCst);
         let mut last = (self.word(SERVING).load(Ordering::SeqCst), Instant::now());
-        // When this ticket's turn came: it then stays awake a while (see `TURN_SPIN`).
-        let mut turn_since: Option<Instant> = None;
         let outcome = loop {
             let seen = self.word(SEQUENCE).load(Ordering::SeqCst);
             let serving = self.word(SERVING).load(Ordering::SeqCst);
@@ -161,12 +192,9 @@ impl Bell {
                 self.serve_past(ticket);
                 break None;
             }
-            // Its turn, but a process that did not queue holds the lock for the rest of its
-            // slice: stay awake (yielding the CPU) rather than pay a wake-up when it lets go.
-            if ahead <= 0 && now.duration_since(*turn_since.get_or_insert(now)) < TURN_SPIN {
-                std::thread::yield_now();
-                continue;
-            }
+            // Not its turn, or a process that did not queue keeps re-taking the lock for the
+            // rest of its slice: sleep until the next ring (see the module docs for why not
+            // stay awake; single-row SQLite writers then alternated at every write).
             imp::wait(
                 self.word(SEQUENCE),
                 seen,
@@ -199,7 +227,7 @@ fn slot(ticket: u32) -> u32 {
 
 impl Drop for Bell {
     fn drop(&mut self) {
-        imp::unmap(self.page, self.len);
+        imp::unmap(self.base, 2 * self.page);
     }
 }
 
@@ -217,28 +245,28 @@ mod imp {
     use super::Bell;
 
     pub fn map(file: &File) -> Option<Bell> {
-        let len = rustix::param::page_size();
-        let offset = u64::try_from(len).ok()?;
-        // Allocates the page (and grows the file to hold it) unless it is there already; a
+        let page = rustix::param::page_size();
+        let len = u64::try_from(2 * page).ok()?;
+        // Allocates both pages (and grows the file to hold them) where they are not yet; a
         // failure (no room, not supported) means no bell.
-        fallocate(file, FallocateFlags::empty(), offset, offset).ok()?;
-        // SAFETY: a fresh shared mapping of one page of `file`, at a page-aligned offset that
-        // `fallocate` just made part of the file; nothing else aliases the returned memory in
-        // this process, and it is unmapped only in `Bell::drop`.
-        let page = unsafe {
+        fallocate(file, FallocateFlags::empty(), 0, len).ok()?;
+        // SAFETY: a fresh shared mapping of the first two pages of `file`, which `fallocate`
+        // just made part of the file; nothing else aliases the returned memory in this process,
+        // and it is unmapped only in `Bell::drop`.
+        let base = unsafe {
             mmap(
                 std::ptr::null_mut(),
-                len,
+                2 * page,
                 ProtFlags::READ | ProtFlags::WRITE,
                 MapFlags::SHARED,
                 file,
-                offset,
+                0,
             )
         }
         .ok()?;
         Some(Bell {
-            page: page.cast::<u8>(),
-            len,
+            base: base.cast::<u8>(),
+            page,
         })
     }
 
@@ -338,6 +366,25 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len(), 2 * rustix::param::page_size());
         assert!(bytes[..rustix::param::page_size()].iter().all(|&b| b == 0));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_record_written_through_the_mapping_is_what_the_file_reads() {
+        let (path, file) = lock_file("record");
+        let bell = Bell::map(&file).unwrap();
+        let long = b"litekeep-lock v1 pid=1 host=h since=1.000000 label=a longer label\n";
+        let short = b"litekeep-lock v1 pid=2 host=h since=2.000000 label=b\n";
+        assert!(bell.write_record(long));
+        assert!(bell.write_record(short));
+        // Another descriptor reads the file (as a waiter naming the holder does, with pread).
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[..short.len()], short);
+        let holder = crate::holder::parse_record(&bytes).unwrap();
+        assert_eq!(holder.pid, 2);
+        // The bell's words are untouched, and a record that would reach them is refused.
+        assert!(!bell.anyone_waiting());
+        assert!(!bell.write_record(&vec![b'x'; rustix::param::page_size() + 1]));
         let _ = std::fs::remove_file(&path);
     }
 

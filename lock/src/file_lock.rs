@@ -374,7 +374,7 @@ impl FileLock {
     fn write_record(&self, since: SystemTime) {
         let os = self.entry.core.os();
         if os.writable() {
-            let _ = holder::write_record(os.file(), &self.label, since);
+            let _ = os.write_record(holder::format_record(&self.label, since).as_bytes());
         }
     }
 

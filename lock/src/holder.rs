@@ -3,8 +3,9 @@
 //!
 //! The record is one line at the start of the lock file:
 //! `litekeep-lock v1 pid=4242 host=h since=1732512345.123456 label=litekeep migrate`.
-//! It is written with one `pwrite` and never truncated (bytes after the first newline are left
-//! over from longer records and ignored). A holder that re-takes the lock within a few
+//! It is written through the shared mapping of the lock file's first pages where there is one
+//! (`bell.rs`), else with one `pwrite`, and never truncated (bytes after the first newline are
+//! left over from longer records and ignored). A holder that re-takes the lock within a few
 //! milliseconds of releasing it keeps its record, so `since` is the start of its current run of
 //! holds. A crashed holder leaves its record behind and a foreign tool (util-linux `flock(1)`)
 //! writes none, so the record is trusted only when `/proc/locks` shows its pid holding the
@@ -172,9 +173,10 @@ pub fn format_record(label: &str, since: SystemTime) -> String {
     )
 }
 
-/// Writes this process's record at the start of the lock file (one `pwrite`, no truncation).
-pub fn write_record(file: &File, label: &str, since: SystemTime) -> std::io::Result<()> {
-    file.write_all_at(format_record(label, since).as_bytes(), 0)
+/// Writes a record (see [`format_record`]) at the start of the lock file with one `pwrite`, no
+/// truncation.
+pub fn write_record(file: &File, record: &[u8]) -> std::io::Result<()> {
+    file.write_all_at(record, 0)
 }
 
 /// Parses the first line of a lock file. `None` for anything that is not a v1 record.

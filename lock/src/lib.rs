@@ -37,10 +37,10 @@
 //!   file whose second page can be allocated), waiting processes queue by ticket on a futex in
 //!   a shared mapping of that page, the "bell": the process that lets the lock go wakes the
 //!   waiter whose turn it is, and a process that did not queue goes ahead of waiters for at
-//!   most 250 µs. Elsewhere waiters poll (50 µs to 1 ms) and mark themselves with a POSIX record
-//!   lock, and a process that has kept the lock for a 2 ms slice (timed on the kernel's coarse
-//!   clock, so up to one tick, 1 to 10 ms) lets a marked waiter go first. Either way a
-//!   waiter's wait stays bounded.
+//!   most a slice (1 ms shared among the waiters, at least 100 µs). Elsewhere waiters poll
+//!   (50 µs to 1 ms) and mark themselves with a POSIX record lock, and a process that has
+//!   kept the lock for a 2 ms slice (timed on the kernel's coarse clock, so up to one tick,
+//!   1 to 10 ms) lets a marked waiter go first. Either way a waiter's wait stays bounded.
 //! - **Async** acquisition (feature `tokio`) never blocks the executor.
 //!
 //! See [`FileLock`] for the notes on advisory locks, `fork`, and network filesystems.

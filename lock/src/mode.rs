@@ -38,7 +38,8 @@ impl fmt::Display for Mode {
 pub enum Wait {
     /// Do not wait: take the lock now or fail with [`LockError::WouldBlock`](crate::LockError::WouldBlock).
     /// A free lock is refused too while other processes wait for it and this process has
-    /// already gone ahead of them for a fairness slice (250 µs): they go first.
+    /// already gone ahead of them for a fairness slice (1 ms shared among the waiters, at least
+    /// 100 µs): they go first.
     None,
     /// Wait at most this long, then fail with [`LockError::Timeout`](crate::LockError::Timeout),
     /// which names the holder.
