@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::{FlockOperation, fcntl_lock, flock};
 use rustix::io::Errno;
+use rustix::process::{Flock, FlockOffsetType, FlockType, fcntl_getlk};
 
 use crate::bell::Bell;
 use crate::holder;
@@ -135,13 +136,17 @@ impl Descriptor {
         }
     }
 
-    /// Marks this process as waiting for the lock. Best effort: a file opened read-only cannot
-    /// carry the marker, and fairness then falls back to flock's own.
+    /// Marks this process as waiting for the lock: a POSIX read lock on the whole file, which
+    /// the kernel drops when the process dies. Without a bell it is how a busy process knows
+    /// that another waits; with one, waiters are counted on the bell, and the marker is how a
+    /// count left too high by a SIGKILLed waiter is told from a waiter that is only slow to run
+    /// ([`Descriptor::yield_to_waiters`]). Taken before the bell's count goes up, dropped after
+    /// it went down. Best effort: a file opened read-only cannot carry the marker, and fairness
+    /// then falls back to flock's own. (A POSIX lock is dropped when the process closes any
+    /// descriptor of the file; a waiter that lost its marker so can be uncounted, and then wakes
+    /// on its own every `BELL_MAX`.)
     fn mark_waiting(&self) -> bool {
-        // With a bell, waiters are counted there (and their wait rings nobody: no calls).
-        self.writable
-            && self.bell.is_none()
-            && fcntl_lock(&self.file, FlockOperation::NonBlockingLockShared).is_ok()
+        self.writable && fcntl_lock(&self.file, FlockOperation::NonBlockingLockShared).is_ok()
     }
 
     fn unmark_waiting(&self, marked: bool) {
@@ -157,16 +162,21 @@ impl Descriptor {
         if let Some(bell) = &self.bell {
             return bell.anyone_waiting();
         }
-        if !self.writable {
-            return false;
-        }
-        match fcntl_lock(&self.file, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {
-                let _ = fcntl_lock(&self.file, FlockOperation::NonBlockingUnlock);
-                false
-            }
-            Err(_) => true,
-        }
+        self.writable && self.marker_held_elsewhere()
+    }
+
+    /// Whether another process holds a waiting marker: the kernel's answer (`F_GETLK`), which
+    /// takes nothing (probing by taking an exclusive lock would, for an instant, make a waiter's
+    /// marker fail). An error counts as a marker.
+    fn marker_held_elsewhere(&self) -> bool {
+        let whole_file = Flock {
+            start: 0,
+            length: 0,
+            pid: None,
+            typ: FlockType::WriteLock,
+            offset_type: FlockOffsetType::Set,
+        };
+        !matches!(fcntl_getlk(&self.file, &whole_file), Ok(None))
     }
 
     /// Pauses while another process waits, at most [`YIELD_MAX`]. Returns whether it paused.
@@ -180,10 +190,23 @@ impl Descriptor {
         match &self.bell {
             Some(bell) => {
                 let turns = bell.turns_now();
+                let suspect_after = Instant::now() + crate::bell::PATIENCE;
+                let mut asked = false;
                 while Instant::now() < until
                     && bell.anyone_waiting()
                     && !bell.turn_taken_since(turns)
                 {
+                    if !asked && Instant::now() >= suspect_after {
+                        // Nobody took the turn in PATIENCE: waiters that are only slow to run
+                        // hold their marker; without one, the count is what SIGKILLed waiters
+                        // left behind, and every later slice would end in a useless pause.
+                        asked = true;
+                        let count = bell.waiting();
+                        if !self.marker_held_elsewhere() {
+                            bell.forget_waiters(count);
+                            break;
+                        }
+                    }
                     thread::sleep(POLL_MIN);
                 }
                 self.contended_since.store(0, Ordering::Relaxed);

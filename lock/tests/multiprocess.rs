@@ -57,6 +57,7 @@ mod child {
             "reenter" => reenter(),
             "churn" => churn(),
             "busy-queue" => busy_queue(),
+            "wait-exclusive" => wait_exclusive(),
             other => panic!("unknown child role {other:?}"),
         }
     }
@@ -130,6 +131,14 @@ mod child {
             while std::time::Instant::now() < until {}
             drop(guard);
         }
+    }
+
+    /// Says WAITING, then waits for the lock exclusive (a minute at most): the parent kills it
+    /// while it waits.
+    fn wait_exclusive() {
+        let lock = lock();
+        harness::say("WAITING");
+        let _ = lock.exclusive(Wait::Timeout(Duration::from_secs(60)));
     }
 
     /// Holds the lock exclusive and asks for it again, without re-entry, through the same handle
@@ -601,6 +610,55 @@ fn a_waiting_process_gets_its_turn_against_one_that_retakes_in_a_loop() {
         waits[49] < Duration::from_millis(100),
         "a waiter waited {:?} for a process that re-takes the lock in a loop",
         waits[49]
+    );
+}
+
+/// The count of waiters registered on the lock file's bell (the second word of its second
+/// page, see `bell.rs`), as any process reads it.
+fn bell_waiters(path: &Path) -> u32 {
+    use std::os::unix::fs::FileExt;
+    let mut word = [0u8; 4];
+    fs::File::open(path)
+        .unwrap()
+        .read_exact_at(&mut word, rustix::param::page_size() as u64 + 4)
+        .unwrap();
+    u32::from_ne_bytes(word)
+}
+
+/// A waiter SIGKILLed while it waits leaves the bell's count of waiters one too high; a process
+/// that keeps taking the lock would then end every slice in a pause for a waiter that never
+/// comes. It must notice (the kernel dropped the dead waiter's marker) and reset the count.
+#[test]
+fn a_sigkilled_waiter_is_forgotten_by_a_busy_process() {
+    let (_dir, path) = lock_path("leaked-waiter");
+    let lock = FileLock::open(&path).unwrap();
+    let guard = lock.exclusive(Wait::None).unwrap();
+    let waiter = spawn_child("wait-exclusive", &path, &[]);
+    expect(&waiter, "WAITING");
+    let registered = Instant::now() + BOUND;
+    while bell_waiters(&path) != 1 {
+        assert!(Instant::now() < registered, "the waiter never registered");
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert!(waiter.kill().killed());
+    assert_eq!(bell_waiters(&path), 1, "the dead waiter is still counted");
+    drop(guard);
+    // Busy: take and release the lock in a loop, each hold ~100 µs, for at most 5 s.
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut takes = 0u32;
+    while bell_waiters(&path) != 0 && Instant::now() < until {
+        let g = lock
+            .exclusive(Wait::Timeout(Duration::from_secs(10)))
+            .unwrap();
+        let held = Instant::now() + Duration::from_micros(100);
+        while Instant::now() < held {}
+        drop(g);
+        takes += 1;
+    }
+    assert_eq!(
+        bell_waiters(&path),
+        0,
+        "the dead waiter was still counted after {takes} acquisitions"
     );
 }
 
