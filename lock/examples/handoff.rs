@@ -152,7 +152,10 @@ fn process_handoff(path: &Path, raw_flock: bool) -> Duration {
         };
         writeln!(to_child, "go").expect("write");
         to_child.flush().expect("flush");
-        std::thread::sleep(Duration::from_millis(1)); // the child is now blocked in flock
+        // The child is now blocked. 1.5 ms, not 1: a litekeep waiter also wakes on its own
+        // every 1 ms (the bell's BELL_MAX), and would often be awake already at a release 1 ms
+        // after it began to wait, which flattered it.
+        std::thread::sleep(Duration::from_micros(1500));
         let released = mono_ns();
         match g {
             Some(g) => drop(g),

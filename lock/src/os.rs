@@ -20,7 +20,7 @@
 
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -71,6 +71,8 @@ pub struct Descriptor {
     /// When (ns after `epoch`, plus one; 0: not since the last yield) this process first saw
     /// another process waiting on the bell while it kept taking the lock.
     contended_since: AtomicU64,
+    /// This process holds the lock after waiting, and its waiting marker until it lets go.
+    marker_until_release: AtomicBool,
     epoch: Instant,
 }
 
@@ -83,6 +85,7 @@ impl Descriptor {
             writable,
             bell,
             contended_since: AtomicU64::new(0),
+            marker_until_release: AtomicBool::new(false),
             epoch: Instant::now(),
         }
     }
@@ -147,6 +150,13 @@ impl Descriptor {
     /// on its own every `BELL_MAX`.)
     fn mark_waiting(&self) -> bool {
         self.writable && fcntl_lock(&self.file, FlockOperation::NonBlockingLockShared).is_ok()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn drop_marker(&self) {
+        self.marker_until_release.store(false, Ordering::Relaxed);
+        self.unmark_waiting(true);
     }
 
     fn unmark_waiting(&self, marked: bool) {
@@ -303,14 +313,19 @@ impl OsLock for Descriptor {
             OsWait::Until(deadline) => self.wait_until(mode, deadline),
             OsWait::NoWait => Ok(false),
         };
-        self.unmark_waiting(marked);
-        match got? {
-            true => {
+        match got {
+            Ok(true) => {
+                // The marker goes with the next release, after its ring: a system call less
+                // between the ring that woke this waiter and its caller holding the lock.
+                self.marker_until_release.store(marked, Ordering::Relaxed);
                 // Its turn begins: a whole slice ahead of the waiters behind it.
                 self.contended_since.store(0, Ordering::Relaxed);
                 Ok(OsOutcome::Acquired { contended: true })
             }
-            false => Ok(OsOutcome::NotAcquired),
+            other => {
+                self.unmark_waiting(marked);
+                other.map(|_| OsOutcome::NotAcquired)
+            }
         }
     }
 
@@ -333,6 +348,9 @@ impl OsLock for Descriptor {
                 Ok(()) => {
                     if let Some(bell) = &self.bell {
                         bell.ring();
+                    }
+                    if self.marker_until_release.load(Ordering::Relaxed) {
+                        self.drop_marker();
                     }
                     return Ok(());
                 }
