@@ -46,8 +46,8 @@ use crate::pool::Pool;
 use crate::registry;
 
 /// How to open a [`Database`]. Defaults: no schema, lock timeout 30 s, busy timeout 10 s, 4
-/// readers, no lifetime lock, [`Durability::Normal`], the write gate only with `Full`, what the file has beyond the schema kept,
-/// the WAL kept near 64 MiB ([`Builder::wal_limit`]).
+/// readers, no lifetime lock, [`Durability::Normal`], the write gate on, what the file has
+/// beyond the schema kept, the WAL kept near 64 MiB ([`Builder::wal_limit`]).
 ///
 /// ```
 /// use std::time::Duration;
@@ -174,8 +174,7 @@ impl Builder {
     }
 
     /// Queue the writes of all processes at a cross-process gate, `<db>.write.lock`, held from
-    /// `BEGIN IMMEDIATE` to `COMMIT`. Default: on with [`Durability::Full`], off with
-    /// [`Durability::Normal`].
+    /// `BEGIN IMMEDIATE` to `COMMIT`. Default: on.
     ///
     /// Without it, writers of different processes meet in SQLite's busy handler, which sleeps
     /// 1 to 100 ms between attempts, so an unlucky writer can wait most of a second while others
@@ -185,9 +184,14 @@ impl Builder {
     /// 125 µs with eight), so a waiter waits about 1 ms, plus the transactions in flight, for its
     /// turn. The slowest single-row write over 8 processes drops from most of a second to a few
     /// milliseconds, at plain SQLite's throughput (0.86–1.11× of it in six runs), and the
-    /// median write waits for nobody. But where processes outnumber cores the next in
-    /// line is often not running when its turn comes: in the stress runner's workload the gate
-    /// cost a quarter of the writes and raised their p99 (README, "Measured"). Writers that do not use litekeep
+    /// median write waits for nobody. What it costs is the 99th percentile: a write that waits,
+    /// waits for the others' slices (1.4–3.3 ms over 2–8 writer processes, against plain
+    /// SQLite's 0.2 ms). In the stress runner's workload (about 20 processes on 2 cores, a
+    /// SIGKILL every 2 s) the slowest write fell from 2.1–4.1 s without the gate to 0.7–1.0 s
+    /// with it, at 0.83–1.05× the writes per second and a p99 of 28–34 ms instead of 13–30 ms
+    /// (0.76–0.79× over its 30 s default run, whose migrations hold the gate up to 1.7 s;
+    /// README, "Measured"). Turn it off for the best p99 where no writer may wait long
+    /// anyway (one writer process, or short bursts). Writers that do not use litekeep
     /// (the `sqlite3` shell, another program) meet litekeep's in SQLite's busy handling, as
     /// before. Migrations and repairs always take the gate, after the schema lock (see
     /// `litekeep_lock::write_gate_path_for`).
@@ -306,10 +310,7 @@ impl Builder {
             writer: Mutex::new(writer),
             readers: Pool::new(self.readers, self.busy_timeout),
             busy_budget: self.busy_timeout,
-            gate: if self
-                .write_gate
-                .unwrap_or(self.durability == Durability::Full)
-            {
+            gate: if self.write_gate.unwrap_or(true) {
                 Some(FileLock::write_gate_for_database(&self.path)?.with_label(&self.label))
             } else {
                 None

@@ -17,8 +17,8 @@
 /// processes meet in SQLite's busy handler, which sleeps and polls, and the longer each commit
 /// holds the write lock the longer an unlucky writer starves: with `Full` and no write gate, two
 /// writer processes beside a migration saw a writer wait out its whole 10 s busy budget in 2 of
-/// 4 runs of `tests/multiprocess.rs`. So `Full` turns the write gate on by default
-/// ([`Builder::write_gate`](crate::Builder::write_gate)), which brought that to 0 of 4. The
+/// 4 runs of `tests/multiprocess.rs`; with the write gate
+/// ([`Builder::write_gate`](crate::Builder::write_gate), on by default) 0 of 4. The
 /// default stays `Normal`, which the stress runner's ledger proves against SIGKILL; choose
 /// `Full` where a power cut must not take an acknowledged write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -90,8 +90,8 @@ struct Cli {
     /// The litekeep workers' durability (`litekeep::Durability`).
     #[arg(long, value_enum, default_value_t = writing::Durability::Normal)]
     durability: writing::Durability,
-    /// The litekeep workers' write gate (`litekeep::Builder::write_gate`); auto: on with
-    /// `--durability full`.
+    /// The litekeep workers' write gate (`litekeep::Builder::write_gate`); auto: litekeep's
+    /// default (on).
     #[arg(long, value_enum, default_value_t = writing::Gate::Auto)]
     write_gate: writing::Gate,
 }

@@ -10,14 +10,14 @@ pub enum Durability {
     /// `synchronous = NORMAL` (litekeep's default).
     #[default]
     Normal,
-    /// `synchronous = FULL`: every commit synced (and the write gate on, unless `--write-gate off`).
+    /// `synchronous = FULL`: every commit synced.
     Full,
 }
 
 /// `litekeep::Builder::write_gate`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize)]
 pub enum Gate {
-    /// litekeep's default: on with `full`, off with `normal`.
+    /// litekeep's default (on).
     #[default]
     Auto,
     /// Writers of every process queue at `<db>.write.lock`.
