@@ -503,14 +503,11 @@ fn a_foreign_write_transaction_is_waited_out_within_busy_timeout_and_named_past_
         assert!(err.to_string().contains("f.db"), "{kind}: {err}");
         assert!(foreign.finish().starts_with("OK committed"), "{kind}");
         drop(short);
-        let rows: Vec<String> = rusqlite::Connection::open(&db)
-            .unwrap()
-            .prepare("SELECT who FROM events ORDER BY id")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let rows: Vec<String> = harness::column(
+            &rusqlite::Connection::open(&db).unwrap(),
+            "SELECT who FROM events ORDER BY id",
+        )
+        .unwrap();
         let foreign_name = if kind == "rusqlite" {
             "foreign"
         } else {

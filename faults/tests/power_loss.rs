@@ -240,9 +240,7 @@ fn sound_ids(db: &Path) -> Result<Vec<i64>, String> {
         "ok" => {}
         other => return Err(other.to_owned()),
     }
-    conn.prepare("SELECT id FROM t ORDER BY id")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .map_err(|e| e.to_string())
+    harness::column(&conn, "SELECT id FROM t ORDER BY id").map_err(|e| e.to_string())
 }
 
 /// The counting run: the counters after commit 1, after commit 2 and after the close.

@@ -190,10 +190,11 @@ fn check_healthy(
         "foreign key violations in {}: {fk:?}",
         db.display()
     );
-    let leftovers: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE name LIKE 'temp%'")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-        .expect("list leftovers");
+    let leftovers: Vec<String> = harness::column(
+        &conn,
+        "SELECT name FROM sqlite_schema WHERE name LIKE 'temp%'",
+    )
+    .expect("list leftovers");
     assert!(leftovers.is_empty(), "leftover tables {leftovers:?}");
     let now = Schema::read(&conn).expect("read schema").fingerprint();
     let v1 = Schema::from_sql(V1).expect("v1").fingerprint();

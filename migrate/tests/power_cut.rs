@@ -302,13 +302,11 @@ fn old_or_new(db: &Path, rows: i64) -> Result<Version, String> {
         return Err(format!("foreign_key_check: {fk:?}"));
     }
     let err = |e: rusqlite::Error| e.to_string();
-    let leftovers: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE name LIKE 'temp%' OR name LIKE '%new%'")
-        .map_err(err)?
-        .query_map([], |r| r.get(0))
-        .map_err(err)?
-        .collect::<Result<_, _>>()
-        .map_err(err)?;
+    let leftovers: Vec<String> = harness::column(
+        &conn,
+        "SELECT name FROM sqlite_schema WHERE name LIKE 'temp%' OR name LIKE '%new%'",
+    )
+    .map_err(err)?;
     if !leftovers.is_empty() {
         return Err(format!("leftover tables {leftovers:?}"));
     }

@@ -221,13 +221,11 @@ fn child_two_leftovers() {
         let Err(e) = result else { continue };
         let conn = open_plain(&db);
         assert_eq!(integrity(&conn), "ok", "write #{n}");
-        let tables: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let tables: Vec<String> = harness::column(
+            &conn,
+            "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name",
+        )
+        .unwrap();
         let as_it_was = dump(&conn).unwrap() == before;
         let named = e.to_string().contains(harness::op_words(Op::Write));
         if !as_it_was || !named {

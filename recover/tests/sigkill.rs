@@ -104,10 +104,10 @@ fn describe(path: &Path) -> String {
         Ok(c) => c,
         Err(e) => return format!("{out} cannot open: {e}"),
     };
-    let tables: Vec<String> = match conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-    {
+    let tables: Vec<String> = match harness::column(
+        &conn,
+        "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name",
+    ) {
         Ok(t) => t,
         Err(e) => return format!("{out} cannot list: {e}"),
     };

@@ -26,15 +26,18 @@ pub fn open_faulty(path: &Path) -> rusqlite::Result<Connection> {
     Connection::open_with_flags_and_vfs(path, OpenFlags::default(), crate::VFS_NAME)
 }
 
+/// The first column of every row `sql` returns (a query without parameters).
+pub fn column<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    sql: &str,
+) -> rusqlite::Result<Vec<T>> {
+    conn.prepare(sql)?.query_map([], |r| r.get(0))?.collect()
+}
+
 /// `PRAGMA integrity_check`'s verdict, all its lines joined: `"ok"` for a sound file. A
 /// failure to run it is a verdict too (`"error: …"`), not a panic.
 pub fn integrity(conn: &Connection) -> String {
-    let run = || -> rusqlite::Result<Vec<String>> {
-        conn.prepare("PRAGMA integrity_check")?
-            .query_map([], |r| r.get(0))?
-            .collect()
-    };
-    match run() {
+    match column::<String>(conn, "PRAGMA integrity_check") {
         Ok(lines) => lines.join("; "),
         Err(e) => format!("error: {e}"),
     }

@@ -74,7 +74,9 @@ mod tmpfs;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use check::{code, dump, foreign_key_check, integrity, journal_mode, open_faulty, open_plain};
+pub use check::{
+    code, column, dump, foreign_key_check, integrity, journal_mode, open_faulty, open_plain,
+};
 pub use child::{
     BOUND, Child, DB_VAR, ENTRY, Exit, MARK, ROLE_VAR, Spawn, counters_line, db, env_path, is_root,
     parse_counters, role, runnable_copy, say, say_counters, stop_on_stdin_close,

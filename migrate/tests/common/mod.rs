@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use litekeep_faults::harness;
 use litekeep_migrate::{MigrateError, Options, migrate};
 use rusqlite::Connection;
 use rusqlite::types::Value;
@@ -87,13 +88,8 @@ pub fn check_healthy_conn(conn: &Connection) {
         )
         .unwrap();
     assert_eq!(temps, 0, "temp_ table left behind");
-    let views: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'view'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let views: Vec<String> =
+        harness::column(conn, "SELECT name FROM sqlite_schema WHERE type = 'view'").unwrap();
     for v in views {
         conn.query_row(&format!("SELECT count(*) FROM \"{v}\""), [], |r| {
             r.get::<_, i64>(0)

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use litekeep_faults::harness;
 use litekeep_recover::parse_temp_name;
 use rusqlite::Connection;
 
@@ -173,13 +174,8 @@ pub fn verify(path: &Path, want: &Expected, what: &str) {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(integrity, "ok", "{what}: integrity");
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let tables: Vec<String> =
+        harness::column(&conn, "SELECT name FROM sqlite_schema WHERE type = 'table'").unwrap();
     let leftovers: Vec<&String> = tables
         .iter()
         .filter(|t| parse_temp_name(t).is_some() || t.starts_with("_litekeep_recover"))
@@ -219,13 +215,11 @@ pub fn verify(path: &Path, want: &Expected, what: &str) {
         .query_row("SELECT count(*) FROM big", [], |r| r.get(0))
         .unwrap_or_else(|e| panic!("{what}: view big broken: {e}"));
     assert!(big > 0, "{what}: view big empty");
-    let triggers: Vec<String> = conn
-        .prepare("SELECT tbl_name FROM sqlite_schema WHERE type = 'trigger'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let triggers: Vec<String> = harness::column(
+        &conn,
+        "SELECT tbl_name FROM sqlite_schema WHERE type = 'trigger'",
+    )
+    .unwrap();
     assert!(
         triggers.iter().all(|t| t.eq_ignore_ascii_case("files")),
         "{what}: a trigger is on {triggers:?}"
