@@ -7,12 +7,15 @@
 //! - `no gate`: `litekeep::Database::write` with `Builder::write_gate(false)`;
 //! - `gate`: `Database::write` with the cross-process write gate (the default);
 //!
-//! and two workloads: single-row transactions and 100-row batch transactions. Prints, per cell,
-//! throughput (and its ratio to N = 1 of the same writer), p50, p99, p99.9 and the slowest
-//! write transaction, and how many failed. Measures; asserts nothing.
+//! and two workloads: single-row transactions and 100-row batch transactions. Every cell runs
+//! once per round (5 by default), the writers taking turns going first, so that all cells meet
+//! the same moments of a noisy machine. Prints, per cell, throughput (the median of the rounds)
+//! and its ratios, round by round, to N = 1 of the same writer and to rusqlite at the same N
+//! (median [lowest–highest]), then p50, p99, p99.9 and the slowest write transaction over all
+//! rounds, and how many failed. Measures; asserts nothing.
 //!
 //! ```text
-//! cargo run --release --example writers [single_row_total] [batch_total] [--normal]
+//! cargo run --release --example writers [single_row_total] [batch_total] [--normal] [--rounds R]
 //! ```
 //!
 //! The children are this program re-executed with `--child`; each waits for a `go` line on
@@ -37,49 +40,127 @@ fn main() {
         child(&args[2], Path::new(&args[3]), n, batch, args[6] == "normal");
         return;
     }
-    let normal = args.iter().any(|a| a == "--normal");
-    let numbers: Vec<u64> = args.iter().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let (mut normal, mut rounds, mut numbers) = (false, 5usize, Vec::<u64>::new());
+    let mut words = args.iter().skip(1);
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--normal" => normal = true,
+            "--rounds" => {
+                rounds = words
+                    .next()
+                    .and_then(|r| r.parse().ok())
+                    .expect("--rounds takes a number")
+            }
+            n => numbers.push(n.parse().expect("totals are numbers")),
+        }
+    }
     let single: u64 = numbers.first().copied().unwrap_or(8000);
     let batches: u64 = numbers.get(1).copied().unwrap_or(800);
     let dir = std::env::temp_dir().join(format!("lk-writers-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("scratch dir");
     println!(
-        "{} cores; synchronous = {}; same total work at every N: {single} single-row transactions, {batches} transactions of 100 rows",
+        "{} cores; synchronous = {}; same total work at every N: {single} single-row transactions, {batches} transactions of 100 rows; {rounds} rounds",
         std::thread::available_parallelism().map_or(0, usize::from),
         if normal { "NORMAL" } else { "FULL" }
     );
-    println!("| workload | N | writer | tx/s | vs N=1 | p50 | p99 | p99.9 | slowest | failed |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for (workload, total, batch) in [("1 row", single, 1u64), ("100 rows", batches, 100)] {
-        let mut base = [0f64; 3];
-        for procs in [1u64, 2, 4, 8] {
-            for (w, writer) in WRITERS.iter().enumerate() {
-                let db = dir.join(format!("{writer}-{procs}-{batch}.db"));
-                drop(
-                    Database::builder(&db)
-                        .schema(SCHEMA)
-                        .open()
-                        .expect("create"),
-                );
-                let (elapsed, mut lat, failed) =
-                    run(writer, &db, procs, total / procs, batch, normal);
-                let rate = (total / procs * procs) as f64 / elapsed.as_secs_f64();
-                if procs == 1 {
-                    base[w] = rate;
+    let workloads = [("1 row", single, 1u64), ("100 rows", batches, 100)];
+    // cells[workload][N][writer]: one Cell per round, gathered round after round so that every
+    // writer and every N meets the same moments of a noisy machine.
+    let mut cells = vec![vec![vec![Cells::default(); 3]; 4]; 2];
+    for round in 0..rounds {
+        for (k, &(_, total, batch)) in workloads.iter().enumerate() {
+            for (i, procs) in PROCS.into_iter().enumerate() {
+                // The writers take turns going first, round after round.
+                for w in (0..3).map(|w| (w + round) % 3) {
+                    let writer = WRITERS[w];
+                    let db = dir.join(format!("{writer}-{procs}-{batch}-{round}.db"));
+                    drop(
+                        Database::builder(&db)
+                            .schema(SCHEMA)
+                            .open()
+                            .expect("create"),
+                    );
+                    let (elapsed, lat, failed) =
+                        run(writer, &db, procs, total / procs, batch, normal);
+                    let rate = (total / procs * procs) as f64 / elapsed.as_secs_f64();
+                    let cell = &mut cells[k][i][w];
+                    cell.rates.push(rate);
+                    cell.lat.extend(lat);
+                    cell.failed += failed;
+                    for file in ["", "-wal", "-shm"] {
+                        let _ = std::fs::remove_file(format!("{}{file}", db.display()));
+                    }
                 }
-                lat.sort_unstable();
+            }
+        }
+        eprintln!("round {} of {rounds} done", round + 1);
+    }
+    println!(
+        "tx/s and the ratios: median of the rounds [lowest–highest]; latencies over all rounds' transactions"
+    );
+    println!(
+        "| workload | N | writer | tx/s | vs N=1 | vs rusqlite | p50 | p99 | p99.9 | slowest | failed |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for (k, &(workload, _, _)) in workloads.iter().enumerate() {
+        for (i, procs) in PROCS.into_iter().enumerate() {
+            for w in 0..3 {
+                cells[k][i][w].lat.sort_unstable();
+                let vs_one = ratios(&cells[k][i][w].rates, &cells[k][0][w].rates);
+                let vs_rusqlite = ratios(&cells[k][i][w].rates, &cells[k][i][0].rates);
+                let cell = &cells[k][i][w];
                 println!(
-                    "| {workload} | {procs} | {writer} | {rate:.0} | {:.2}x | {} | {} | {} | {} | {failed} |",
-                    rate / base[w],
-                    us(percentile(&lat, 0.50)),
-                    us(percentile(&lat, 0.99)),
-                    us(percentile(&lat, 0.999)),
-                    us(lat.last().copied().unwrap_or(0)),
+                    "| {workload} | {procs} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+                    WRITERS[w],
+                    median(&cell.rates),
+                    vs_one,
+                    if w == 0 {
+                        "—".to_string()
+                    } else {
+                        vs_rusqlite
+                    },
+                    us(percentile(&cell.lat, 0.50)),
+                    us(percentile(&cell.lat, 0.99)),
+                    us(percentile(&cell.lat, 0.999)),
+                    us(cell.lat.last().copied().unwrap_or(0)),
+                    cell.failed,
                 );
             }
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The numbers of writer processes compared.
+const PROCS: [u64; 4] = [1, 2, 4, 8];
+
+/// One cell of the table, over the rounds.
+#[derive(Default, Clone)]
+struct Cells {
+    /// Transactions per second, one per round.
+    rates: Vec<f64>,
+    /// Every transaction's latency (µs), all rounds.
+    lat: Vec<u64>,
+    /// Failed transactions, all rounds.
+    failed: u64,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// `a / b` round by round: "0.97x [0.91–1.04]".
+fn ratios(a: &[f64], b: &[f64]) -> String {
+    let r: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
+    let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = r.iter().copied().fold(0.0, f64::max);
+    format!("{:.2}x [{lo:.2}–{hi:.2}]", median(&r))
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {

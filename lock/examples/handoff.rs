@@ -2,7 +2,8 @@
 //!
 //! 1. handoff latency: a holder releases while another taker is already waiting for the lock;
 //!    the time from the release to the waiter holding it. Between two threads of one process
-//!    (one `FileLock`), and between two processes (litekeep, then raw flock);
+//!    (one `FileLock`), and between two processes (litekeep and raw flock taking turns, so both
+//!    meet the same moments of a noisy machine);
 //! 2. fairness: one process re-takes the lock in a busy loop (holding it ~50 µs each time)
 //!    while a second process asks for it 200 times; the second one's longest wait, litekeep
 //!    against raw flock (which lets the busy process win almost every race).
@@ -72,7 +73,7 @@ fn child(args: &[&str]) -> Child {
     c
 }
 
-const HANDOFFS: usize = 300;
+const HANDOFFS: usize = 600;
 
 /// CLOCK_MONOTONIC in nanoseconds: comparable between processes on one machine.
 fn mono_ns() -> u64 {
@@ -129,49 +130,84 @@ fn thread_handoff(path: &Path) -> Duration {
     median(lat)
 }
 
-/// Handoff between two processes: the child is blocked waiting when the parent releases.
-fn process_handoff(path: &Path, raw_flock: bool) -> Duration {
-    let kind = if raw_flock { "raw" } else { "litekeep" };
-    let mut c = Command::new(std::env::current_exe().expect("exe"))
-        .args(["--waiter", kind, &path.display().to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut to_child = c.stdin.take().expect("stdin");
-    let mut from_child = BufReader::new(c.stdout.take().expect("stdout"));
-    let lock = FileLock::open(path).expect("open");
-    let file = open(path);
-    let mut lat = Vec::with_capacity(HANDOFFS);
-    for _ in 0..HANDOFFS {
-        let g = if raw_flock {
-            raw(&file, libc::LOCK_EX);
-            None
-        } else {
-            Some(lock.exclusive(Wait::Forever).expect("lock"))
-        };
-        writeln!(to_child, "go").expect("write");
-        to_child.flush().expect("flush");
+/// One waiting child process of [`process_handoffs`], litekeep or raw flock.
+struct Waiter {
+    child: Child,
+    to: std::process::ChildStdin,
+    from: BufReader<std::process::ChildStdout>,
+}
+
+impl Waiter {
+    fn spawn(path: &Path, raw_flock: bool) -> Waiter {
+        let kind = if raw_flock { "raw" } else { "litekeep" };
+        let mut child = Command::new(std::env::current_exe().expect("exe"))
+            .args(["--waiter", kind, &path.display().to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let to = child.stdin.take().expect("stdin");
+        let from = BufReader::new(child.stdout.take().expect("stdout"));
+        Waiter { child, to, from }
+    }
+
+    /// Tells the child to take the lock (the caller holds it), waits 1.5 ms, releases with
+    /// `release`, and returns the time from the release to the child holding the lock.
+    fn handoff(&mut self, release: impl FnOnce()) -> u64 {
+        writeln!(self.to, "go").expect("write");
+        self.to.flush().expect("flush");
         // The child is now blocked. 1.5 ms, not 1: a litekeep waiter also wakes on its own
         // every 1 ms (the bell's BELL_MAX), and would often be awake already at a release 1 ms
         // after it began to wait, which flattered it.
         std::thread::sleep(Duration::from_micros(1500));
         let released = mono_ns();
-        match g {
-            Some(g) => drop(g),
-            None => raw(&file, libc::LOCK_UN),
-        }
+        release();
         let mut line = String::new();
-        from_child.read_line(&mut line).expect("read");
+        self.from.read_line(&mut line).expect("read");
         let took: u64 = line.trim().parse().expect("ns");
-        lat.push(took.saturating_sub(released));
+        took.saturating_sub(released)
     }
-    drop(to_child);
-    let _ = c.wait();
-    median(lat)
+
+    fn finish(self) {
+        drop(self.to);
+        let mut child = self.child;
+        let _ = child.wait();
+    }
 }
 
-/// The child of [`process_handoff`]: on each "go", takes the lock and reports when it had it.
+/// Handoff between two processes, litekeep and raw flock in turns (so both meet the same
+/// moments of a noisy machine): each child is blocked waiting when the parent releases.
+/// Returns the medians, litekeep's first.
+fn process_handoffs(lk_path: &Path, raw_path: &Path) -> (Duration, Duration) {
+    let mut lk_waiter = Waiter::spawn(lk_path, false);
+    let mut raw_waiter = Waiter::spawn(raw_path, true);
+    let lock = FileLock::open(lk_path).expect("open");
+    let file = open(raw_path);
+    let (mut lk, mut rw) = (Vec::with_capacity(HANDOFFS), Vec::with_capacity(HANDOFFS));
+    for round in 0..HANDOFFS {
+        let mut litekeep = || {
+            let g = lock.exclusive(Wait::Forever).expect("lock");
+            lk.push(lk_waiter.handoff(|| drop(g)));
+        };
+        let mut raw_flock = || {
+            raw(&file, libc::LOCK_EX);
+            rw.push(raw_waiter.handoff(|| raw(&file, libc::LOCK_UN)));
+        };
+        // Alternating which goes first, so neither always follows the other.
+        if round % 2 == 0 {
+            litekeep();
+            raw_flock();
+        } else {
+            raw_flock();
+            litekeep();
+        }
+    }
+    lk_waiter.finish();
+    raw_waiter.finish();
+    (median(lk), median(rw))
+}
+
+/// The child of [`process_handoffs`]: on each "go", takes the lock and reports when it had it.
 fn waiter(path: &Path, raw_flock: bool) {
     let lock = FileLock::open(path).expect("open");
     let file = open(path);
@@ -249,8 +285,7 @@ fn main() {
     let file = |name: &str| -> PathBuf { dir.join(name) };
 
     let threads = thread_handoff(&file("threads.lock"));
-    let procs = process_handoff(&file("procs.lock"), false);
-    let procs_raw = process_handoff(&file("procs-raw.lock"), true);
+    let (procs, procs_raw) = process_handoffs(&file("procs.lock"), &file("procs-raw.lock"));
     let (p50, p99, max) = fairness(&file("fair.lock"), false);
     let (rp50, rp99, rmax) = fairness(&file("fair-raw.lock"), true);
 
@@ -258,6 +293,10 @@ fn main() {
     println!("  2 threads, one FileLock     {threads:>10.1?}");
     println!("  2 processes, litekeep       {procs:>10.1?}");
     println!("  2 processes, raw flock      {procs_raw:>10.1?}");
+    println!(
+        "  litekeep / raw flock between processes: {:.2}x",
+        procs.as_secs_f64() / procs_raw.as_secs_f64()
+    );
     println!(
         "  thread handoff is {:.1}x faster than a cross-process flock handoff",
         procs_raw.as_secs_f64() / threads.as_secs_f64()
