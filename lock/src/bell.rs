@@ -9,13 +9,21 @@
 //! the file itself, in the page after the holder record (offset one page; the record never
 //! reaches it; the record's page is mapped too, and the holder writes its record there: no
 //! system call), beside a count of registered waiters, a count of turns taken by waiters, and a
-//! ticket dispenser with the ticket whose turn it is. A waiter registers (`waiters += 1`),
-//! takes a ticket, and then, each time it looks: reads the sequence word, tries the lock if its
-//! ticket's turn has come (or the turn has not moved for [`PATIENCE`]: the waiter ahead died),
-//! and otherwise sleeps in `FUTEX_WAIT_BITSET` on the sequence with its ticket's bit — at most
-//! [`BELL_MAX`], so a holder that never rings (another program's `flock`, a SIGKILLed process)
-//! costs no more than polling did. A waiter that takes the lock, or gives up, moves the turn
-//! past its ticket. A process that releases the OS lock looks at `waiters` (a load from
+//! ticket dispenser with the ticket whose turn it is. A waiter takes a ticket, holds its place
+//! (a POSIX read lock on one byte per ticket, `os.rs`: the kernel drops it with the process),
+//! registers (`waiters += 1`), and then, each time it looks: reads the sequence word, tries the
+//! lock if its ticket's turn has come, and otherwise sleeps in `FUTEX_WAIT_BITSET` on the
+//! sequence with its ticket's bit — at most [`BELL_MAX`], so a holder that never rings (another
+//! program's `flock`, a SIGKILLed process) costs no more than polling did. A waiter that takes
+//! the lock, or gives up in its turn, moves the turn on by one. A turn that has stood still for
+//! [`PATIENCE`] is skipped (by one ticket) only when the kernel says nobody holds its place (its
+//! waiter was SIGKILLed, or gave up before its turn came): a live waiter is never jumped,
+//! however long its turn takes. (Jumping on time alone, as the first version did, stranded
+//! live waiters: a turn of two 100-row transactions outlasts 2 ms, a later ticket took the lock
+//! and moved the turn past its own, and the waiters it jumped, whose bits no ring wakes any
+//! more, polled every 1 ms against a gate held 95 % of the time: writes of 30–230 ms.) A waiter
+//! that finds the turn past its ticket all the same (its place was not seen) takes a new one.
+//! A process that releases the OS lock looks at `waiters` (a load from
 //! memory, no system call while nobody waits) and, when someone does, bumps the sequence and
 //! wakes the waiters of the serving ticket's bit: the next in line, not a herd that races (in
 //! which one waiter could lose round after round). Processes that take the lock without
@@ -39,10 +47,9 @@
 //! waiters poll as before. Nothing in litekeep truncates a lock file; a user who truncates one
 //! while processes have it mapped would crash them with `SIGBUS`, as truncating SQLite's `-shm`
 //! does. A waiter SIGKILLed while registered leaves `waiters` one too high, and every slice of a
-//! busy process would then end in a pause for a waiter that never comes: so a waiter also holds
-//! a POSIX read lock on the file while registered (`os.rs`, the kernel drops it with the
-//! process), and a process whose turn-giving pause found nobody taking the turn for
-//! [`PATIENCE`] asks the kernel (`F_GETLK`) whether any such marker is left; if none is, it
+//! busy process would then end in a pause for a waiter that never comes: so a process whose
+//! turn-giving pause found nobody taking the turn for [`PATIENCE`] asks the kernel (`F_GETLK`)
+//! whether any waiter's place is still held; if none is, it
 //! resets the count (once per leak: in the stress runner's workload, with a SIGKILL every 2 s,
 //! 1 to 3 leaked waiters were left at the end of every run before this).
 
@@ -54,8 +61,9 @@ use std::time::{Duration, Instant};
 /// noticed this late at the most).
 pub const BELL_MAX: Duration = Duration::from_millis(1);
 
-/// How long the turn may stand still before the waiters behind it try anyway (the waiter
-/// whose turn it is was SIGKILLed, or gave up before its turn came).
+/// How long the turn may stand still before a waiter behind it asks the kernel whether anybody
+/// still holds its place (its waiter may have been SIGKILLed, or given up before its turn
+/// came); asked again every `PATIENCE` while it is held.
 pub const PATIENCE: Duration = Duration::from_millis(2);
 
 /// The words of the page: the futex waiters sleep on, bumped by every ring;
@@ -174,17 +182,22 @@ impl Bell {
         imp::wake(self.word(SEQUENCE), slot(serving));
     }
 
-    /// Registers a waiter with the next ticket; `attempt` is tried when the ticket's turn has
-    /// come (woken by a ring, or at least every [`BELL_MAX`]), or when the turn stopped moving
-    /// for [`PATIENCE`] (a waiter ahead died, or gave up), until it says to stop (a turn
-    /// taken), or `deadline` passes.
+    /// Registers a waiter with the next ticket, its place held in `places`; `attempt` is tried
+    /// when the ticket's turn has come (woken by a ring, or at least every [`BELL_MAX`]), until
+    /// it says to stop (a turn taken), or `deadline` passes. A turn that stood still for
+    /// [`PATIENCE`] is skipped when nobody holds its place any more (its waiter died, or gave
+    /// up); a waiter skipped while alive (its place was not seen) queues again at the back.
+    /// Returns what `attempt` returned and whether this waiter's place is still held (for the
+    /// caller to let go of at its release), or `None` (its place let go) at the deadline.
     pub fn wait_for<T>(
         &self,
         deadline: Instant,
+        places: &impl Places,
         mut attempt: impl FnMut() -> Option<T>,
-    ) -> Option<T> {
+    ) -> Option<(T, bool)> {
+        // The place is held before the waiter is counted (see `forget_waiters`).
+        let (mut ticket, mut held) = self.take_ticket(places);
         self.word(WAITERS).fetch_add(1, Ordering::SeqCst);
-        let ticket = self.word(NEXT_TICKET).fetch_add(1, Ordering::SeqCst);
         let mut last = (self.word(SERVING).load(Ordering::SeqCst), Instant::now());
         let outcome = loop {
             let seen = self.word(SEQUENCE).load(Ordering::SeqCst);
@@ -193,18 +206,44 @@ impl Bell {
             if serving != last.0 {
                 last = (serving, now);
             }
-            // Tickets ahead of this one (wrapping): none, or the queue stopped moving.
+            // Tickets ahead of this one (wrapping): none, or (below zero) skipped.
             let ahead = ticket.wrapping_sub(serving).cast_signed();
-            if (ahead <= 0 || now.duration_since(last.1) >= PATIENCE)
+            if ahead < 0 {
+                // Skipped while alive: no ring is for this ticket any more.
+                let old = (ticket, held);
+                (ticket, held) = self.take_ticket(places);
+                if old.1 {
+                    places.let_go(old.0);
+                }
+                continue;
+            }
+            // A waiter whose place could not be held cannot be told from a dead one, and may be
+            // skipped at every turn: it tries whenever it looks, as a polling waiter does.
+            if (ahead == 0 || !held)
                 && let Some(done) = attempt()
             {
                 self.word(TURNS).fetch_add(1, Ordering::SeqCst);
-                self.serve_past(ticket);
-                break Some(done);
+                self.move_turn_from(ticket);
+                break Some((done, held));
+            }
+            if ahead > 0 && now.duration_since(last.1) >= PATIENCE {
+                if !places.held_elsewhere(serving) {
+                    // Nobody waits with the serving ticket: the turn goes to the next one (its
+                    // waiter rung), and this waiter looks again.
+                    self.move_turn_from(serving);
+                    self.ring_slow();
+                    continue;
+                }
+                // Its waiter is alive, only slow (or the lock is busy): look again later.
+                last.1 = now;
             }
             if now >= deadline {
-                // Giving up: the next ticket must not wait for this one.
-                self.serve_past(ticket);
+                // Giving up: a turn that is this ticket's moves on; a later one will be
+                // skipped when it comes (the place is let go here).
+                self.move_turn_from(ticket);
+                if held {
+                    places.let_go(ticket);
+                }
                 break None;
             }
             // Not its turn, or a process that did not queue keeps re-taking the lock for the
@@ -217,7 +256,7 @@ impl Bell {
                 (deadline - now).min(BELL_MAX),
             );
         };
-        // Never below zero: the count may have been reset under a waiter that lost its marker
+        // Never below zero: the count may have been reset under a waiter that lost its place
         // (see `forget_waiters`).
         let _ = self
             .word(WAITERS)
@@ -225,18 +264,33 @@ impl Bell {
         outcome
     }
 
-    /// Moves the turn past `ticket`, unless it is there already.
-    fn serve_past(&self, ticket: u32) {
-        let next = ticket.wrapping_add(1);
-        let serving = self.word(SERVING);
-        let mut now = serving.load(Ordering::SeqCst);
-        while next.wrapping_sub(now).cast_signed() > 0 {
-            match serving.compare_exchange(now, next, Ordering::SeqCst, Ordering::SeqCst) {
-                Ok(_) => return,
-                Err(moved) => now = moved,
-            }
-        }
+    /// Takes the next ticket and holds its place; returns it and whether the place is held.
+    fn take_ticket(&self, places: &impl Places) -> (u32, bool) {
+        let ticket = self.word(NEXT_TICKET).fetch_add(1, Ordering::SeqCst);
+        (ticket, places.hold(ticket))
     }
+
+    /// Gives the turn to the ticket after `ticket`, if the turn is `ticket`'s (it may have moved
+    /// on already: the waiter was skipped, or another waiter skipped the same dead ticket).
+    fn move_turn_from(&self, ticket: u32) {
+        let _ = self.word(SERVING).compare_exchange(
+            ticket,
+            ticket.wrapping_add(1),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+    }
+}
+
+/// How a waiter shows other processes that it is alive with its ticket: a mark the kernel drops
+/// with the process (a POSIX read lock on one byte per ticket, `os.rs`).
+pub trait Places {
+    /// Holds the place of `ticket`; `false` if it could not be held.
+    fn hold(&self, ticket: u32) -> bool;
+    /// Lets the place of `ticket` go.
+    fn let_go(&self, ticket: u32);
+    /// Whether another process holds the place of `ticket` (an error counts as held).
+    fn held_elsewhere(&self, ticket: u32) -> bool;
 }
 
 /// The futex bit of a ticket: a ring wakes the waiters of the serving ticket's bit only.
@@ -362,12 +416,13 @@ mod tests {
         let (path, file) = lock_file("pair");
         let other = File::options().read(true).write(true).open(&path).unwrap();
         let (a, b) = (Bell::map(&file).unwrap(), Bell::map(&other).unwrap());
+        let places = FakePlaces::default();
         assert!(!a.anyone_waiting());
         let rung = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
             let waiter = s.spawn(|| {
                 let start = Instant::now();
-                let got = b.wait_for(start + Duration::from_secs(10), || {
+                let got = b.wait_for(start + Duration::from_secs(10), &places, || {
                     rung.load(Ordering::SeqCst).then_some(())
                 });
                 (got, start.elapsed())
@@ -378,7 +433,11 @@ mod tests {
             rung.store(true, Ordering::SeqCst);
             a.ring();
             let (got, _) = waiter.join().unwrap();
-            assert_eq!(got, Some(()));
+            assert_eq!(
+                got,
+                Some(((), true)),
+                "its place is still held, for its release"
+            );
         });
         assert!(!a.anyone_waiting(), "the waiter unregistered");
         // The record's page is untouched: the bell lives in the next one.
@@ -407,35 +466,116 @@ mod tests {
         let _ = std::fs::remove_file(&path);
     }
 
+    /// Places held in memory: `held` by this test's waiters, `elsewhere` by waiters of other
+    /// (pretend) processes.
+    #[derive(Default)]
+    struct FakePlaces {
+        held: std::sync::Mutex<Vec<u32>>,
+        elsewhere: std::sync::Mutex<Vec<u32>>,
+    }
+
+    impl Places for FakePlaces {
+        fn hold(&self, ticket: u32) -> bool {
+            self.held.lock().unwrap().push(ticket);
+            true
+        }
+        fn let_go(&self, ticket: u32) {
+            self.held.lock().unwrap().retain(|&t| t != ticket);
+        }
+        fn held_elsewhere(&self, ticket: u32) -> bool {
+            self.elsewhere.lock().unwrap().contains(&ticket)
+        }
+    }
+
     #[test]
-    fn tickets_are_served_in_order_and_one_that_gives_up_is_skipped() {
+    fn tickets_are_served_in_order_and_one_that_gives_up_in_its_turn_moves_it() {
         let (path, file) = lock_file("tickets");
         let bell = Bell::map(&file).unwrap();
-        // Ticket 0 gives up at its deadline: the turn moves past it.
-        let gave_up: Option<()> = bell.wait_for(Instant::now(), || None);
+        let places = FakePlaces::default();
+        // Ticket 0 gives up at its deadline: the turn moves past it, its place let go.
+        let gave_up: Option<((), bool)> = bell.wait_for(Instant::now(), &places, || None);
         assert_eq!(gave_up, None);
         assert_eq!(bell.word(SERVING).load(Ordering::SeqCst), 1);
+        assert!(places.held.lock().unwrap().is_empty());
         // Ticket 1's turn has come: it tries at once, and the turn moves past it.
         let mut tries = 0;
-        let got = bell.wait_for(Instant::now() + Duration::from_secs(10), || {
+        let got = bell.wait_for(Instant::now() + Duration::from_secs(10), &places, || {
             tries += 1;
             Some(())
         });
-        assert_eq!((got, tries), (Some(()), 1));
+        assert_eq!((got, tries), (Some(((), true)), 1));
         assert_eq!(bell.word(SERVING).load(Ordering::SeqCst), 2);
         assert_eq!(bell.turns_now(), 1);
-        // A ticket behind one that is still waiting does not try before its turn…
-        bell.word(NEXT_TICKET).fetch_add(1, Ordering::SeqCst); // ticket 2: a waiter elsewhere
+        assert_eq!(
+            *places.held.lock().unwrap(),
+            [1],
+            "kept for the caller's release"
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_turn_nobody_holds_is_skipped_after_patience_and_a_live_one_never() {
+        let (path, file) = lock_file("skip");
+        let bell = Bell::map(&file).unwrap();
+        let places = FakePlaces::default();
+        // Ticket 0: a waiter of another process, alive. Ticket 1 (here) never tries ahead of
+        // it, however long the turn stands still.
+        bell.word(NEXT_TICKET).fetch_add(1, Ordering::SeqCst);
+        places.elsewhere.lock().unwrap().push(0);
+        let mut tries = 0;
+        let deadline = Instant::now() + 10 * PATIENCE;
+        let got: Option<((), bool)> = bell.wait_for(deadline, &places, || {
+            tries += 1;
+            Some(())
+        });
+        assert_eq!((got, tries), (None, 0), "a live waiter's turn was taken");
+        assert_eq!(bell.word(SERVING).load(Ordering::SeqCst), 0);
+        // Ticket 0's waiter dies (its place is gone): ticket 2 (here) skips it after PATIENCE,
+        // then ticket 1 (which gave up, so nobody holds it either), then tries.
+        places.elsewhere.lock().unwrap().clear();
         let start = Instant::now();
         let mut first_try = None;
-        let got = bell.wait_for(start + Duration::from_secs(10), || {
+        let got = bell.wait_for(start + Duration::from_secs(10), &places, || {
             first_try.get_or_insert_with(|| start.elapsed());
             Some(())
         });
-        assert_eq!(got, Some(()));
-        // …until the turn has stood still for PATIENCE (ticket 2 never comes: it died).
+        assert_eq!(got, Some(((), true)));
         assert!(first_try.unwrap() >= PATIENCE, "{first_try:?}");
+        assert_eq!(bell.word(SERVING).load(Ordering::SeqCst), 3);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_waiter_skipped_while_alive_queues_again() {
+        let (path, file) = lock_file("requeue");
+        let bell = Bell::map(&file).unwrap();
+        let places = FakePlaces::default();
+        // Ticket 0: alive elsewhere, so ticket 1 (a thread here) waits its turn…
+        bell.word(NEXT_TICKET).fetch_add(1, Ordering::SeqCst);
+        places.elsewhere.lock().unwrap().push(0);
+        let free = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                bell.wait_for(Instant::now() + Duration::from_secs(10), &places, || {
+                    free.load(Ordering::SeqCst).then_some(())
+                })
+            });
+            while bell.word(NEXT_TICKET).load(Ordering::SeqCst) < 2 {
+                std::thread::yield_now();
+            }
+            // …until a process that could not see its place skips it and ticket 2 (the
+            // pretend process) as well.
+            bell.word(NEXT_TICKET).fetch_add(1, Ordering::SeqCst);
+            bell.word(SERVING).store(3, Ordering::SeqCst);
+            free.store(true, Ordering::SeqCst);
+            bell.ring_slow();
+            // Skipped, it takes ticket 3, whose turn it is, and gets the lock.
+            assert_eq!(waiter.join().unwrap(), Some(((), true)));
+        });
+        assert_eq!(bell.word(NEXT_TICKET).load(Ordering::SeqCst), 4);
         assert_eq!(bell.word(SERVING).load(Ordering::SeqCst), 4);
+        assert_eq!(*places.held.lock().unwrap(), [3], "ticket 1's place let go");
         let _ = std::fs::remove_file(&path);
     }
 
@@ -443,8 +583,10 @@ mod tests {
     fn a_wait_ends_at_its_deadline_without_a_ring() {
         let (path, file) = lock_file("deadline");
         let bell = Bell::map(&file).unwrap();
+        let places = FakePlaces::default();
         let mut tries = 0;
-        let got: Option<()> = bell.wait_for(Instant::now() + Duration::from_millis(20), || {
+        let deadline = Instant::now() + Duration::from_millis(20);
+        let got: Option<((), bool)> = bell.wait_for(deadline, &places, || {
             tries += 1;
             None
         });
