@@ -23,6 +23,9 @@
 //! and moved the turn past its own, and the waiters it jumped, whose bits no ring wakes any
 //! more, polled every 1 ms against a gate held 95 % of the time: writes of 30–230 ms.) A waiter
 //! that finds the turn past its ticket all the same (its place was not seen) takes a new one.
+//! And whatever might keep a live waiter from taking its turn, a turn that has lasted
+//! [`LONG_TURN`] (250 ms) lets the waiters behind it try as well, as they poll: the queue is
+//! never held up for longer than that by one waiter.
 //! A process that releases the OS lock looks at `waiters` (a load from
 //! memory, no system call while nobody waits) and, when someone does, bumps the sequence and
 //! wakes the waiters of the serving ticket's bit: the next in line, not a herd that races (in
@@ -65,6 +68,13 @@ pub const BELL_MAX: Duration = Duration::from_millis(1);
 /// still holds its place (its waiter may have been SIGKILLed, or given up before its turn
 /// came); asked again every `PATIENCE` while it is held.
 pub const PATIENCE: Duration = Duration::from_millis(2);
+
+/// How long a turn may last before the waiters behind it try for the lock as well (the turn
+/// stays its waiter's): a bound on whatever keeps a live waiter from taking its turn, far
+/// beyond any turn of the queue's ordinary work (hundreds of microseconds to a few
+/// milliseconds; a migration holding the lock for seconds is a long hold, not a long turn:
+/// nobody behind it gets the lock either).
+pub const LONG_TURN: Duration = Duration::from_millis(250);
 
 /// The words of the page: the futex waiters sleep on, bumped by every ring;
 const SEQUENCE: usize = 0;
@@ -186,7 +196,8 @@ impl Bell {
     /// when the ticket's turn has come (woken by a ring, or at least every [`BELL_MAX`]), until
     /// it says to stop (a turn taken), or `deadline` passes. A turn that stood still for
     /// [`PATIENCE`] is skipped when nobody holds its place any more (its waiter died, or gave
-    /// up); a waiter skipped while alive (its place was not seen) queues again at the back.
+    /// up); a waiter skipped while alive (its place was not seen) queues again at the back; a
+    /// turn that lasted [`LONG_TURN`] lets the waiters behind it try too.
     /// Returns what `attempt` returned and whether this waiter's place is still held (for the
     /// caller to let go of at its release), or `None` (its place let go) at the deadline.
     pub fn wait_for<T>(
@@ -198,13 +209,17 @@ impl Bell {
         // The place is held before the waiter is counted (see `forget_waiters`).
         let (mut ticket, mut held) = self.take_ticket(places);
         self.word(WAITERS).fetch_add(1, Ordering::SeqCst);
-        let mut last = (self.word(SERVING).load(Ordering::SeqCst), Instant::now());
+        // The serving ticket, when it was first seen serving, and when its place was last
+        // found held.
+        let start = Instant::now();
+        let (mut turn, mut turn_since, mut checked) =
+            (self.word(SERVING).load(Ordering::SeqCst), start, start);
         let outcome = loop {
             let seen = self.word(SEQUENCE).load(Ordering::SeqCst);
             let serving = self.word(SERVING).load(Ordering::SeqCst);
             let now = Instant::now();
-            if serving != last.0 {
-                last = (serving, now);
+            if serving != turn {
+                (turn, turn_since, checked) = (serving, now, now);
             }
             // Tickets ahead of this one (wrapping): none, or (below zero) skipped.
             let ahead = ticket.wrapping_sub(serving).cast_signed();
@@ -218,15 +233,19 @@ impl Bell {
                 continue;
             }
             // A waiter whose place could not be held cannot be told from a dead one, and may be
-            // skipped at every turn: it tries whenever it looks, as a polling waiter does.
-            if (ahead == 0 || !held)
+            // skipped at every turn: it tries whenever it looks, as a polling waiter does. And
+            // a turn that has lasted LONG_TURN lets everyone behind it try as well, without
+            // taking it from its waiter: whatever keeps that waiter from the lock, it must not
+            // hold up the queue for longer.
+            let long_turn = now.duration_since(turn_since) >= LONG_TURN;
+            if (ahead == 0 || !held || long_turn)
                 && let Some(done) = attempt()
             {
                 self.word(TURNS).fetch_add(1, Ordering::SeqCst);
                 self.move_turn_from(ticket);
                 break Some((done, held));
             }
-            if ahead > 0 && now.duration_since(last.1) >= PATIENCE {
+            if ahead > 0 && now.duration_since(checked) >= PATIENCE {
                 if !places.held_elsewhere(serving) {
                     // Nobody waits with the serving ticket: the turn goes to the next one (its
                     // waiter rung), and this waiter looks again.
@@ -235,7 +254,7 @@ impl Bell {
                     continue;
                 }
                 // Its waiter is alive, only slow (or the lock is busy): look again later.
-                last.1 = now;
+                checked = now;
             }
             if now >= deadline {
                 // Giving up: a turn that is this ticket's moves on; a later one will be
@@ -515,7 +534,7 @@ mod tests {
     }
 
     #[test]
-    fn a_turn_nobody_holds_is_skipped_after_patience_and_a_live_one_never() {
+    fn a_turn_nobody_holds_is_skipped_after_patience_and_a_live_one_only_shared_when_long() {
         let (path, file) = lock_file("skip");
         let bell = Bell::map(&file).unwrap();
         let places = FakePlaces::default();
@@ -531,8 +550,15 @@ mod tests {
         });
         assert_eq!((got, tries), (None, 0), "a live waiter's turn was taken");
         assert_eq!(bell.word(SERVING).load(Ordering::SeqCst), 0);
-        // Ticket 0's waiter dies (its place is gone): ticket 2 (here) skips it after PATIENCE,
-        // then ticket 1 (which gave up, so nobody holds it either), then tries.
+        // Once the turn has lasted LONG_TURN, the waiters behind it try too (ticket 2, here),
+        // and the turn stays ticket 0's.
+        let start = Instant::now();
+        let got = bell.wait_for(start + Duration::from_secs(10), &places, || Some(()));
+        assert_eq!(got, Some(((), true)));
+        assert!(start.elapsed() >= LONG_TURN, "{:?}", start.elapsed());
+        assert_eq!(bell.word(SERVING).load(Ordering::SeqCst), 0);
+        // Ticket 0's waiter dies (its place is gone): ticket 3 (here) skips it after PATIENCE,
+        // then tickets 1 and 2 (which let their places go), then tries.
         places.elsewhere.lock().unwrap().clear();
         let start = Instant::now();
         let mut first_try = None;
@@ -542,7 +568,8 @@ mod tests {
         });
         assert_eq!(got, Some(((), true)));
         assert!(first_try.unwrap() >= PATIENCE, "{first_try:?}");
-        assert_eq!(bell.word(SERVING).load(Ordering::SeqCst), 3);
+        assert!(first_try.unwrap() < LONG_TURN, "{first_try:?}");
+        assert_eq!(bell.word(SERVING).load(Ordering::SeqCst), 4);
         let _ = std::fs::remove_file(&path);
     }
 

@@ -142,10 +142,13 @@ mod child {
         let _ = lock.exclusive(Wait::Timeout(Duration::from_secs(60)));
     }
 
-    /// Waits for the lock exclusive (a minute at most), says `GOT <CLOCK_MONOTONIC ns>` the
-    /// moment it has it, holds it 5 ms (longer than the bell's 2 ms of patience), lets go.
+    /// Says READY; when its stdin closes, waits for the lock exclusive (a minute at most), says
+    /// `GOT <CLOCK_MONOTONIC ns>` the moment it has it, holds it 5 ms (longer than the bell's
+    /// 2 ms of patience), lets go.
     fn queue_once() {
         let lock = lock();
+        harness::say("READY");
+        harness::until_stdin_closes();
         let guard = lock
             .exclusive(Wait::Timeout(Duration::from_secs(60)))
             .unwrap();
@@ -660,20 +663,26 @@ fn waiting_processes_get_the_lock_in_the_order_they_asked() {
     let (_dir, path) = lock_path("fifo");
     let lock = FileLock::open(&path).unwrap();
     for round in 0..12 {
+        let mut waiters: Vec<Child> = (0..5)
+            .map(|_| spawn_child("queue-once", &path, &[]))
+            .collect();
+        for waiter in &waiters {
+            expect(waiter, "READY");
+        }
         let guard = lock.exclusive(Wait::None).unwrap();
-        let mut waiters = Vec::new();
-        for _ in 0..5 {
+        for waiter in &mut waiters {
+            // Let it go, and wait until it has its ticket before the next one goes.
             let ticket = bell_next_ticket(&path);
-            let waiter = spawn_child("queue-once", &path, &[]);
+            waiter.close_stdin();
             let queued = Instant::now() + BOUND;
             while bell_next_ticket(&path) == ticket {
                 assert!(Instant::now() < queued, "a waiter never took a ticket");
-                thread::sleep(Duration::from_micros(200));
+                thread::sleep(Duration::from_micros(100));
             }
-            waiters.push(waiter);
         }
-        // The first waiter's turn stands still well past the patience, then the lock goes.
-        thread::sleep(Duration::from_millis(20));
+        // The first waiter's turn stands still past the patience (not for the bell's
+        // LONG_TURN, after which the others may try too), then the lock goes.
+        thread::sleep(Duration::from_millis(10));
         drop(guard);
         let got: Vec<u64> = waiters
             .into_iter()
