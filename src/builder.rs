@@ -178,18 +178,19 @@ impl Builder {
     ///
     /// Without it, writers of different processes meet in SQLite's busy handler, which sleeps
     /// 1 to 100 ms between attempts, so an unlucky writer can wait most of a second while others
-    /// keep winning (the slowest of 8,000 writes over 8 processes: 0.7 s). With it, writers
-    /// queue by ticket and are woken in turn by a futex (`litekeep_lock`'s bell); a process keeps
-    /// the gate for a slice while others wait (1 ms shared among them: 1 ms with one waiting,
-    /// 125 µs with eight), so a waiter waits about 1 ms, plus the transactions in flight, for its
-    /// turn. The slowest single-row write over 8 processes drops from most of a second to a few
-    /// milliseconds, at plain SQLite's throughput (0.86–1.11× of it in six runs), and the
-    /// median write waits for nobody. What it costs is the 99th percentile: a write that waits,
-    /// waits for the others' slices (1.4–3.3 ms over 2–8 writer processes, against plain
-    /// SQLite's 0.2 ms). In the stress runner's workload (about 20 processes on 2 cores, a
-    /// SIGKILL every 2 s) the slowest write fell from 2.1–4.1 s without the gate to 0.7–1.0 s
-    /// with it, at 0.83–1.05× the writes per second and a p99 of 28–34 ms instead of 13–30 ms
-    /// (0.76–0.79× over its 30 s default run, whose migrations hold the gate up to 1.7 s;
+    /// keep winning (the slowest of 8,000 writes over 8 processes: 0.8–0.9 s). With it, writers
+    /// queue by ticket, get the gate in the order they asked, and are woken in turn by a futex
+    /// (`litekeep_lock`'s bell); a process keeps the gate for a slice while others wait (1 ms
+    /// shared among them: 1 ms with one waiting, 125 µs with eight), so a waiter waits about
+    /// 1 ms, plus the transactions in flight, for its turn. The slowest write over 2 to 8
+    /// processes drops from 0.23–0.93 s to 3–15 ms, at 0.87–0.99× plain SQLite's throughput for
+    /// single-row transactions and 0.96–1.70× for 100-row ones, and the median write waits for
+    /// nobody. What it costs is the 99th percentile: a write that waits, waits for the others'
+    /// slices (1.5–3.5 ms over 2–8 single-row writer processes, against plain SQLite's 0.2 ms).
+    /// In the stress runner's workload (about 20 processes on 2 cores, a SIGKILL every 2 s)
+    /// the slowest write fell from 3.0–4.0 s without the gate to 0.7–0.9 s with it (the
+    /// longest migration, which holds the gate), at 0.70–0.80× the writes per second and a p99
+    /// of 28–36 ms instead of 14–31 ms (0.83–1.05× in quieter runs earlier the same day;
     /// README, "Measured"). Turn it off for the best p99 where no writer may wait long
     /// anyway (one writer process, or short bursts). Writers that do not use litekeep
     /// (the `sqlite3` shell, another program) meet litekeep's in SQLite's busy handling, as

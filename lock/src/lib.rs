@@ -37,7 +37,10 @@
 //!   file whose second page can be allocated), waiting processes queue by ticket on a futex in
 //!   a shared mapping of that page, the "bell": the process that lets the lock go wakes the
 //!   waiter whose turn it is, and a process that did not queue goes ahead of waiters for at
-//!   most a slice (1 ms shared among the waiters, at least 100 µs). Elsewhere waiters poll
+//!   most a slice (1 ms shared among the waiters, at least 100 µs). Waiting processes get the
+//!   lock in the order they asked: each holds its place with a POSIX read lock on one byte per
+//!   ticket, which the kernel drops with the process, so only a dead waiter's turn is skipped
+//!   (and a turn that lasts 250 ms lets the others try too). Elsewhere waiters poll
 //!   (50 µs to 1 ms) and mark themselves with a POSIX record lock, and a process that has
 //!   kept the lock for a 2 ms slice (timed on the kernel's coarse clock, so up to one tick,
 //!   1 to 10 ms) lets a marked waiter go first. Either way a waiter's wait stays bounded.
