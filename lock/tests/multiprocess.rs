@@ -630,27 +630,24 @@ fn a_waiting_process_gets_its_turn_against_one_that_retakes_in_a_loop() {
     );
 }
 
-/// The count of waiters registered on the lock file's bell (the second word of its second
-/// page, see `bell.rs`), as any process reads it.
-fn bell_waiters(path: &Path) -> u32 {
+/// Word `index` of the lock file's bell (its second page, see `bell.rs`), as any process reads
+/// it: 1 is the count of registered waiters, 3 the next ticket to hand out.
+fn bell_word(path: &Path, index: u64) -> u32 {
     use std::os::unix::fs::FileExt;
     let mut word = [0u8; 4];
     fs::File::open(path)
         .unwrap()
-        .read_exact_at(&mut word, rustix::param::page_size() as u64 + 4)
+        .read_exact_at(&mut word, rustix::param::page_size() as u64 + 4 * index)
         .unwrap();
     u32::from_ne_bytes(word)
 }
 
-/// The ticket the lock file's bell hands out next (the fourth word of its second page).
+fn bell_waiters(path: &Path) -> u32 {
+    bell_word(path, 1)
+}
+
 fn bell_next_ticket(path: &Path) -> u32 {
-    use std::os::unix::fs::FileExt;
-    let mut word = [0u8; 4];
-    fs::File::open(path)
-        .unwrap()
-        .read_exact_at(&mut word, rustix::param::page_size() as u64 + 12)
-        .unwrap();
-    u32::from_ne_bytes(word)
+    bell_word(path, 3)
 }
 
 /// Processes that wait get the lock in the order they asked for it, even when every turn
