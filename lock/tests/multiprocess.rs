@@ -698,6 +698,53 @@ fn waiting_processes_get_the_lock_in_the_order_they_asked() {
     }
 }
 
+/// A waiter SIGKILLed while its turn has come does not hold the queue up: the kernel drops its
+/// place with the process, and the waiter behind it skips the dead turn within the bell's
+/// patience (2 ms, looked at every 1 ms) instead of waiting for the 250 ms after which anyone
+/// may try. The bound asserted is 100 ms, for a loaded machine.
+#[test]
+fn a_sigkilled_waiters_turn_is_skipped_at_once() {
+    let (_dir, path) = lock_path("dead-turn");
+    let lock = FileLock::open(&path).unwrap();
+    let guard = lock.exclusive(Wait::None).unwrap();
+    let ticket = bell_next_ticket(&path);
+    let doomed = spawn_child("wait-exclusive", &path, &[]);
+    expect(&doomed, "WAITING");
+    let mut next = spawn_child("queue-once", &path, &[]);
+    expect(&next, "READY");
+    let queued = Instant::now() + BOUND;
+    while bell_next_ticket(&path) == ticket {
+        assert!(
+            Instant::now() < queued,
+            "the first waiter never took a ticket"
+        );
+        thread::sleep(Duration::from_micros(100));
+    }
+    next.close_stdin();
+    while bell_next_ticket(&path) == ticket.wrapping_add(1) {
+        assert!(
+            Instant::now() < queued,
+            "the second waiter never took a ticket"
+        );
+        thread::sleep(Duration::from_micros(100));
+    }
+    // The serving ticket's waiter dies; then the lock goes.
+    assert!(doomed.kill().killed());
+    thread::sleep(Duration::from_millis(5));
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let released = (now.tv_sec * 1_000_000_000 + now.tv_nsec) as u64;
+    drop(guard);
+    let line = next.expect_line("GOT ");
+    next.wait();
+    let got: u64 = line["GOT ".len()..].parse().unwrap();
+    let waited = Duration::from_nanos(got.saturating_sub(released));
+    eprintln!("the waiter behind a dead turn got the lock {waited:?} after its release");
+    assert!(
+        waited < Duration::from_millis(100),
+        "the waiter behind a SIGKILLed one waited {waited:?} after the release"
+    );
+}
+
 /// A waiter SIGKILLed while it waits leaves the bell's count of waiters one too high; a process
 /// that keeps taking the lock would then end every slice in a pause for a waiter that never
 /// comes. It must notice (the kernel dropped the dead waiter's marker) and reset the count.
