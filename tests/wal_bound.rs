@@ -8,6 +8,11 @@
 //! - with the limit off, the same workload grows it past 8 MiB — the readers do starve
 //!   SQLite's own checkpoints, so the first test can fail;
 //! - either way, every committed row is there and `integrity_check` is ok.
+//!
+//! And the write gate's checkpoints (`src/wal.rs`): three processes write through the gate
+//! without a pause, with no limit, and the WAL still starts over (its file never grows past
+//! [`GATED_BOUND`]), because each checkpoint run outside the gate is finished inside it. (Run
+//! wholly outside, it never caught up with the writers and the WAL only grew.)
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -23,6 +28,11 @@ const COMMITS: i64 = 6_000;
 const LIMIT: u64 = 512 * 1024;
 /// What the bounded WAL must stay under, and the unbounded one must outgrow.
 const BOUND: u64 = 16 * LIMIT;
+/// Commits of each gated writer process (one or two 4 KiB WAL frames each).
+const GATED_COMMITS: i64 = 4_000;
+/// What the WAL of the gated writers must stay under: 4,000 frames, four times SQLite's
+/// automatic checkpoint threshold. A WAL that never started over would hold 12,000 or more.
+const GATED_BOUND: u64 = 4_000 * 4_120;
 
 // ---------------------------------------------------------------------------------------------
 // The child side.
@@ -35,6 +45,7 @@ fn child_process_entry() {
     };
     let result = match role.as_str() {
         "overlapping-reader" => overlapping_reader(&harness::db()),
+        "gated-writer" => gated_writer(&harness::db()),
         other => Err(format!("unknown role {other}")),
     };
     match result {
@@ -71,6 +82,26 @@ fn overlapping_reader(db: &Path) -> Result<String, String> {
     }
     conns[open].execute_batch("COMMIT").map_err(err)?;
     Ok(transactions.to_string())
+}
+
+/// Commits [`GATED_COMMITS`] rows through the write gate, without a pause and with no WAL
+/// limit, ids from `LK_FIRST_ID` on.
+fn gated_writer(db: &Path) -> Result<String, String> {
+    let first: i64 = std::env::var("LK_FIRST_ID")
+        .map_err(|e| e.to_string())?
+        .parse()
+        .map_err(|e: std::num::ParseIntError| e.to_string())?;
+    let db = Database::builder(db)
+        .schema(SCHEMA)
+        .write_gate(true)
+        .wal_limit(0)
+        .open()
+        .map_err(|e| e.to_string())?;
+    for id in first..first + GATED_COMMITS {
+        db.write(|tx| tx.execute("INSERT INTO t (id, body) VALUES (?1, zeroblob(1000))", [id]))
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(GATED_COMMITS.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -136,5 +167,52 @@ fn without_a_limit_those_readers_let_the_wal_grow() {
     assert!(
         peak > BOUND,
         "the WAL stayed at {peak} bytes: the readers did not starve the checkpoints"
+    );
+}
+
+#[test]
+fn gated_writers_in_three_processes_keep_the_wal_starting_over() {
+    let dir = Scratch::new("wal-gated");
+    let path = dir.join("t.db");
+    drop(Database::builder(&path).schema(SCHEMA).open().unwrap());
+    let wal = wal_of(&path);
+    let writers: Vec<Child> = (0..3)
+        .map(|i| {
+            Child::build("gated-writer")
+                .db(&path)
+                .env("LK_FIRST_ID", (1 + i * GATED_COMMITS).to_string())
+                .spawn()
+        })
+        .collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let peak = thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut peak = 0;
+            while !done.load(Ordering::SeqCst) {
+                peak = peak.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+                thread::sleep(Duration::from_millis(1));
+            }
+            peak.max(std::fs::metadata(&wal).map_or(0, |m| m.len()))
+        });
+        for writer in writers {
+            let said = writer.finish();
+            assert_eq!(said, format!("OK {GATED_COMMITS}"), "a writer failed");
+        }
+        done.store(true, Ordering::SeqCst);
+        watcher.join().unwrap()
+    });
+    let conn = open_plain(&path);
+    assert_eq!(integrity(&conn), "ok");
+    let (n, sum): (i64, i64) = conn
+        .query_row("SELECT count(*), sum(id) FROM t", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    let all = 3 * GATED_COMMITS;
+    assert_eq!((n, sum), (all, all * (all + 1) / 2));
+    eprintln!("3 gated writers: peak WAL {peak} bytes");
+    assert!(
+        peak <= GATED_BOUND,
+        "the WAL reached {peak} bytes: the gated writers' checkpoints never let it start over"
     );
 }
