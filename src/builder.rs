@@ -195,10 +195,7 @@ impl Builder {
     /// anyway (one writer process, or short bursts). Writers that do not use litekeep
     /// (the `sqlite3` shell, another program) meet litekeep's in SQLite's busy handling, as
     /// before. Migrations and repairs always take the gate, after the schema lock (see
-    /// `litekeep_lock::write_gate_path_for`). With the gate on, SQLite's automatic checkpoint
-    /// (which SQLite runs inside `COMMIT`) is run after the gate is let go and finished at the
-    /// process's next commit, so that the queue does not wait for the copy: see
-    /// [`Builder::wal_limit`] for the other checkpoint.
+    /// `litekeep_lock::write_gate_path_for`).
     pub fn write_gate(mut self, on: bool) -> Builder {
         self.write_gate = Some(on);
         self
@@ -304,23 +301,17 @@ impl Builder {
         } else {
             None
         };
-        let mut writer = self
+        let writer = self
             .writer(ready)
             .map_err(|source| Error::sqlite(&self.path, "opening the writer connection", source))?;
         let wal = crate::wal::WalBound::new(&self.path, &writer, self.wal_limit);
-        let gate = self.write_gate.unwrap_or(true);
-        if gate {
-            wal.watch(&mut writer).map_err(|source| {
-                Error::sqlite(&self.path, "opening the writer connection", source)
-            })?;
-        }
         let inner = Arc::new(Inner {
             path: self.path.clone(),
             fingerprint: Mutex::new(fingerprint),
             writer: Mutex::new(writer),
             readers: Pool::new(self.readers, self.busy_timeout),
             busy_budget: self.busy_timeout,
-            gate: if gate {
+            gate: if self.write_gate.unwrap_or(true) {
                 Some(FileLock::write_gate_for_database(&self.path)?.with_label(&self.label))
             } else {
                 None

@@ -69,12 +69,10 @@ impl Inner {
         if conn.is_autocommit() {
             return;
         }
-        let Ok(mut fresh) = Connection::open(&self.path) else {
+        let Ok(fresh) = Connection::open(&self.path) else {
             return;
         };
-        if crate::builder::configure_writer(&fresh, self.busy_budget, self.durability).is_err()
-            || (self.gate.is_some() && self.wal.watch(&mut fresh).is_err())
-        {
+        if crate::builder::configure_writer(&fresh, self.busy_budget, self.durability).is_err() {
             return;
         }
         let stuck = std::mem::replace(conn, fresh);
@@ -114,9 +112,7 @@ impl Database {
     /// write lock past `busy_timeout`), the whole transaction is retried — `f` runs again, so it
     /// must not have effects outside the transaction — with jittered exponential backoff, for
     /// at most the builder's `busy_timeout`, then [`Error::Busy`]. Every 64th commit checks the
-    /// WAL's size and, past [`Builder::wal_limit`], checkpoints it (at most 200 ms more). With
-    /// the gate on, a commit that leaves 1,000 frames or more in the WAL runs SQLite's
-    /// automatic (`PASSIVE`) checkpoint after letting the gate go, instead of inside `COMMIT`.
+    /// WAL's size and, past [`Builder::wal_limit`], checkpoints it (at most 200 ms more).
     ///
     /// # Errors
     /// [`Error::Busy`] when the retry budget runs out; [`Error::Lock`] when the write gate stays
@@ -151,16 +147,13 @@ impl Database {
                 tx.commit()?;
                 Ok(value)
             })();
-            match (&attempt, &gate) {
-                (Err(_), _) => self.inner.leave_transaction(&mut conn),
-                (Ok(_), Some(_)) => _ = self.inner.wal.checkpoint_in_gate(&conn),
-                (Ok(_), None) => {}
+            if attempt.is_err() {
+                self.inner.leave_transaction(&mut conn);
             }
             drop(gate);
             match attempt {
                 Ok(value) => {
-                    // Committed: whatever the WAL's checks do, the write succeeded.
-                    self.inner.wal.checkpoint_after_gate(&conn);
+                    // Committed: whatever the WAL's check does, the write succeeded.
                     self.inner.wal.after_commit(&conn, self.inner.busy_budget);
                     return Ok(value);
                 }

@@ -18,27 +18,13 @@
 //! processes' writers waiting behind its write lock. When the readers do not let go in time
 //! the checkpoint stops, having copied what it could; that is not an error, and the next check
 //! tries again. Nothing the checkpoint returns reaches the caller: the commit already succeeded.
-//!
-//! With the write gate on, SQLite's own automatic checkpoint is split in two here
-//! ([`WalBound::watch`]). SQLite runs it inside `COMMIT` (after its write lock is let go, but
-//! before `COMMIT` returns), so every other process's writer waited behind the gate for the copy
-//! and its `fsync`s: 4.4–5.0 s of a 15 s stress run. Run wholly after the gate is let go, it
-//! never catches up with the writers appending meanwhile, the WAL never starts over, and every
-//! commit ran one (half the single-row throughput). So a WAL hook on the writer only notes the
-//! WAL's frames; a commit that left [`AUTO_CHECKPOINT`] of them or more (SQLite's threshold)
-//! runs SQLite's `PASSIVE` checkpoint after letting the gate go, which copies the bulk while the
-//! next writer writes; this process's next commit, still holding the gate, runs it again for
-//! the frames appended meanwhile, so the WAL is whole in the database and the next writer
-//! starts it over.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rusqlite::Connection;
-use rusqlite::hooks::Wal;
 
 /// The default limit: 64 MiB.
 pub(crate) const DEFAULT_LIMIT: u64 = 64 * 1024 * 1024;
@@ -49,21 +35,12 @@ pub(crate) const CHECK_EVERY: u64 = 64;
 /// How long the checkpoint may wait for SQLite's write lock and for readers.
 pub(crate) const WAIT: Duration = Duration::from_millis(200);
 
-/// Frames in the WAL from which a commit is followed by a `PASSIVE` checkpoint: SQLite's default
-/// `wal_autocheckpoint`, in pages.
-pub(crate) const AUTO_CHECKPOINT: u32 = 1000;
-
 /// One handle's WAL bound: where the WAL is, the limit, and the commits counted so far.
 pub(crate) struct WalBound {
     wal: PathBuf,
     /// `None`: no bound.
     limit: Option<u64>,
     commits: AtomicU64,
-    /// The WAL's frames after the writer's last commit, as its WAL hook saw them (0 once a
-    /// checkpoint was considered for them).
-    frames: Arc<AtomicU32>,
-    /// A checkpoint ran after the gate was let go; the next commit finishes it in the gate.
-    owed: AtomicBool,
 }
 
 /// What a check did (for the tests).
@@ -95,45 +72,7 @@ impl WalBound {
             wal: PathBuf::from(wal),
             limit: (limit > 0).then_some(limit),
             commits: AtomicU64::new(0),
-            frames: Arc::new(AtomicU32::new(0)),
-            owed: AtomicBool::new(false),
         }
-    }
-
-    /// Replaces SQLite's automatic checkpoint on `writer` (it ran inside `COMMIT`) by a WAL hook
-    /// that only counts the WAL's frames; [`WalBound::checkpoint_in_gate`] and
-    /// [`WalBound::checkpoint_after_gate`] checkpoint.
-    pub(crate) fn watch(&self, writer: &mut Connection) -> rusqlite::Result<()> {
-        let frames = Arc::clone(&self.frames);
-        writer.wal_hook(Some(move |_: &mut Wal, pages: std::ffi::c_int| {
-            frames.store(u32::try_from(pages).unwrap_or(0), Ordering::Relaxed);
-            Ok(())
-        }))
-    }
-
-    /// Called right after a successful commit, the gate still held: when the last commit's
-    /// checkpoint ran out of the gate and the WAL has not started over since, the `PASSIVE`
-    /// checkpoint again, for the frames appended while it ran.
-    pub(crate) fn checkpoint_in_gate(&self, writer: &Connection) -> bool {
-        if !self.owed.swap(false, Ordering::Relaxed)
-            || self.frames.load(Ordering::Relaxed) < AUTO_CHECKPOINT
-        {
-            return false;
-        }
-        self.frames.store(0, Ordering::Relaxed);
-        passive(writer);
-        true
-    }
-
-    /// Called after a successful commit, the gate let go: the `PASSIVE` checkpoint SQLite would
-    /// have run inside `COMMIT`, when the WAL holds [`AUTO_CHECKPOINT`] frames or more.
-    pub(crate) fn checkpoint_after_gate(&self, writer: &Connection) -> bool {
-        if self.frames.swap(0, Ordering::Relaxed) < AUTO_CHECKPOINT {
-            return false;
-        }
-        passive(writer);
-        self.owed.store(true, Ordering::Relaxed);
-        true
     }
 
     /// Called after each successful commit on `writer` (in autocommit again), whose busy
@@ -153,14 +92,6 @@ impl WalBound {
             Ok(meta) if meta.len() > limit => truncate(writer, busy_timeout),
             _ => Checked::Within,
         }
-    }
-}
-
-/// `PRAGMA wal_checkpoint(PASSIVE)`: it never waits (a reader or another checkpointer in the
-/// way only stops it early), and what it returns is ignored, as SQLite ignores it.
-fn passive(writer: &Connection) {
-    if writer.is_autocommit() {
-        let _ = writer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     }
 }
 
@@ -256,59 +187,6 @@ mod tests {
             .unwrap();
         assert_eq!(n, 41);
         drop((conn, reader));
-        let _ = std::fs::remove_dir_all(path.parent().unwrap());
-    }
-
-    #[test]
-    fn the_gates_checkpoint_runs_after_the_gate_and_is_finished_in_it() {
-        let path = scratch("gated");
-        let mut conn = wal_db(&path);
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 1000")
-            .unwrap();
-        let bound = WalBound::new(&path, &conn, 0);
-        bound.watch(&mut conn).unwrap();
-        let commit = |conn: &Connection| {
-            conn.execute("INSERT INTO t VALUES (zeroblob(3000))", [])
-                .unwrap();
-            bound.frames.load(Ordering::Relaxed)
-        };
-        // SQLite's automatic checkpoint no longer runs inside COMMIT: the WAL only grows, and
-        // nothing is due until AUTO_CHECKPOINT frames.
-        let mut frames = 0;
-        while frames < AUTO_CHECKPOINT {
-            let next = commit(&conn);
-            assert!(next > frames, "{next} after {frames}: the WAL started over");
-            frames = next;
-            assert!(!bound.checkpoint_in_gate(&conn));
-            if frames < AUTO_CHECKPOINT {
-                assert!(!bound.checkpoint_after_gate(&conn));
-            }
-        }
-        // Past it: the checkpoint after the gate. Another process's writer appends while it
-        // runs (here: before it, with a reader holding the checkpoint to the frames before).
-        let reader = Connection::open(&path).unwrap();
-        reader.execute_batch("BEGIN").unwrap();
-        let _: i64 = reader
-            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-            .unwrap();
-        let other = Connection::open(&path).unwrap();
-        other
-            .execute("INSERT INTO t VALUES (zeroblob(3000))", [])
-            .unwrap();
-        assert!(bound.checkpoint_after_gate(&conn));
-        reader.execute_batch("COMMIT").unwrap();
-        // So the WAL cannot start over at the next commit, which finishes the checkpoint in the
-        // gate; the commit after that starts the WAL over.
-        assert!(commit(&conn) > frames);
-        assert!(bound.checkpoint_in_gate(&conn));
-        assert!(!bound.checkpoint_after_gate(&conn), "already checkpointed");
-        assert!(commit(&conn) < 10, "the WAL did not start over");
-        assert!(!bound.checkpoint_in_gate(&conn));
-        let n: i64 = conn
-            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
-            .unwrap();
-        assert!(n > 2);
-        drop((conn, reader, other));
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
