@@ -25,7 +25,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use litekeep_faults::harness::{self, BOUND, Child, MARK, Scratch};
+use litekeep_faults::harness::{self, BOUND, Child, MARK, Scratch, Tmpfs};
 use litekeep_lock::{FileLock, Holder, LockError, LockGuard, Mode, Wait};
 
 /// The lock file a child works on.
@@ -838,4 +838,91 @@ fn reentry_from_another_process_is_not_deadlock() {
     let _guard = lock
         .exclusive(Wait::None)
         .expect("the child has exited: the lock must be free");
+}
+
+/// Fills the file system holding `dir` to its last byte (a real `ENOSPC`).
+fn fill(dir: &Path) {
+    use std::io::Write;
+    let mut filler = fs::File::create(dir.join("filler")).unwrap();
+    let chunk = [0x5a_u8; 4096];
+    loop {
+        match filler.write(&chunk) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+                break;
+            }
+        }
+    }
+    // Byte by byte to the end (a short write above may have left part of a page).
+    while let Ok(1) = filler.write(&[0x5a]) {}
+    let more = filler.write(&[0x5a]).and_then(|_| filler.sync_all());
+    assert!(more.is_err(), "the disk took one more byte");
+}
+
+/// On a full disk (a size-limited tmpfs) the lock keeps every promise but the waiters' bell:
+/// a lock file made before the disk filled keeps its bell (its pages were allocated then, and
+/// writing to them needs no space: no `SIGBUS`), one made on the full disk has none (its pages
+/// cannot be allocated) and its waiters poll. Either way another process is excluded, a
+/// timeout names the holder (by pid from the kernel; its label only where the record could be
+/// written), and a waiter gets the lock when the holder lets go.
+#[test]
+fn on_a_full_disk_the_lock_excludes_names_its_holder_and_hands_over() {
+    let dir = Scratch::new("lock-mp-full-disk");
+    let fs = match Tmpfs::mount(&dir.join("fs"), 256 << 10) {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!(
+                "SKIPPED on_a_full_disk_the_lock_excludes_names_its_holder_and_hands_over: {why}"
+            );
+            return;
+        }
+    };
+    let before = fs.path().join("before.lock");
+    drop(FileLock::open(&before).unwrap());
+    fill(fs.path());
+    assert_eq!(fs.free(), 0);
+    let on_full = fs.path().join("on-full.lock");
+    drop(FileLock::open(&on_full).unwrap());
+    let page = 4096;
+    assert!(
+        fs::metadata(&before).unwrap().len() >= 2 * page,
+        "no bell made before"
+    );
+    assert!(
+        fs::metadata(&on_full).unwrap().len() < page,
+        "a bell on a full disk"
+    );
+    for (path, labelled) in [(&before, true), (&on_full, false)] {
+        let child = holder(Mode::Exclusive, path, &[(LABEL_VAR, "full-disk holder")]);
+        let lock = FileLock::open(path).unwrap();
+        let err = match lock.exclusive(Wait::Timeout(Duration::from_millis(200))) {
+            Err(e @ LockError::Timeout { .. }) => e,
+            other => panic!("{}: expected a timeout, got {other:?}", path.display()),
+        };
+        let named = named_holder(&err);
+        assert_eq!(named.pid, child.pid(), "{}: {err}", path.display());
+        let label = if labelled {
+            Some("full-disk holder")
+        } else {
+            None
+        };
+        assert_eq!(named.label.as_deref(), label, "{}: {err}", path.display());
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+        // A waiter in another process gets the lock once the holder lets go.
+        let mut waiter = spawn_child("queue-once", path, &[]);
+        expect(&waiter, "READY");
+        waiter.close_stdin();
+        finish(child);
+        let got = waiter.expect_line("GOT ");
+        assert!(got.len() > "GOT ".len(), "{got}");
+        waiter.wait().assert_success();
+        // And this process, after it.
+        drop(lock.exclusive(Wait::Timeout(BOUND)).unwrap());
+    }
+    drop(fs);
 }
