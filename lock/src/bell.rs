@@ -77,6 +77,16 @@ pub const PATIENCE: Duration = Duration::from_millis(2);
 /// nobody behind it gets the lock either).
 pub const LONG_TURN: Duration = Duration::from_millis(250);
 
+/// More tickets than any queue holds between the turn and a waiter's ticket, either way: the
+/// bell's words were not left by a queue (another program wrote the lock file's second page,
+/// or a version with another layout did), and a waiter that meets such a gap takes the turn
+/// for its own ticket. (Left alone, a waiter would skip dead turns for as long as it waited, or
+/// take new tickets without end.)
+const MAX_QUEUE: u32 = 1 << 20;
+
+/// Dead turns a waiter skips at one look, at most (it then looks at its deadline again).
+const MAX_SKIPS: u32 = 1024;
+
 /// The words of the page: the futex waiters sleep on, bumped by every ring;
 const SEQUENCE: usize = 0;
 /// the number of registered waiters;
@@ -224,6 +234,16 @@ impl Bell {
             }
             // Tickets ahead of this one (wrapping): none, or (below zero) skipped.
             let ahead = ticket.wrapping_sub(serving).cast_signed();
+            if ahead.unsigned_abs() > MAX_QUEUE {
+                // Not a queue's words: the turn is this ticket's.
+                let _ = self.word(SERVING).compare_exchange(
+                    serving,
+                    ticket,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                );
+                continue;
+            }
             if ahead < 0 {
                 // Skipped while alive: no ring is for this ticket any more.
                 let old = (ticket, held);
@@ -254,9 +274,9 @@ impl Bell {
                     // held the waiter behind for 127-146 ms). Those tickets were taken before
                     // this one, PATIENCE ago at least, so their waiters had time to hold their
                     // places. The waiter the turn stops at is rung; this one looks again.
-                    let mut dead = serving;
-                    while self.move_turn_from(dead) {
-                        dead = dead.wrapping_add(1);
+                    let (mut dead, mut skips) = (serving, 0);
+                    while skips < MAX_SKIPS && self.move_turn_from(dead) {
+                        (dead, skips) = (dead.wrapping_add(1), skips + 1);
                         if dead == ticket || places.held_elsewhere(dead) {
                             break;
                         }
@@ -617,6 +637,33 @@ mod tests {
         assert_eq!(bell.word(NEXT_TICKET).load(Ordering::SeqCst), 4);
         assert_eq!(bell.word(SERVING).load(Ordering::SeqCst), 4);
         assert_eq!(*places.held.lock().unwrap(), [3], "ticket 1's place let go");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn words_no_queue_could_leave_give_the_turn_to_the_waiter_at_once() {
+        let (path, file) = lock_file("garbage");
+        let bell = Bell::map(&file).unwrap();
+        let places = FakePlaces::default();
+        // The turn far behind the next ticket (a million dead turns, to be skipped one
+        // patience at a time), then far ahead of it (a ticket skipped, again and again).
+        for serving in [5u32.wrapping_sub(MAX_QUEUE + 1), 5 + MAX_QUEUE + 1, 1 << 31] {
+            bell.word(NEXT_TICKET).store(5, Ordering::SeqCst);
+            bell.word(SERVING).store(serving, Ordering::SeqCst);
+            let mut tries = 0;
+            let got = bell.wait_for(Instant::now() + Duration::from_secs(1), &places, || {
+                tries += 1;
+                Some(())
+            });
+            assert_eq!((got, tries), (Some(((), true)), 1), "serving {serving}");
+            assert_eq!(
+                bell.word(NEXT_TICKET).load(Ordering::SeqCst),
+                6,
+                "one ticket"
+            );
+            assert_eq!(bell.word(SERVING).load(Ordering::SeqCst), 6);
+            places.let_go(5);
+        }
         let _ = std::fs::remove_file(&path);
     }
 
