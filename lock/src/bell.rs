@@ -45,6 +45,9 @@
 //! returns at once or is woken — if its bit is the serving one; a waiter out of turn sleeps on
 //! until its turn is rung, or [`BELL_MAX`] (it is then not the one the lock should go to).
 //!
+//! The page's last word names its layout ([`LAYOUT_MAGIC`]): a process that finds another one
+//! there (another version beside it in a rolling deploy) uses no bell on that file and polls.
+//!
 //! Safety of the mapping: both pages are allocated with `fallocate` before they are mapped, so a
 //! write to them never needs disk space (a write to a sparse page of a full disk would be `SIGBUS`);
 //! where `fallocate` is not supported, or the file is not writable, there is no bell and
@@ -95,9 +98,18 @@ const WAITERS: usize = 1;
 const TURNS: usize = 2;
 /// the next ticket to hand out;
 const NEXT_TICKET: usize = 3;
-/// the ticket whose turn it is.
+/// the ticket whose turn it is;
 const SERVING: usize = 4;
-const WORDS: usize = 5;
+/// and which layout of these words the page holds ([`LAYOUT_MAGIC`]; 0 on a fresh page).
+const LAYOUT: usize = 5;
+const WORDS: usize = 6;
+
+/// This layout of the bell's words: "lk" and a version, bumped whenever a word's meaning
+/// changes. A process meets a page of another layout when another version of the program runs
+/// beside it (a rolling deploy) or another program wrote the file; it then uses no bell on
+/// that file and polls, as where the page cannot be allocated: the lock itself (`flock`) is
+/// shared by every version, only the wake-ups are not.
+const LAYOUT_MAGIC: u32 = 0x6c6b_0001;
 
 /// The mapping of a lock file's first two pages: the holder record's, and the bell's words.
 #[derive(Debug)]
@@ -117,9 +129,15 @@ unsafe impl Sync for Bell {}
 
 impl Bell {
     /// Maps the bell of the lock file `file` (open for reading and writing), or `None` where it
-    /// cannot be had: not Linux, `fallocate` not supported, no room on the disk for one page.
+    /// cannot be had: not Linux, `fallocate` not supported, no room on the disk for one page,
+    /// or a page of another layout ([`LAYOUT_MAGIC`]).
     pub fn map(file: &File) -> Option<Bell> {
-        imp::map(file)
+        let bell = imp::map(file)?;
+        // A fresh page is claimed for this layout; one of another layout is left alone.
+        let layout =
+            bell.word(LAYOUT)
+                .compare_exchange(0, LAYOUT_MAGIC, Ordering::SeqCst, Ordering::SeqCst);
+        matches!(layout, Ok(_) | Err(LAYOUT_MAGIC)).then_some(bell)
     }
 
     /// Word `index` of the bell's page (see [`SEQUENCE`] and the others).
@@ -637,6 +655,22 @@ mod tests {
         assert_eq!(bell.word(NEXT_TICKET).load(Ordering::SeqCst), 4);
         assert_eq!(bell.word(SERVING).load(Ordering::SeqCst), 4);
         assert_eq!(*places.held.lock().unwrap(), [3], "ticket 1's place let go");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_page_of_another_layout_is_no_bell_and_is_left_as_it_is() {
+        let (path, file) = lock_file("layout");
+        let bell = Bell::map(&file).unwrap();
+        assert_eq!(bell.word(LAYOUT).load(Ordering::SeqCst), LAYOUT_MAGIC);
+        // A second mapping (another process) shares it.
+        assert!(Bell::map(&file).is_some());
+        // Another version's layout: no bell, and its words untouched.
+        bell.word(LAYOUT).store(LAYOUT_MAGIC + 1, Ordering::SeqCst);
+        bell.word(NEXT_TICKET).store(77, Ordering::SeqCst);
+        assert!(Bell::map(&file).is_none());
+        assert_eq!(bell.word(LAYOUT).load(Ordering::SeqCst), LAYOUT_MAGIC + 1);
+        assert_eq!(bell.word(NEXT_TICKET).load(Ordering::SeqCst), 77);
         let _ = std::fs::remove_file(&path);
     }
 

@@ -631,7 +631,7 @@ fn a_waiting_process_gets_its_turn_against_one_that_retakes_in_a_loop() {
 }
 
 /// Word `index` of the lock file's bell (its second page, see `bell.rs`), as any process reads
-/// it: 1 is the count of registered waiters, 3 the next ticket to hand out.
+/// it: 1 is the count of registered waiters, 3 the next ticket to hand out, 5 the layout.
 fn bell_word(path: &Path, index: u64) -> u32 {
     use std::os::unix::fs::FileExt;
     let mut word = [0u8; 4];
@@ -952,4 +952,49 @@ fn on_a_full_disk_the_lock_excludes_names_its_holder_and_hands_over() {
         drop(lock.exclusive(Wait::Timeout(BOUND)).unwrap());
     }
     drop(fs);
+}
+
+/// Two versions side by side (a rolling deploy) whose bells' words mean different things: the
+/// newer one finds a page of another layout, uses no bell on that file and polls, and leaves
+/// the other version's words alone. The lock is `flock` for both: a holder still excludes,
+/// and a waiter still gets the lock when it lets go.
+#[test]
+fn a_bell_of_another_layout_is_left_alone_and_waiters_poll() {
+    use std::os::unix::fs::FileExt;
+    let (_dir, path) = lock_path("other-layout");
+    drop(FileLock::open(&path).unwrap());
+    let ours = bell_word(&path, 5);
+    assert_ne!(ours, 0, "no layout written");
+    // Another layout: its own words, a different magic.
+    let page = rustix::param::page_size() as u64;
+    let other: Vec<u8> = [9u32, 4, 0, 1000, 996, ours ^ 0xff]
+        .iter()
+        .flat_map(|w| w.to_ne_bytes())
+        .collect();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .write_all_at(&other, page)
+        .unwrap();
+    let child = holder(Mode::Exclusive, &path, &[(LABEL_VAR, "other layout")]);
+    let lock = FileLock::open(&path).unwrap();
+    let err = match lock.exclusive(Wait::Timeout(Duration::from_millis(200))) {
+        Err(e @ LockError::Timeout { .. }) => e,
+        other => panic!("expected a timeout, got {other:?}"),
+    };
+    assert_eq!(named_holder(&err).pid, child.pid(), "{err}");
+    let mut waiter = spawn_child("queue-once", &path, &[]);
+    expect(&waiter, "READY");
+    waiter.close_stdin();
+    finish(child);
+    waiter.expect_line("GOT ");
+    waiter.wait().assert_success();
+    drop(lock.exclusive(Wait::Timeout(BOUND)).unwrap());
+    let mut words = vec![0u8; other.len()];
+    fs::File::open(&path)
+        .unwrap()
+        .read_exact_at(&mut words, page)
+        .unwrap();
+    assert_eq!(words, other, "the other layout's words were touched");
 }
