@@ -998,3 +998,72 @@ fn a_bell_of_another_layout_is_left_alone_and_waiters_poll() {
         .unwrap();
     assert_eq!(words, other, "the other layout's words were touched");
 }
+
+/// What a power cut leaves in a lock file: the bell's words and the holder record as the
+/// processes left them at some moment (a page reaches the disk whole, and the processes are
+/// all gone after the reboot, their `flock`s and marks with them). Made here by SIGKILLing at
+/// once a holder and three queued waiters: the next processes find a record naming a dead
+/// holder, three waiters counted and three dead turns ahead of any new ticket. None of it may
+/// hold them up: the lock is free at once, a timeout names the live holder and not the dead
+/// one, a waiter gets the lock when it is let go, and a busy process forgets the dead waiters.
+#[test]
+fn after_everything_is_killed_at_once_the_lock_file_holds_nobody_up() {
+    let (_dir, path) = lock_path("cut");
+    let before = holder(Mode::Exclusive, &path, &[(LABEL_VAR, "before the cut")]);
+    let dead_pid = before.pid();
+    let waiters: Vec<Child> = (0..3)
+        .map(|i| {
+            let ticket = bell_next_ticket(&path);
+            let child = spawn_child("wait-exclusive", &path, &[]);
+            expect(&child, "WAITING");
+            let queued = Instant::now() + BOUND;
+            while bell_next_ticket(&path) == ticket || bell_waiters(&path) != i + 1 {
+                assert!(Instant::now() < queued, "waiter {i} never queued");
+                thread::sleep(Duration::from_micros(100));
+            }
+            child
+        })
+        .collect();
+    for child in waiters.iter().chain([&before]) {
+        let pid = libc::pid_t::try_from(child.pid()).unwrap();
+        // SAFETY: kill(2) has no memory-safety preconditions; `pid` is this process's child,
+        // not yet reaped (below), so it names no other process.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    for child in waiters.into_iter().chain([before]) {
+        assert!(child.kill().killed());
+    }
+    assert!(
+        first_line(&path).contains(&format!("pid={dead_pid} ")),
+        "no record left"
+    );
+    assert_eq!(bell_waiters(&path), 3, "the dead waiters are still counted");
+    // The lock is free at once.
+    let lock = FileLock::open(&path).unwrap();
+    drop(lock.exclusive(Wait::None).unwrap());
+    // A timeout names the live holder, not the dead one of the record.
+    let child = holder(Mode::Exclusive, &path, &[(LABEL_VAR, "after the cut")]);
+    let err = match lock.exclusive(Wait::Timeout(Duration::from_millis(200))) {
+        Err(e @ LockError::Timeout { .. }) => e,
+        other => panic!("expected a timeout, got {other:?}"),
+    };
+    let named = named_holder(&err);
+    assert_eq!(named.pid, child.pid(), "{err}");
+    assert_eq!(named.label.as_deref(), Some("after the cut"), "{err}");
+    // A waiter behind the dead turns gets the lock when the holder lets go.
+    let mut waiter = spawn_child("queue-once", &path, &[]);
+    expect(&waiter, "READY");
+    waiter.close_stdin();
+    finish(child);
+    waiter.expect_line("GOT ");
+    waiter.wait().assert_success();
+    // A busy process forgets the dead waiters (at most 5 s of ~100 µs holds).
+    let until = Instant::now() + Duration::from_secs(5);
+    while bell_waiters(&path) != 0 && Instant::now() < until {
+        let g = lock.exclusive(Wait::Timeout(BOUND)).unwrap();
+        let held = Instant::now() + Duration::from_micros(100);
+        while Instant::now() < held {}
+        drop(g);
+    }
+    assert_eq!(bell_waiters(&path), 0, "the dead waiters are still counted");
+}
