@@ -34,6 +34,9 @@ const PATH_VAR: &str = "LK_LOCK_PATH";
 const LABEL_VAR: &str = "LK_LABEL";
 /// How long a child keeps the lock after its stdin closes, in milliseconds (optional).
 const LINGER_VAR: &str = "LK_LINGER_MS";
+/// System calls that fail with `EIO` in a child, comma-separated (optional; see
+/// `harness::fail_syscalls`).
+const FAIL_VAR: &str = "LK_FAIL_SYSCALLS";
 
 // ---------------------------------------------------------------------------------------------
 // The child side.
@@ -51,7 +54,12 @@ mod child {
     use super::*;
 
     pub fn run(role: &str) {
+        if let Ok(calls) = std::env::var(FAIL_VAR) {
+            let calls: Vec<&str> = calls.split(',').collect();
+            harness::fail_syscalls(&calls, libc::EIO).unwrap_or_else(|e| panic!("{e}"));
+        }
         match role {
+            "try-exclusive" => try_exclusive(),
             "hold-exclusive" => hold(Mode::Exclusive),
             "hold-shared" => hold(Mode::Shared),
             "reenter" => reenter(),
@@ -131,6 +139,22 @@ mod child {
             let until = std::time::Instant::now() + Duration::from_micros(100);
             while std::time::Instant::now() < until {}
             drop(guard);
+        }
+    }
+
+    /// Tries the lock exclusive for 200 ms: says `GOT`, or `HOLDER <pid> <label>` (`-` for no
+    /// label) when it timed out.
+    fn try_exclusive() {
+        match lock().exclusive(Wait::Timeout(Duration::from_millis(200))) {
+            Ok(_) => harness::say("GOT"),
+            Err(e) => {
+                let h = e.holder().unwrap_or_else(|| panic!("no holder named: {e}"));
+                harness::say(format!(
+                    "HOLDER {} {}",
+                    h.pid,
+                    h.label.as_deref().unwrap_or("-")
+                ));
+            }
         }
     }
 
@@ -1066,4 +1090,52 @@ fn after_everything_is_killed_at_once_the_lock_file_holds_nobody_up() {
         drop(g);
     }
     assert_eq!(bell_waiters(&path), 0, "the dead waiters are still counted");
+}
+
+/// I/O errors on every read and write of the lock file (`fallocate`, `pwrite`, `pread` fail
+/// with `EIO` in the children, by a seccomp filter) cost the bell and the holder's label, and
+/// nothing else: a holder whose writes all fail still excludes, is named by its pid (the
+/// kernel's `/proc/locks`), and hands the lock over to a waiter whose calls fail too (it
+/// polls); a process whose reads of the record fail still names the holder by pid.
+#[test]
+fn io_errors_on_the_lock_file_cost_only_the_bell_and_the_label() {
+    let (_dir, path) = lock_path("io-errors");
+    let fail = (FAIL_VAR, "fallocate,pwrite64,pread64");
+    let child = holder(Mode::Exclusive, &path, &[fail, (LABEL_VAR, "failing disk")]);
+    assert_eq!(
+        fs::metadata(&path).unwrap().len(),
+        0,
+        "a failing write wrote"
+    );
+    let lock = FileLock::open(&path).unwrap();
+    let err = match lock.exclusive(Wait::Timeout(Duration::from_millis(200))) {
+        Err(e @ LockError::Timeout { .. }) => e,
+        other => panic!("expected a timeout, got {other:?}"),
+    };
+    let named = named_holder(&err);
+    assert_eq!(
+        (named.pid, named.label.as_deref()),
+        (child.pid(), None),
+        "{err}"
+    );
+    let mut waiter = spawn_child("queue-once", &path, &[fail]);
+    expect(&waiter, "READY");
+    waiter.close_stdin();
+    finish(child);
+    waiter.expect_line("GOT ");
+    waiter.wait().assert_success();
+    // This process holds it (its record written); one whose reads fail names it by pid.
+    let guard = lock.exclusive(Wait::Timeout(BOUND)).unwrap();
+    let asker = spawn_child("try-exclusive", &path, &[fail]);
+    assert_eq!(asker.line(), format!("HOLDER {} -", std::process::id()));
+    asker.wait().assert_success();
+    let asker = spawn_child("try-exclusive", &path, &[]);
+    let label = lock.label().to_owned();
+    assert_eq!(
+        asker.line(),
+        format!("HOLDER {} {label}", std::process::id()),
+        "without faults"
+    );
+    asker.wait().assert_success();
+    drop(guard);
 }

@@ -25,6 +25,8 @@
 //!   [`journal_mode`], [`dump`] for "as it was" comparisons, [`code`]); a [`Ledger`] of
 //!   acknowledged writes that survives the child; a real full disk, [`Tmpfs`].
 //! - **Other users** ([`Spawn::as_user`], [`is_root`]): a child that file permissions apply to.
+//! - **I/O errors below the VFS** ([`fail_syscalls`]): a child whose `fallocate`, `pwrite` or
+//!   `pread` fail with an error (a seccomp filter), for files SQLite does not open (a lock file).
 //!
 //! ```no_run
 //! use litekeep_faults::harness::{self, Child, Scratch};
@@ -70,6 +72,7 @@ mod child;
 mod ledger;
 mod points;
 mod scratch;
+mod syscalls;
 mod tmpfs;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -85,6 +88,7 @@ pub use child::{
 pub use ledger::Ledger;
 pub use points::{cut_points, op_words};
 pub use scratch::{Scratch, copy_db, remove_db};
+pub use syscalls::fail_syscalls;
 pub use tmpfs::Tmpfs;
 
 pub use crate::EXIT_CRASHED;
