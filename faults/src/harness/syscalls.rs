@@ -3,9 +3,9 @@
 //! call no SQLite VFS sees (a lock file's `fallocate`, `pwrite`, `pread`).
 
 /// The system calls [`fail_syscalls`] knows, by name.
-pub const KNOWN: [&str; 3] = ["fallocate", "pwrite64", "pread64"];
+const KNOWN: [&str; 3] = ["fallocate", "pwrite64", "pread64"];
 
-/// The number of the system call `name` (one of [`KNOWN`]) on this target.
+/// The number of the system call `name` (one of `KNOWN`) on this target.
 fn number(name: &str) -> Option<u32> {
     let nr = match name {
         "fallocate" => libc::SYS_fallocate,
@@ -27,7 +27,7 @@ fn audit_arch() -> Option<u32> {
     }
 }
 
-/// From now on, every call of the system calls `names` (of [`KNOWN`]) by this process's
+/// From now on, every call of the system calls `names` (`fallocate`, `pwrite64`, `pread64`) by this process's
 /// calling thread, and by the threads it starts later, fails with `errno`; nothing else
 /// changes. For it to cover every thread, call it before starting any (first thing in a child
 /// role). It cannot be undone.
