@@ -936,7 +936,7 @@ fn on_a_full_disk_the_lock_excludes_names_its_holder_and_hands_over() {
     assert_eq!(fs.free(), 0);
     let on_full = fs.path().join("on-full.lock");
     drop(FileLock::open(&on_full).unwrap());
-    let page = 4096;
+    let page = rustix::param::page_size() as u64;
     assert!(
         fs::metadata(&before).unwrap().len() >= 2 * page,
         "no bell made before"
