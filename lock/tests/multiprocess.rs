@@ -176,8 +176,7 @@ mod child {
         let guard = lock
             .exclusive(Wait::Timeout(Duration::from_secs(60)))
             .unwrap();
-        let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-        harness::say(format!("GOT {}", now.tv_sec * 1_000_000_000 + now.tv_nsec));
+        harness::say(format!("GOT {}", monotonic_ns()));
         thread::sleep(Duration::from_millis(5));
         drop(guard);
     }
@@ -319,6 +318,47 @@ fn expect_would_block(result: Result<LockGuard, LockError>, wanted: Mode) -> Loc
     }
 }
 
+fn expect_timeout(result: Result<LockGuard, LockError>) -> LockError {
+    match result {
+        Err(e @ LockError::Timeout { .. }) => e,
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+/// SIGKILLs `children` all at once (none waits for another to die); reap them with
+/// [`Child::kill`].
+fn sigkill_all<'a>(children: impl IntoIterator<Item = &'a Child>) {
+    for child in children {
+        let pid = libc::pid_t::try_from(child.pid()).unwrap();
+        // SAFETY: kill(2) has no memory-safety preconditions; `pid` is this process's child,
+        // not yet reaped (the caller reaps it), so it names no other process.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, comparable across processes.
+fn monotonic_ns() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (now.tv_sec * 1_000_000_000 + now.tv_nsec) as u64
+}
+
+/// Takes and releases `lock` in a loop, each hold ~100 µs, for at most 5 s, until the bell of
+/// `path` counts no waiter; gives how many times it took the lock.
+fn take_until_no_waiter_is_counted(lock: &FileLock, path: &Path) -> u32 {
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut takes = 0u32;
+    while bell_waiters(path) != 0 && Instant::now() < until {
+        let g = lock
+            .exclusive(Wait::Timeout(Duration::from_secs(10)))
+            .unwrap();
+        let held = Instant::now() + Duration::from_micros(100);
+        while Instant::now() < held {}
+        drop(g);
+        takes += 1;
+    }
+    takes
+}
+
 fn first_line(path: &Path) -> String {
     let mut bytes = Vec::new();
     fs::File::open(path)
@@ -367,10 +407,7 @@ fn timeout_fires_within_bound_and_names_the_holder() {
     let lock = FileLock::open(&path).unwrap();
 
     let timeout = Duration::from_millis(300);
-    let err = match lock.exclusive(Wait::Timeout(timeout)) {
-        Err(e @ LockError::Timeout { .. }) => e,
-        other => panic!("expected a timeout, got {other:?}"),
-    };
+    let err = expect_timeout(lock.exclusive(Wait::Timeout(timeout)));
     let LockError::Timeout {
         path: p,
         wanted,
@@ -750,14 +787,8 @@ fn live_waiter_behind_killed_ones(test: &str, dead: usize) -> Duration {
     next.close_stdin();
     wait_for_ticket(ticket, "the live waiter");
     // The waiters ahead of it are all SIGKILLed at once, and the lock goes.
-    for child in &doomed {
-        let pid = libc::pid_t::try_from(child.pid()).unwrap();
-        // SAFETY: kill(2) has no memory-safety preconditions; `pid` is this process's child,
-        // not yet reaped (below), so it names no other process.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    let released = (now.tv_sec * 1_000_000_000 + now.tv_nsec) as u64;
+    sigkill_all(&doomed);
+    let released = monotonic_ns();
     drop(guard);
     let line = next.expect_line("GOT ");
     next.wait();
@@ -768,18 +799,24 @@ fn live_waiter_behind_killed_ones(test: &str, dead: usize) -> Duration {
     Duration::from_nanos(got.saturating_sub(released))
 }
 
+/// [`live_waiter_behind_killed_ones`], and the live waiter had the lock within 100 ms of the
+/// release (a bound for a loaded machine).
+fn assert_live_waiter_behind_killed_ones_is_not_held_up(test: &str, dead: usize) {
+    let waited = live_waiter_behind_killed_ones(test, dead);
+    eprintln!("the waiter behind {dead} dead turn(s) got the lock {waited:?} after its release");
+    assert!(
+        waited < Duration::from_millis(100),
+        "the waiter behind {dead} SIGKILLed one(s) waited {waited:?} after the release"
+    );
+}
+
 /// A waiter SIGKILLed while its turn has come does not hold the queue up: the kernel drops its
 /// place with the process, and the waiter behind it skips the dead turn within the bell's
 /// patience (2 ms, looked at every 1 ms) instead of waiting for the 250 ms after which anyone
 /// may try. The bound asserted is 100 ms, for a loaded machine.
 #[test]
 fn a_sigkilled_waiters_turn_is_skipped_at_once() {
-    let waited = live_waiter_behind_killed_ones("dead-turn", 1);
-    eprintln!("the waiter behind a dead turn got the lock {waited:?} after its release");
-    assert!(
-        waited < Duration::from_millis(100),
-        "the waiter behind a SIGKILLed one waited {waited:?} after the release"
-    );
+    assert_live_waiter_behind_killed_ones_is_not_held_up("dead-turn", 1);
 }
 
 /// Many waiters SIGKILLed at once (a deploy stopping a pool of workers that queue for the
@@ -788,12 +825,7 @@ fn a_sigkilled_waiters_turn_is_skipped_at_once() {
 /// the bound asserted is 100 ms, for a loaded machine.
 #[test]
 fn sixty_four_sigkilled_waiters_are_skipped_in_one_go() {
-    let waited = live_waiter_behind_killed_ones("dead-turns", 64);
-    eprintln!("the waiter behind 64 dead turns got the lock {waited:?} after its release");
-    assert!(
-        waited < Duration::from_millis(100),
-        "the waiter behind 64 SIGKILLed ones waited {waited:?} after the release"
-    );
+    assert_live_waiter_behind_killed_ones_is_not_held_up("dead-turns", 64);
 }
 
 /// A waiter SIGKILLed while it waits leaves the bell's count of waiters one too high; a process
@@ -815,17 +847,7 @@ fn a_sigkilled_waiter_is_forgotten_by_a_busy_process() {
     assert_eq!(bell_waiters(&path), 1, "the dead waiter is still counted");
     drop(guard);
     // Busy: take and release the lock in a loop, each hold ~100 µs, for at most 5 s.
-    let until = Instant::now() + Duration::from_secs(5);
-    let mut takes = 0u32;
-    while bell_waiters(&path) != 0 && Instant::now() < until {
-        let g = lock
-            .exclusive(Wait::Timeout(Duration::from_secs(10)))
-            .unwrap();
-        let held = Instant::now() + Duration::from_micros(100);
-        while Instant::now() < held {}
-        drop(g);
-        takes += 1;
-    }
+    let takes = take_until_no_waiter_is_counted(&lock, &path);
     assert_eq!(
         bell_waiters(&path),
         0,
@@ -948,10 +970,7 @@ fn on_a_full_disk_the_lock_excludes_names_its_holder_and_hands_over() {
     for (path, labelled) in [(&before, true), (&on_full, false)] {
         let child = holder(Mode::Exclusive, path, &[(LABEL_VAR, "full-disk holder")]);
         let lock = FileLock::open(path).unwrap();
-        let err = match lock.exclusive(Wait::Timeout(Duration::from_millis(200))) {
-            Err(e @ LockError::Timeout { .. }) => e,
-            other => panic!("{}: expected a timeout, got {other:?}", path.display()),
-        };
+        let err = expect_timeout(lock.exclusive(Wait::Timeout(Duration::from_millis(200))));
         let named = named_holder(&err);
         assert_eq!(named.pid, child.pid(), "{}: {err}", path.display());
         let label = if labelled {
@@ -1003,10 +1022,7 @@ fn a_bell_of_another_layout_is_left_alone_and_waiters_poll() {
         .unwrap();
     let child = holder(Mode::Exclusive, &path, &[(LABEL_VAR, "other layout")]);
     let lock = FileLock::open(&path).unwrap();
-    let err = match lock.exclusive(Wait::Timeout(Duration::from_millis(200))) {
-        Err(e @ LockError::Timeout { .. }) => e,
-        other => panic!("expected a timeout, got {other:?}"),
-    };
+    let err = expect_timeout(lock.exclusive(Wait::Timeout(Duration::from_millis(200))));
     assert_eq!(named_holder(&err).pid, child.pid(), "{err}");
     let mut waiter = spawn_child("queue-once", &path, &[]);
     expect(&waiter, "READY");
@@ -1048,12 +1064,7 @@ fn after_everything_is_killed_at_once_the_lock_file_holds_nobody_up() {
             child
         })
         .collect();
-    for child in waiters.iter().chain([&before]) {
-        let pid = libc::pid_t::try_from(child.pid()).unwrap();
-        // SAFETY: kill(2) has no memory-safety preconditions; `pid` is this process's child,
-        // not yet reaped (below), so it names no other process.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
+    sigkill_all(waiters.iter().chain([&before]));
     for child in waiters.into_iter().chain([before]) {
         assert!(child.kill().killed());
     }
@@ -1067,10 +1078,7 @@ fn after_everything_is_killed_at_once_the_lock_file_holds_nobody_up() {
     drop(lock.exclusive(Wait::None).unwrap());
     // A timeout names the live holder, not the dead one of the record.
     let child = holder(Mode::Exclusive, &path, &[(LABEL_VAR, "after the cut")]);
-    let err = match lock.exclusive(Wait::Timeout(Duration::from_millis(200))) {
-        Err(e @ LockError::Timeout { .. }) => e,
-        other => panic!("expected a timeout, got {other:?}"),
-    };
+    let err = expect_timeout(lock.exclusive(Wait::Timeout(Duration::from_millis(200))));
     let named = named_holder(&err);
     assert_eq!(named.pid, child.pid(), "{err}");
     assert_eq!(named.label.as_deref(), Some("after the cut"), "{err}");
@@ -1082,14 +1090,12 @@ fn after_everything_is_killed_at_once_the_lock_file_holds_nobody_up() {
     waiter.expect_line("GOT ");
     waiter.wait().assert_success();
     // A busy process forgets the dead waiters (at most 5 s of ~100 µs holds).
-    let until = Instant::now() + Duration::from_secs(5);
-    while bell_waiters(&path) != 0 && Instant::now() < until {
-        let g = lock.exclusive(Wait::Timeout(BOUND)).unwrap();
-        let held = Instant::now() + Duration::from_micros(100);
-        while Instant::now() < held {}
-        drop(g);
-    }
-    assert_eq!(bell_waiters(&path), 0, "the dead waiters are still counted");
+    let takes = take_until_no_waiter_is_counted(&lock, &path);
+    assert_eq!(
+        bell_waiters(&path),
+        0,
+        "the dead waiters are still counted after {takes} acquisitions"
+    );
 }
 
 /// I/O errors on every read and write of the lock file (`fallocate`, `pwrite`, `pread` fail
@@ -1108,10 +1114,7 @@ fn io_errors_on_the_lock_file_cost_only_the_bell_and_the_label() {
         "a failing write wrote"
     );
     let lock = FileLock::open(&path).unwrap();
-    let err = match lock.exclusive(Wait::Timeout(Duration::from_millis(200))) {
-        Err(e @ LockError::Timeout { .. }) => e,
-        other => panic!("expected a timeout, got {other:?}"),
-    };
+    let err = expect_timeout(lock.exclusive(Wait::Timeout(Duration::from_millis(200))));
     let named = named_holder(&err);
     assert_eq!(
         (named.pid, named.label.as_deref()),
