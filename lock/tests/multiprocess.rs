@@ -318,6 +318,18 @@ fn expect_would_block(result: Result<LockGuard, LockError>, wanted: Mode) -> Loc
     }
 }
 
+/// A `queue-once` child (with `env`) waits for the lock while `holder` has it; the holder
+/// lets go, and the waiter gets it.
+fn hand_over_to_a_waiter(holder: Child, lock_path: &Path, env: &[(&str, &str)]) {
+    let mut waiter = spawn_child("queue-once", lock_path, env);
+    expect(&waiter, "READY");
+    waiter.close_stdin();
+    finish(holder);
+    let got = waiter.expect_line("GOT ");
+    assert!(got.len() > "GOT ".len(), "{got}");
+    waiter.wait().assert_success();
+}
+
 fn expect_timeout(result: Result<LockGuard, LockError>) -> LockError {
     match result {
         Err(e @ LockError::Timeout { .. }) => e,
@@ -984,13 +996,7 @@ fn on_a_full_disk_the_lock_excludes_names_its_holder_and_hands_over() {
             "{err}"
         );
         // A waiter in another process gets the lock once the holder lets go.
-        let mut waiter = spawn_child("queue-once", path, &[]);
-        expect(&waiter, "READY");
-        waiter.close_stdin();
-        finish(child);
-        let got = waiter.expect_line("GOT ");
-        assert!(got.len() > "GOT ".len(), "{got}");
-        waiter.wait().assert_success();
+        hand_over_to_a_waiter(child, path, &[]);
         // And this process, after it.
         drop(lock.exclusive(Wait::Timeout(BOUND)).unwrap());
     }
@@ -1024,12 +1030,7 @@ fn a_bell_of_another_layout_is_left_alone_and_waiters_poll() {
     let lock = FileLock::open(&path).unwrap();
     let err = expect_timeout(lock.exclusive(Wait::Timeout(Duration::from_millis(200))));
     assert_eq!(named_holder(&err).pid, child.pid(), "{err}");
-    let mut waiter = spawn_child("queue-once", &path, &[]);
-    expect(&waiter, "READY");
-    waiter.close_stdin();
-    finish(child);
-    waiter.expect_line("GOT ");
-    waiter.wait().assert_success();
+    hand_over_to_a_waiter(child, &path, &[]);
     drop(lock.exclusive(Wait::Timeout(BOUND)).unwrap());
     let mut words = vec![0u8; other.len()];
     fs::File::open(&path)
@@ -1083,12 +1084,7 @@ fn after_everything_is_killed_at_once_the_lock_file_holds_nobody_up() {
     assert_eq!(named.pid, child.pid(), "{err}");
     assert_eq!(named.label.as_deref(), Some("after the cut"), "{err}");
     // A waiter behind the dead turns gets the lock when the holder lets go.
-    let mut waiter = spawn_child("queue-once", &path, &[]);
-    expect(&waiter, "READY");
-    waiter.close_stdin();
-    finish(child);
-    waiter.expect_line("GOT ");
-    waiter.wait().assert_success();
+    hand_over_to_a_waiter(child, &path, &[]);
     // A busy process forgets the dead waiters (at most 5 s of ~100 µs holds).
     let takes = take_until_no_waiter_is_counted(&lock, &path);
     assert_eq!(
@@ -1121,12 +1117,7 @@ fn io_errors_on_the_lock_file_cost_only_the_bell_and_the_label() {
         (child.pid(), None),
         "{err}"
     );
-    let mut waiter = spawn_child("queue-once", &path, &[fail]);
-    expect(&waiter, "READY");
-    waiter.close_stdin();
-    finish(child);
-    waiter.expect_line("GOT ");
-    waiter.wait().assert_success();
+    hand_over_to_a_waiter(child, &path, &[fail]);
     // This process holds it (its record written); one whose reads fail names it by pid.
     let guard = lock.exclusive(Wait::Timeout(BOUND)).unwrap();
     let asker = spawn_child("try-exclusive", &path, &[fail]);
