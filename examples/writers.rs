@@ -15,8 +15,11 @@
 //! rounds, and how many failed. Measures; asserts nothing.
 //!
 //! ```text
-//! cargo run --release --example writers [single_row_total] [batch_total] [--normal] [--rounds R]
+//! cargo run --release --example writers [single_row_total] [batch_total] [--normal] [--rounds R] [--procs 1,2,4,8]
 //! ```
+//!
+//! `--procs` lists the numbers of writer processes (the first is the one the others are
+//! compared with; 1, 2, 4 and 8 by default).
 //!
 //! The children are this program re-executed with `--child`; each waits for a `go` line on
 //! stdin so that all start together, and reports its latencies (µs) on one line when done.
@@ -41,6 +44,7 @@ fn main() {
         return;
     }
     let (mut normal, mut rounds, mut numbers) = (false, 5usize, Vec::<u64>::new());
+    let mut procs_list = PROCS.to_vec();
     let mut words = args.iter().skip(1);
     while let Some(word) = words.next() {
         match word.as_str() {
@@ -50,6 +54,16 @@ fn main() {
                     .next()
                     .and_then(|r| r.parse().ok())
                     .expect("--rounds takes a number")
+            }
+            "--procs" => {
+                procs_list = words
+                    .next()
+                    .map(|list| {
+                        list.split(',')
+                            .map(|n| n.parse().expect("--procs takes numbers, as 1,2,4,8"))
+                            .collect()
+                    })
+                    .expect("--procs takes a list, as 1,2,4,8")
             }
             n => numbers.push(n.parse().expect("totals are numbers")),
         }
@@ -66,10 +80,10 @@ fn main() {
     let workloads = [("1 row", single, 1u64), ("100 rows", batches, 100)];
     // cells[workload][N][writer]: one Cell per round, gathered round after round so that every
     // writer and every N meets the same moments of a noisy machine.
-    let mut cells = vec![vec![vec![Cells::default(); 3]; 4]; 2];
+    let mut cells = vec![vec![vec![Cells::default(); 3]; procs_list.len()]; 2];
     for round in 0..rounds {
         for (k, &(_, total, batch)) in workloads.iter().enumerate() {
-            for (i, procs) in PROCS.into_iter().enumerate() {
+            for (i, &procs) in procs_list.iter().enumerate() {
                 // The writers take turns going first, round after round.
                 for w in (0..3).map(|w| (w + round) % 3) {
                     let writer = WRITERS[w];
@@ -99,11 +113,12 @@ fn main() {
         "tx/s and the ratios: median of the rounds [lowest–highest]; latencies over all rounds' transactions"
     );
     println!(
-        "| workload | N | writer | tx/s | vs N=1 | vs rusqlite | p50 | p99 | p99.9 | slowest | failed |"
+        "| workload | N | writer | tx/s | vs N={} | vs rusqlite | p50 | p99 | p99.9 | slowest | failed |",
+        procs_list[0]
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (k, &(workload, _, _)) in workloads.iter().enumerate() {
-        for (i, procs) in PROCS.into_iter().enumerate() {
+        for (i, &procs) in procs_list.iter().enumerate() {
             for w in 0..3 {
                 cells[k][i][w].lat.sort_unstable();
                 let vs_one = ratios(&cells[k][i][w].rates, &cells[k][0][w].rates);
@@ -132,6 +147,7 @@ fn main() {
 }
 
 /// The numbers of writer processes compared.
+/// The numbers of writer processes measured unless `--procs` says otherwise.
 const PROCS: [u64; 4] = [1, 2, 4, 8];
 
 /// One cell of the table, over the rounds.
