@@ -771,33 +771,43 @@ fn waiting_processes_get_the_lock_in_the_order_they_asked() {
     }
 }
 
+/// Waits until the bell of `path` has handed out `ticket`: the waiter `who` just let go has its
+/// place in the queue.
+fn await_ticket(path: &Path, ticket: u32, who: &str) {
+    let queued = Instant::now() + BOUND;
+    while bell_next_ticket(path) == ticket {
+        assert!(Instant::now() < queued, "{who} never took a ticket");
+        thread::sleep(Duration::from_micros(100));
+    }
+}
+
+/// Starts `n` processes that wait for the lock of `path` (held elsewhere, for a minute at
+/// most), one after another: each has its ticket before the next starts, so the first is the
+/// one whose turn it is and waiter `i` has `i` tickets ahead of it.
+fn queue_waiters(path: &Path, n: usize) -> Vec<Child> {
+    (0..n)
+        .map(|i| {
+            let ticket = bell_next_ticket(path);
+            let child = spawn_child("wait-exclusive", path, &[]);
+            expect(&child, "WAITING");
+            await_ticket(path, ticket, &format!("waiter {i}"));
+            child
+        })
+        .collect()
+}
+
 /// Queues `dead` waiters and then a live one behind a lock this process holds, SIGKILLs the
 /// dead ones, lets the lock go, and gives how long after the release the live waiter had it.
 fn live_waiter_behind_killed_ones(test: &str, dead: usize) -> Duration {
     let (_dir, path) = lock_path(test);
     let lock = FileLock::open(&path).unwrap();
     let guard = lock.exclusive(Wait::None).unwrap();
-    let queued = Instant::now() + BOUND;
-    let wait_for_ticket = |ticket: u32, who: &str| {
-        while bell_next_ticket(&path) == ticket {
-            assert!(Instant::now() < queued, "{who} never took a ticket");
-            thread::sleep(Duration::from_micros(100));
-        }
-    };
-    let doomed: Vec<Child> = (0..dead)
-        .map(|i| {
-            let ticket = bell_next_ticket(&path);
-            let child = spawn_child("wait-exclusive", &path, &[]);
-            expect(&child, "WAITING");
-            wait_for_ticket(ticket, &format!("waiter {i}"));
-            child
-        })
-        .collect();
+    let doomed = queue_waiters(&path, dead);
     let mut next = spawn_child("queue-once", &path, &[]);
     expect(&next, "READY");
     let ticket = bell_next_ticket(&path);
     next.close_stdin();
-    wait_for_ticket(ticket, "the live waiter");
+    await_ticket(&path, ticket, "the live waiter");
     // The waiters ahead of it are all SIGKILLed at once, and the lock goes.
     sigkill_all(&doomed);
     let released = monotonic_ns();
@@ -843,6 +853,61 @@ fn sixty_four_sigkilled_waiters_are_skipped_in_one_go() {
 /// A waiter SIGKILLed while it waits leaves the bell's count of waiters one too high; a process
 /// that keeps taking the lock would then end every slice in a pause for a waiter that never
 /// comes. It must notice (the kernel dropped the dead waiter's marker) and reset the count.
+/// Wake-ups so far of process `pid`: the voluntary context switches of all its threads.
+fn wake_ups(pid: u32) -> u64 {
+    fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map(|task| {
+            let status = fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+            let count = status
+                .lines()
+                .find_map(|line| line.strip_prefix("voluntary_ctxt_switches:"))
+                .expect("/proc/<pid>/task/<tid>/status counts context switches");
+            count.trim().parse::<u64>().unwrap()
+        })
+        .sum()
+}
+
+/// A waiter far back in the queue looks on its own less often than the ones at its head: it
+/// is rung when its turn comes, and looks only to skip dead turns ahead of it, for a turn that
+/// lasts too long, and for its deadline (the bell's `nap`: 1 ms at the head, 8 ms from eight
+/// tickets back). With every waiter looking every 1 ms, 64 writer processes queued at the gate
+/// woke 64,000 times a second between them. Nobody rings here (the lock is held throughout),
+/// so every wake-up counted is a waiter looking on its own: about 8 times fewer at the back,
+/// and at least 2 times fewer on a loaded machine, where a short sleep overruns more.
+#[test]
+fn waiters_far_back_in_the_queue_look_less_often_than_the_head() {
+    let (_dir, path) = lock_path("naps");
+    let lock = FileLock::open(&path).unwrap();
+    let guard = lock.exclusive(Wait::None).unwrap();
+    let waiters = queue_waiters(&path, 12);
+    let before: Vec<u64> = waiters.iter().map(|w| wake_ups(w.pid())).collect();
+    thread::sleep(Duration::from_millis(400));
+    let looks: Vec<u64> = waiters
+        .iter()
+        .zip(before)
+        .map(|(w, before)| wake_ups(w.pid()) - before)
+        .collect();
+    sigkill_all(&waiters);
+    for waiter in waiters {
+        assert!(waiter.kill().killed());
+    }
+    drop(guard);
+    eprintln!("wake-ups in 400 ms of the waiters, from the head of the queue: {looks:?}");
+    // The turn's waiter and the one right behind it look every 1 ms; the last four, 8 or more
+    // tickets back, every 8 ms.
+    let head = (looks[0] + looks[1]) as f64 / 2.0;
+    let back = looks[8..].iter().sum::<u64>() as f64 / 4.0;
+    assert!(
+        head >= 40.0,
+        "the head of the queue looked {head} times in 400 ms: it no longer looks every 1 ms"
+    );
+    assert!(
+        back * 2.0 <= head,
+        "waiters 8 or more tickets back looked {back} times each in 400 ms, the head {head}"
+    );
+}
+
 #[test]
 fn a_sigkilled_waiter_is_forgotten_by_a_busy_process() {
     let (_dir, path) = lock_path("leaked-waiter");
