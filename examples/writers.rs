@@ -12,7 +12,8 @@
 //! the same moments of a noisy machine. Prints, per cell, throughput (the median of the rounds)
 //! and its ratios, round by round, to N = 1 of the same writer and to rusqlite at the same N
 //! (median [lowest–highest]), then p50, p99, p99.9 and the slowest write transaction over all
-//! rounds, and how many failed. Measures; asserts nothing.
+//! rounds, and how many failed; and the CPU time the hypervisor took meanwhile (a VM's
+//! neighbours make runs incomparable). Measures; asserts nothing.
 //!
 //! ```text
 //! cargo run --release --example writers [single_row_total] [batch_total] [--normal] [--rounds R] [--procs 1,2,4,8]
@@ -30,6 +31,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use litekeep::{Database, Durability};
+use litekeep_faults::harness::steal_seconds;
 use rusqlite::{Connection, TransactionBehavior};
 
 const SCHEMA: &str = "CREATE TABLE events (id INTEGER PRIMARY KEY, who INTEGER NOT NULL, n INTEGER NOT NULL, body TEXT);";
@@ -80,6 +82,7 @@ fn main() {
     let workloads = [("1 row", single, 1u64), ("100 rows", batches, 100)];
     // cells[workload][N][writer]: one Cell per round, gathered round after round so that every
     // writer and every N meets the same moments of a noisy machine.
+    let (stolen_before, began) = (steal_seconds(), Instant::now());
     let mut cells = vec![vec![vec![Cells::default(); 3]; procs_list.len()]; 2];
     for round in 0..rounds {
         for (k, &(_, total, batch)) in workloads.iter().enumerate() {
@@ -108,6 +111,14 @@ fn main() {
             }
         }
         eprintln!("round {} of {rounds} done", round + 1);
+    }
+    if let (Some(before), Some(after)) = (stolen_before, steal_seconds()) {
+        // A virtual machine's neighbours can take its CPUs for seconds: compare runs with that.
+        println!(
+            "steal time (CPU taken by the hypervisor, /proc/stat): {:.1} s of the run's {:.0} s",
+            after - before,
+            began.elapsed().as_secs_f64()
+        );
     }
     println!(
         "tx/s and the ratios: median of the rounds [lowest–highest]; latencies over all rounds' transactions"

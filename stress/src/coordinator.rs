@@ -74,6 +74,7 @@ pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
     }
     let bar = progress(plan);
     let start = Instant::now();
+    let stolen_before = litekeep_faults::harness::steal_seconds();
     // Killed workers are reaped here, never waited for: one stuck in the kernel (state D) must
     // not stop the kills and restarts of the others.
     let mut reaper = Reaper::default();
@@ -138,6 +139,9 @@ pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
         }
     }
     let ran = start.elapsed();
+    let stolen = stolen_before
+        .zip(litekeep_faults::harness::steal_seconds())
+        .map(|(before, after)| after - before);
     stop_all(&mut slots, &mut reaper);
     let mut warnings: Vec<String> = reaper
         .drain(REAP_BOUND)
@@ -169,6 +173,7 @@ pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
         stop_seconds: (ended - ran).as_secs_f64(),
         kills,
         restarts,
+        steal_seconds: stolen,
         roles,
         verdict,
         warnings,

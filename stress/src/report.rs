@@ -30,6 +30,9 @@ pub struct CampaignReport {
     pub kills: u64,
     /// Workers restarted (after a kill or an exit of their own).
     pub restarts: u64,
+    /// CPU time the hypervisor took from this machine while the workload ran, in seconds (all
+    /// CPUs; Linux only): a virtual machine's neighbours make runs incomparable.
+    pub steal_seconds: Option<f64>,
     /// Per role.
     pub roles: BTreeMap<String, RoleStats>,
     /// The final verification.
@@ -138,12 +141,15 @@ pub fn table(reports: &[CampaignReport]) -> String {
     for r in reports {
         let _ = writeln!(
             out,
-            "\n== {} mode (seed {}, {:.1} s, {} SIGKILLs, {} restarts) — {}",
+            "\n== {} mode (seed {}, {:.1} s, {} SIGKILLs, {} restarts{}) — {}",
             r.mode,
             r.seed,
             r.seconds,
             r.kills,
             r.restarts,
+            r.steal_seconds
+                .map(|s| format!(", {s:.1} s of CPU stolen by the hypervisor"))
+                .unwrap_or_default(),
             if r.passed() { "PASSED" } else { "FAILED" }
         );
         let _ = writeln!(

@@ -27,6 +27,8 @@
 //! - **Other users** ([`Spawn::as_user`], [`is_root`]): a child that file permissions apply to.
 //! - **I/O errors below the VFS** ([`fail_syscalls`]): a child whose `fallocate`, `pwrite` or
 //!   `pread` fail with an error (a seccomp filter), for files SQLite does not open (a lock file).
+//! - **Machine noise** ([`steal_seconds`]): the CPU time a VM's hypervisor took, for benchmarks
+//!   to print beside their numbers.
 //!
 //! ```no_run
 //! use litekeep_faults::harness::{self, Child, Scratch};
@@ -72,6 +74,7 @@ mod child;
 mod ledger;
 mod points;
 mod scratch;
+mod steal;
 mod syscalls;
 mod tmpfs;
 
@@ -88,6 +91,7 @@ pub use child::{
 pub use ledger::Ledger;
 pub use points::{cut_points, op_words};
 pub use scratch::{Scratch, copy_db, remove_db};
+pub use steal::steal_seconds;
 pub use syscalls::fail_syscalls;
 pub use tmpfs::Tmpfs;
 
