@@ -27,7 +27,9 @@
 //!   values of a column v2 makes generated, and after `Ok` the schema is exactly v2 plus those
 //!   (each kept column's v1 definition written into its v2 table after the column before it in
 //!   v1; the kept objects' v1 statements), kept tables hold exactly their rows and kept columns
-//!   their values;
+//!   their values; a database that is already v2 plus what it keeps, reckoned with no rename,
+//!   is left as it is, every hint and annotation ignored (they were carried out before, and an
+//!   old name is in use again: an older program of a rolling deploy recreated it);
 //! - `Err`: the schema and every row of every table are exactly as before, and the pragmas too.
 //!   `MigrateError::Verify` ("please report this") is a violation in itself.
 //!
@@ -621,7 +623,7 @@ struct RIndex {
 }
 
 /// A schema as rendered.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Rendered {
     statements: Vec<String>,
     /// By slot in [`TABLE_NAMES`].
@@ -725,6 +727,20 @@ fn layout(
 impl Rendered {
     fn sql(&self) -> String {
         self.statements.iter().map(|s| format!("{s};\n")).collect()
+    }
+
+    /// The same schema with no table, column or index renamed: every table and index of it
+    /// is the one of its name before.
+    fn without_renames(&self) -> Rendered {
+        let mut bare = self.clone();
+        for table in bare.tables.values_mut() {
+            table.was = None;
+            table.renamed.clear();
+        }
+        for index in bare.indexes.values_mut() {
+            index.was = None;
+        }
+        bare
     }
 }
 
@@ -1720,6 +1736,16 @@ pub fn diff_apply_outcome(case: &DiffCase) -> DiffOutcome {
         Err(e) => return refused(&log, &conn, e),
     };
     let _ = write!(log.0, "-- plan:\n{}", plan.sql());
+    // Additive mode: a database that already has the desired schema plus what it does not
+    // declare, reckoned without any rename, needs nothing, whatever the hints and annotations
+    // say (`diff` ignores them: they were carried out before, and an old name may be in use
+    // again, as when an older program of a rolling deploy recreates a table renamed away). The
+    // case then reckons without them too.
+    let (v2, renames) = if case.keep_undeclared && already_there(&v1, &v2, &current, &desired) {
+        (v2.without_renames(), Vec::new())
+    } else {
+        (v2, renames)
+    };
     let keeps = if case.keep_undeclared {
         Keeps::new(&v1, &v2, &renames, &current, &desired)
     } else {
@@ -1835,6 +1861,14 @@ pub fn diff_apply_outcome(case: &DiffCase) -> DiffOutcome {
         kept,
         annotations: written.len(),
     }
+}
+
+/// Whether `current` (v1 as the database has it) is already the desired schema (v2) plus what
+/// additive mode keeps, with no rename: the case `diff` ignores every hint and annotation in.
+fn already_there(v1: &Rendered, v2: &Rendered, current: &Schema, desired: &Schema) -> bool {
+    let bare = v2.without_renames();
+    Keeps::new(v1, &bare, &[], current, desired).statements(v1, &bare, current, desired)
+        == current.statements()
 }
 
 /// What additive mode keeps, as the case reckons it: v1's tables no v2 table takes the rows
