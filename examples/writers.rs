@@ -157,7 +157,6 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The numbers of writer processes compared.
 /// The numbers of writer processes measured unless `--procs` says otherwise.
 const PROCS: [u64; 4] = [1, 2, 4, 8];
 

@@ -1741,10 +1741,13 @@ pub fn diff_apply_outcome(case: &DiffCase) -> DiffOutcome {
     // say (`diff` ignores them: they were carried out before, and an old name may be in use
     // again, as when an older program of a rolling deploy recreates a table renamed away). The
     // case then reckons without them too.
-    let (v2, renames) = if case.keep_undeclared && already_there(&v1, &v2, &current, &desired) {
-        (v2.without_renames(), Vec::new())
-    } else {
-        (v2, renames)
+    let bare = case
+        .keep_undeclared
+        .then(|| already_there(&v1, &v2, &current, &desired))
+        .flatten();
+    let (v2, renames) = match bare {
+        Some(bare) => (bare, Vec::new()),
+        None => (v2, renames),
     };
     let keeps = if case.keep_undeclared {
         Keeps::new(&v1, &v2, &renames, &current, &desired)
@@ -1863,12 +1866,17 @@ pub fn diff_apply_outcome(case: &DiffCase) -> DiffOutcome {
     }
 }
 
-/// Whether `current` (v1 as the database has it) is already the desired schema (v2) plus what
-/// additive mode keeps, with no rename: the case `diff` ignores every hint and annotation in.
-fn already_there(v1: &Rendered, v2: &Rendered, current: &Schema, desired: &Schema) -> bool {
+/// v2 without its renames, if `current` (v1 as the database has it) is already that plus what
+/// additive mode keeps: the case `diff` ignores every hint and annotation in.
+fn already_there(
+    v1: &Rendered,
+    v2: &Rendered,
+    current: &Schema,
+    desired: &Schema,
+) -> Option<Rendered> {
     let bare = v2.without_renames();
-    Keeps::new(v1, &bare, &[], current, desired).statements(v1, &bare, current, desired)
-        == current.statements()
+    let kept = Keeps::new(v1, &bare, &[], current, desired);
+    (kept.statements(v1, &bare, current, desired) == current.statements()).then_some(bare)
 }
 
 /// What additive mode keeps, as the case reckons it: v1's tables no v2 table takes the rows
