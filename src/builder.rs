@@ -285,6 +285,7 @@ impl Builder {
             None => None,
         };
         let fingerprint = desired.as_ref().map(|s| s.fingerprint());
+        litekeep_recover::check_journal_files(&self.path)?;
         let key = ensure_file(&self.path)?;
         // Held for the whole open: a second thread opening the same file waits, then finds the
         // first one's handle.

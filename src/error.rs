@@ -144,24 +144,38 @@ impl Error {
         }
     }
 
-    /// The holder named by a lock timeout, when this error is one.
-    pub fn lock_holder(&self) -> Option<&litekeep_lock::Holder> {
+    /// The lock error inside this error, whichever crate raised it: a lock held past its
+    /// timeout, or a lock file refused ([`LockError::Refused`](litekeep_lock::LockError::Refused):
+    /// something planted at its name).
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("lk-doc-lockerr-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let db = dir.join("app.db");
+    /// std::os::unix::fs::symlink("/etc/passwd", dir.join("app.db.lock")).unwrap();
+    /// let err = litekeep::Database::open(&db).err().unwrap();
+    /// assert!(matches!(err.lock_error(), Some(litekeep::lock::LockError::Refused { .. })));
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn lock_error(&self) -> Option<&litekeep_lock::LockError> {
         match self {
-            Error::Lock(e) => e.holder(),
-            Error::Migrate(litekeep_migrate::MigrateError::Lock(e)) => e.holder(),
-            Error::Recover(litekeep_recover::RecoverError::Lock(e)) => e.holder(),
+            Error::Lock(e)
+            | Error::Migrate(litekeep_migrate::MigrateError::Lock(e))
+            | Error::Recover(litekeep_recover::RecoverError::Lock(e)) => Some(e),
             _ => None,
         }
     }
 
+    /// The holder named by a lock timeout, when this error is one.
+    pub fn lock_holder(&self) -> Option<&litekeep_lock::Holder> {
+        self.lock_error().and_then(litekeep_lock::LockError::holder)
+    }
+
     /// Whether this is a lock held past its timeout (by this or another process).
     pub fn is_lock_timeout(&self) -> bool {
-        let lock = match self {
-            Error::Lock(e) => e,
-            Error::Migrate(litekeep_migrate::MigrateError::Lock(e)) => e,
-            Error::Recover(litekeep_recover::RecoverError::Lock(e)) => e,
-            _ => return false,
-        };
-        matches!(lock, litekeep_lock::LockError::Timeout { .. })
+        matches!(
+            self.lock_error(),
+            Some(litekeep_lock::LockError::Timeout { .. })
+        )
     }
 }

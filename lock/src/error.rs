@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::holder::Holder;
 use crate::mode::Mode;
+use crate::sidecar::Found;
 
 /// The error type of every fallible lock operation.
 ///
@@ -41,6 +42,21 @@ pub enum LockError {
         /// The OS error.
         #[source]
         source: io::Error,
+    },
+    /// Something other than a file litekeep may use is at the name of one of its files: a
+    /// symbolic link, a directory, a FIFO, a device, a file with several names, or a file
+    /// holding another program's bytes. Nothing was opened through it or written to it.
+    #[error(
+        "refusing to use {}: {found}; litekeep never writes through a link or into a file it did \
+         not make. If you did not put it there, move it away and find out who did; keep \
+         databases in directories only their users can write",
+        path.display()
+    )]
+    Refused {
+        /// The name litekeep uses.
+        path: PathBuf,
+        /// What is there.
+        found: Found,
     },
     /// The lock was still held elsewhere when the timeout ran out.
     #[error(

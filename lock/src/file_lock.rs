@@ -88,6 +88,16 @@ pub fn write_gate_path_for(db: impl AsRef<Path>) -> PathBuf {
 /// child releases the lock for the parent too. Do not use a `FileLock` across `fork` without
 /// `exec`; after `exec` the descriptor is closed (close-on-exec) and the child starts clean.
 ///
+/// # Sidecar files
+/// A lock file lives beside the database, often in a directory other users can write. So it
+/// is never reached through a symbolic link (created with `O_EXCL`, opened with `O_NOFOLLOW`),
+/// must be a regular file with one name, and, when it exists, must be empty (util-linux
+/// `flock(1)` makes those) or carry litekeep's layout (a holder record of any version, or only
+/// the bell's words): anything else is refused with [`LockError::Refused`] and never written
+/// to. A new lock file of a database gets the database file's permissions, as SQLite's `-wal`
+/// and `-shm` do. [`open_sidecar`](crate::open_sidecar) opens other files beside a database the
+/// same way.
+///
 /// # Network filesystems
 /// [`FileLock::filesystem`] tells whether the file is on NFS, CIFS or another network
 /// filesystem, where flock may be emulated and SQLite's WAL mode is unsafe.
@@ -109,7 +119,13 @@ impl fmt::Debug for FileLock {
 impl FileLock {
     /// Opens (creating if missing) the lock file at `path`.
     ///
+    /// The file is never reached through a symbolic link and must be empty or a lock file:
+    /// see [Sidecar files](#sidecar-files). A new file gets the process's default permissions
+    /// (its umask); [`FileLock::open_beside`] gives it a database's.
+    ///
     /// # Errors
+    /// [`LockError::Refused`] if something else is at `path` (a symbolic link, a directory, a
+    /// FIFO, a device, a file with several names or another program's bytes);
     /// [`LockError::Open`] if the file can be neither opened nor created (missing directory,
     /// no permission).
     ///
@@ -122,7 +138,36 @@ impl FileLock {
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<FileLock, LockError> {
         Ok(FileLock {
-            entry: registry::entry_for(path.as_ref())?,
+            entry: registry::entry_for(path.as_ref(), None)?,
+            label: default_label(),
+        })
+    }
+
+    /// Opens (creating if missing) the lock file at `path` that belongs to the database at
+    /// `db`: a new file gets the permission bits of `db` (and, when this process is root, its
+    /// owner and group), so that every user who may write the database may take the lock.
+    ///
+    /// # Errors
+    /// As [`FileLock::open`].
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("lk-doc-beside-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// use std::os::unix::fs::PermissionsExt;
+    /// let db = dir.join("app.db");
+    /// std::fs::write(&db, b"").unwrap();
+    /// std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o664)).unwrap();
+    /// let lock = litekeep_lock::FileLock::open_beside(dir.join("app.db.jobs.lock"), &db).unwrap();
+    /// let mode = std::fs::metadata(lock.path()).unwrap().permissions().mode();
+    /// assert_eq!(mode & 0o777, 0o664);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn open_beside(
+        path: impl AsRef<Path>,
+        db: impl AsRef<Path>,
+    ) -> Result<FileLock, LockError> {
+        Ok(FileLock {
+            entry: registry::entry_for(path.as_ref(), Some(db.as_ref()))?,
             label: default_label(),
         })
     }
@@ -139,7 +184,7 @@ impl FileLock {
     /// assert!(lock.path().ends_with("app.db.lock"));
     /// ```
     pub fn for_database(db: impl AsRef<Path>) -> Result<FileLock, LockError> {
-        FileLock::open(lock_path_for(db))
+        FileLock::open_beside(lock_path_for(&db), db)
     }
 
     /// Opens the write gate of the database at `db` ([`write_gate_path_for`]).
@@ -147,7 +192,7 @@ impl FileLock {
     /// # Errors
     /// As [`FileLock::open`].
     pub fn write_gate_for_database(db: impl AsRef<Path>) -> Result<FileLock, LockError> {
-        FileLock::open(write_gate_path_for(db))
+        FileLock::open_beside(write_gate_path_for(&db), db)
     }
 
     /// Names what this handle's holder does ("litekeep migrate"); the label is recorded in the

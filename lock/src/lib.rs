@@ -71,6 +71,7 @@ mod holder;
 mod mode;
 mod os;
 mod registry;
+mod sidecar;
 #[cfg(loom)]
 pub mod state;
 #[cfg(not(loom))]
@@ -82,3 +83,4 @@ pub use file_lock::{FileLock, LockGuard, lock_path_for, write_gate_path_for};
 pub use filesystem::Filesystem;
 pub use holder::Holder;
 pub use mode::{Mode, Wait};
+pub use sidecar::{Found, check_sidecar, open_sidecar};

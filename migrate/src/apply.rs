@@ -82,6 +82,7 @@ pub fn migrate(
     } else {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
     };
+    litekeep_recover::check_journal_files(path)?;
     let mut conn = Connection::open_with_flags(path, flags)
         .map_err(|e| MigrateError::from_db(path, "opening the database", e))?;
     let current = read_schema(&conn, path)?;

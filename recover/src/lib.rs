@@ -69,7 +69,7 @@ pub use finding::{Action, Case, Finding};
 pub use io::{IoFailure, free_space, io_failure, what_failed};
 pub use many::{check_many, find_databases};
 pub use names::{LITEKEEP_PREFIX, TempName, Tool, parse_temp_name};
-pub use open::looks_like_database;
+pub use open::{check_journal_files, looks_like_database};
 pub use options::Options;
 pub use repair::{Report, recover};
 pub use scan::{scan, scan_with};

@@ -24,6 +24,33 @@ pub fn looks_like_database(path: &Path) -> bool {
         .is_ok_and(|()| &head == MAGIC)
 }
 
+/// Refuses what a neighbour may have planted at the names of the files SQLite keeps beside the
+/// database at `db` (`-wal`, `-shm`, `-journal`): a symbolic link, a directory, a FIFO, a device
+/// or a second name of another file, which SQLite would open and write through. Called before
+/// every connection litekeep opens; see [`litekeep_lock::check_sidecar`] for what it cannot
+/// promise.
+///
+/// # Errors
+/// [`LockError::Refused`](litekeep_lock::LockError::Refused) naming the file and what is there.
+///
+/// ```
+/// # let dir = std::env::temp_dir().join(format!("lk-doc-journal-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let db = dir.join("app.db");
+/// litekeep_recover::check_journal_files(&db).unwrap();
+/// std::os::unix::fs::symlink("/etc/passwd", dir.join("app.db-wal")).unwrap();
+/// assert!(litekeep_recover::check_journal_files(&db).is_err());
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn check_journal_files(db: &Path) -> Result<(), litekeep_lock::LockError> {
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        litekeep_lock::check_sidecar(Path::new(&name))?;
+    }
+    Ok(())
+}
+
 /// Checks the header, then opens `path` read-only or read-write and makes SQLite read the
 /// schema, so that a damaged or foreign file fails here with a clear error.
 pub(crate) fn open(path: &Path, write: bool, busy: Duration) -> Result<Connection, RecoverError> {
@@ -60,6 +87,7 @@ pub(crate) fn open(path: &Path, write: bool, busy: Duration) -> Result<Connectio
             });
         }
     }
+    check_journal_files(path)?;
     let flags = if write {
         OpenFlags::SQLITE_OPEN_READ_WRITE
     } else {
