@@ -138,9 +138,9 @@ fn a_symlink_at_a_journal_file_of_sqlite_is_refused_before_sqlite_opens_it() {
         name.push(suffix);
         let planted = PathBuf::from(name);
         plant(&planted, &victim);
-        let err = Database::open(&db)
-            .err()
-            .expect("opened beside a planted link");
+        let Err(err) = Database::open(&db) else {
+            panic!("opened beside a planted link");
+        };
         assert_refused_at(err.lock_error(), &planted);
         let err = litekeep::migrate::migrate(
             &db,
