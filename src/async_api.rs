@@ -11,8 +11,8 @@ impl Database {
     /// [`Database::write`] on tokio's blocking pool.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-async-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     /// # rt.block_on(async {
     /// let db = litekeep::Database::builder(dir.join("a.db"))

@@ -52,8 +52,8 @@ use crate::registry;
 /// ```
 /// use std::time::Duration;
 /// use litekeep::Database;
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-builder-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let db = Database::builder(dir.join("index.db"))
 ///     .schema("CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);")
 ///     .lock_timeout(Duration::from_secs(10))
@@ -112,8 +112,8 @@ impl Builder {
     /// stay in the code after they ran: later opens find them carried out.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-rename-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// # let path = dir.join("app.db");
     /// # let _ = std::fs::remove_file(&path);
     /// use litekeep::Database;
@@ -141,8 +141,8 @@ impl Builder {
     /// strict `litekeep migrate` is. See "Rolling deploys" in this module's docs.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-keep-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// # let path = dir.join("app.db");
     /// # let _ = std::fs::remove_file(&path);
     /// use litekeep::Database;
@@ -162,8 +162,8 @@ impl Builder {
     /// process; [`Durability::Full`]: a power cut too). See [`Durability`] for the numbers.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-durability-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use litekeep::{Database, Durability};
     /// let db = Database::builder(dir.join("ledger.db")).durability(Durability::Full).open()?;
     /// # Ok::<(), litekeep::Error>(())
@@ -216,8 +216,8 @@ impl Builder {
     /// migration's rebuild), and for as long as one long read transaction holds it up.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-wal-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use litekeep::Database;
     /// let db = Database::builder(dir.join("events.db"))
     ///     .schema("CREATE TABLE events (id INTEGER PRIMARY KEY, body BLOB);")

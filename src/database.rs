@@ -21,8 +21,8 @@ use crate::retry::{Backoff, is_transient};
 ///
 /// ```
 /// use litekeep::Database;
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-db-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let db = Database::builder(dir.join("app.db"))
 ///     .schema("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);")
 ///     .open()?;

@@ -7,8 +7,8 @@
 //! use std::time::Duration;
 //! use litekeep_lock::{FileLock, LockError, Wait};
 //! # fn main() -> Result<(), LockError> {
-//! # let dir = std::env::temp_dir().join(format!("lk-doc-lib-{}", std::process::id()));
-//! # std::fs::create_dir_all(&dir).unwrap();
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let dir = tmp.path();
 //! let lock = FileLock::for_database(dir.join("app.db"))?.with_label("migrate");
 //! match lock.exclusive(Wait::Timeout(Duration::from_secs(10))) {
 //!     Ok(_guard) => { /* migrate: every other process waits */ }

@@ -59,8 +59,8 @@ impl Report {
 ///
 /// ```
 /// use litekeep_migrate::{migrate, Options};
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-migrate-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let db = dir.join("app.db");
 /// # let _ = std::fs::remove_file(&db);
 /// migrate(&db, "CREATE TABLE files (id INTEGER PRIMARY KEY, size INTEGER);", &Options::default()).unwrap();

@@ -132,8 +132,8 @@ impl fmt::Display for Health {
 ///
 /// ```
 /// use litekeep_recover::check;
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-check-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let db = dir.join("app.db");
 /// rusqlite::Connection::open(&db).unwrap().execute_batch("CREATE TABLE IF NOT EXISTS t (a)").unwrap();
 /// let health = check(&db, false).unwrap();

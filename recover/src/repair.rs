@@ -67,8 +67,8 @@ impl Report {
 ///
 /// ```
 /// use litekeep_recover::{recover, Options};
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-recover-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let db = dir.join("app.db");
 /// # let _ = std::fs::remove_file(&db);
 /// // A Django rebuild that died after dropping the original:

@@ -547,8 +547,8 @@ pub fn recover_crash(case: &CrashCase, dir: &Path) {
     recover_crash_outcome(case, dir);
 }
 
-/// The files a case makes in its directory.
-const FILES: [&str; 5] = ["", "-journal", "-wal", "-shm", ".lock"];
+/// The files a case makes in its directory (`recover` takes the lock and the write gate).
+const FILES: [&str; 6] = ["", "-journal", "-wal", "-shm", ".lock", ".write.lock"];
 
 fn remove_files(db: &Path) {
     for suffix in FILES {
