@@ -39,6 +39,8 @@ impl Database {
     ///
     /// # Errors
     /// As [`Database::read`].
+    ///
+    /// Example: [`Database::write_async`].
     pub async fn read_async<T: Send + 'static>(
         &self,
         f: impl FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -54,6 +56,8 @@ impl Builder {
     ///
     /// # Errors
     /// As [`Builder::open`].
+    ///
+    /// Example: [`Database::write_async`].
     pub async fn open_async(self) -> Result<Database, Error> {
         blocking(move || self.open()).await
     }

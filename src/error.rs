@@ -144,7 +144,26 @@ impl Error {
         }
     }
 
-    /// The holder named by a lock timeout, when this error is one.
+    /// The holder named by a lock timeout, when this error is one (whether it came from the
+    /// open, a migration or a repair).
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// use std::time::Duration;
+    /// use litekeep::lock::{FileLock, Wait};
+    /// let path = tmp.path().join("app.db");
+    /// let lock = FileLock::for_database(&path)?.with_label("nightly backup");
+    /// // Another thread holds the lock exclusive; an open with a short timeout names it.
+    /// let held = std::thread::scope(|s| s.spawn(|| lock.exclusive(Wait::None)).join().unwrap())?;
+    /// let err = litekeep::Database::builder(&path)
+    ///     .lock_timeout(Duration::from_millis(50))
+    ///     .open()
+    ///     .unwrap_err();
+    /// assert!(err.is_lock_timeout());
+    /// assert_eq!(err.lock_holder().unwrap().label.as_deref(), Some("nightly backup"));
+    /// drop(held);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn lock_holder(&self) -> Option<&litekeep_lock::Holder> {
         match self {
             Error::Lock(e) => e.holder(),
@@ -154,7 +173,8 @@ impl Error {
         }
     }
 
-    /// Whether this is a lock held past its timeout (by this or another process).
+    /// Whether this is a lock held past its timeout (by this or another process). Example:
+    /// [`Error::lock_holder`].
     pub fn is_lock_timeout(&self) -> bool {
         let lock = match self {
             Error::Lock(e) => e,

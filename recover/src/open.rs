@@ -17,6 +17,15 @@ const HEADER: u64 = 100;
 
 /// Whether `path` starts like a SQLite database (used to pick database files out of a
 /// directory). Unreadable and short files do not.
+///
+/// ```
+/// # let tmp = tempfile::tempdir().unwrap();
+/// let db = tmp.path().join("app.db");
+/// rusqlite::Connection::open(&db).unwrap().execute_batch("CREATE TABLE t (x);").unwrap();
+/// std::fs::write(tmp.path().join("notes.txt"), "not a database").unwrap();
+/// assert!(litekeep_recover::looks_like_database(&db));
+/// assert!(!litekeep_recover::looks_like_database(&tmp.path().join("notes.txt")));
+/// ```
 pub fn looks_like_database(path: &Path) -> bool {
     let mut head = [0u8; 16];
     File::open(path)
