@@ -149,13 +149,11 @@ impl Error {
     /// something planted at its name).
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-lockerr-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
-    /// let db = dir.join("app.db");
-    /// std::os::unix::fs::symlink("/etc/passwd", dir.join("app.db.lock")).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let db = tmp.path().join("app.db");
+    /// std::os::unix::fs::symlink("/etc/passwd", tmp.path().join("app.db.lock")).unwrap();
     /// let err = litekeep::Database::open(&db).err().unwrap();
     /// assert!(matches!(err.lock_error(), Some(litekeep::lock::LockError::Refused { .. })));
-    /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn lock_error(&self) -> Option<&litekeep_lock::LockError> {
         match self {
@@ -166,12 +164,32 @@ impl Error {
         }
     }
 
-    /// The holder named by a lock timeout, when this error is one.
+    /// The holder named by a lock timeout, when this error is one (whether it came from the
+    /// open, a migration or a repair).
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// use std::time::Duration;
+    /// use litekeep::lock::{FileLock, Wait};
+    /// let path = tmp.path().join("app.db");
+    /// let lock = FileLock::for_database(&path)?.with_label("nightly backup");
+    /// // Another thread holds the lock exclusive; an open with a short timeout names it.
+    /// let held = std::thread::scope(|s| s.spawn(|| lock.exclusive(Wait::None)).join().unwrap())?;
+    /// let err = litekeep::Database::builder(&path)
+    ///     .lock_timeout(Duration::from_millis(50))
+    ///     .open()
+    ///     .unwrap_err();
+    /// assert!(err.is_lock_timeout());
+    /// assert_eq!(err.lock_holder().unwrap().label.as_deref(), Some("nightly backup"));
+    /// drop(held);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn lock_holder(&self) -> Option<&litekeep_lock::Holder> {
         self.lock_error().and_then(litekeep_lock::LockError::holder)
     }
 
-    /// Whether this is a lock held past its timeout (by this or another process).
+    /// Whether this is a lock held past its timeout (by this or another process). Example:
+    /// [`Error::lock_holder`].
     pub fn is_lock_timeout(&self) -> bool {
         matches!(
             self.lock_error(),

@@ -17,8 +17,8 @@ use crate::sidecar::Found;
 /// use std::time::Duration;
 /// use litekeep_lock::{FileLock, LockError, Wait};
 /// # fn main() -> Result<(), LockError> {
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-err-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let lock = FileLock::for_database(dir.join("app.db"))?;
 /// let _held = lock.exclusive(Wait::None)?;
 /// // The same thread asking again would wait on itself forever: refused at once.
@@ -135,8 +135,8 @@ impl LockError {
     /// The holder named by a [`LockError::Timeout`] or [`LockError::WouldBlock`].
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-errholder-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use litekeep_lock::{FileLock, Wait};
     /// let lock = FileLock::for_database(dir.join("app.db")).unwrap().with_label("setup");
     /// let _held = std::thread::scope(|s| s.spawn(|| lock.exclusive(Wait::None).unwrap()).join().unwrap());

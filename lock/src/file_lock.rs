@@ -64,8 +64,8 @@ pub fn write_gate_path_for(db: impl AsRef<Path>) -> PathBuf {
 /// use std::time::Duration;
 /// use litekeep_lock::{FileLock, Wait};
 /// # fn main() -> Result<(), litekeep_lock::LockError> {
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-lock-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let lock = FileLock::for_database(dir.join("app.db"))?.with_label("schema setup");
 /// {
 ///     let _guard = lock.exclusive(Wait::Timeout(Duration::from_secs(10)))?;
@@ -130,8 +130,8 @@ impl FileLock {
     /// no permission).
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-open-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// let lock = litekeep_lock::FileLock::open(dir.join("jobs.lock")).unwrap();
     /// assert!(lock.path().ends_with("jobs.lock"));
     /// assert!(litekeep_lock::FileLock::open("/no/such/dir/x.lock").is_err());
@@ -151,8 +151,8 @@ impl FileLock {
     /// As [`FileLock::open`].
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-beside-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use std::os::unix::fs::PermissionsExt;
     /// let db = dir.join("app.db");
     /// std::fs::write(&db, b"").unwrap();
@@ -160,7 +160,6 @@ impl FileLock {
     /// let lock = litekeep_lock::FileLock::open_beside(dir.join("app.db.jobs.lock"), &db).unwrap();
     /// let mode = std::fs::metadata(lock.path()).unwrap().permissions().mode();
     /// assert_eq!(mode & 0o777, 0o664);
-    /// # std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn open_beside(
         path: impl AsRef<Path>,
@@ -178,8 +177,8 @@ impl FileLock {
     /// As [`FileLock::open`].
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-fordb-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// let lock = litekeep_lock::FileLock::for_database(dir.join("app.db")).unwrap();
     /// assert!(lock.path().ends_with("app.db.lock"));
     /// ```
@@ -200,8 +199,8 @@ impl FileLock {
     /// errors. Defaults to the program's name.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-label-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// let lock = litekeep_lock::FileLock::for_database(dir.join("app.db")).unwrap()
     ///     .with_label("nightly reindex");
     /// assert_eq!(lock.label(), "nightly reindex");
@@ -214,8 +213,8 @@ impl FileLock {
     /// The lock file's path (as first opened in this process).
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-path-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// let lock = litekeep_lock::FileLock::open(dir.join("x.lock")).unwrap();
     /// assert!(lock.path().ends_with("x.lock"));
     /// ```
@@ -226,8 +225,8 @@ impl FileLock {
     /// This handle's label (the program's name unless set with [`FileLock::with_label`]).
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-lbl-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// let lock = litekeep_lock::FileLock::open(dir.join("x.lock")).unwrap();
     /// assert!(!lock.label().is_empty());
     /// ```
@@ -238,7 +237,8 @@ impl FileLock {
     /// The kind of filesystem the lock file is on.
     ///
     /// ```
-    /// let lock = litekeep_lock::FileLock::open(std::env::temp_dir().join("lk-doc-fs.lock")).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let lock = litekeep_lock::FileLock::open(tmp.path().join("app.db.lock")).unwrap();
     /// assert!(!lock.filesystem().is_network());
     /// ```
     pub fn filesystem(&self) -> Filesystem {
@@ -253,8 +253,8 @@ impl FileLock {
     /// already; [`LockError::Io`] when the OS call fails.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-ex-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use litekeep_lock::{FileLock, Mode, Wait};
     /// let lock = FileLock::for_database(dir.join("app.db")).unwrap();
     /// let guard = lock.exclusive(Wait::None).unwrap();
@@ -271,8 +271,8 @@ impl FileLock {
     /// As [`FileLock::exclusive`].
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-sh-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use litekeep_lock::{FileLock, Wait};
     /// let lock = FileLock::for_database(dir.join("app.db")).unwrap();
     /// let a = lock.shared(Wait::None).unwrap();
@@ -292,8 +292,8 @@ impl FileLock {
     /// As [`FileLock::exclusive`].
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-acq-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use std::time::Duration;
     /// use litekeep_lock::{FileLock, Mode};
     /// let lock = FileLock::for_database(dir.join("app.db")).unwrap();
@@ -313,8 +313,8 @@ impl FileLock {
     /// As [`FileLock::exclusive`].
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-re-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use litekeep_lock::{FileLock, Mode, Wait};
     /// let lock = FileLock::for_database(dir.join("app.db")).unwrap();
     /// let outer = lock.exclusive(Wait::None).unwrap();
@@ -336,8 +336,8 @@ impl FileLock {
     /// can be seen: without `/proc/locks`, only this process and the record are visible).
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-holder-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use litekeep_lock::{FileLock, Wait};
     /// let lock = FileLock::for_database(dir.join("app.db")).unwrap().with_label("demo");
     /// let _g = lock.exclusive(Wait::None).unwrap();
@@ -502,8 +502,8 @@ impl LockGuard {
     /// The mode held: exclusive for a reentrant shared request covered by an exclusive hold.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-gmode-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use litekeep_lock::{FileLock, Mode, Wait};
     /// let lock = FileLock::for_database(dir.join("app.db")).unwrap();
     /// let _outer = lock.exclusive(Wait::None).unwrap();
@@ -517,8 +517,8 @@ impl LockGuard {
     /// The lock file.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-gpath-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// let lock = litekeep_lock::FileLock::for_database(dir.join("app.db")).unwrap();
     /// let g = lock.shared(litekeep_lock::Wait::None).unwrap();
     /// assert!(g.path().ends_with("app.db.lock"));
@@ -534,8 +534,8 @@ impl LockGuard {
     /// process's descriptor closes.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-rel-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// let lock = litekeep_lock::FileLock::for_database(dir.join("app.db")).unwrap();
     /// let g = lock.exclusive(litekeep_lock::Wait::None).unwrap();
     /// g.release().unwrap();

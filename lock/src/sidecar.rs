@@ -147,8 +147,8 @@ pub(crate) fn open_lock_file(path: &Path, model: Option<&Path>) -> Result<(File,
 /// can be neither opened nor created (missing directory, no permission).
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-sidecar-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// use std::os::unix::fs::PermissionsExt;
 /// let db = dir.join("app.db");
 /// std::fs::write(&db, b"").unwrap();
@@ -159,7 +159,6 @@ pub(crate) fn open_lock_file(path: &Path, model: Option<&Path>) -> Result<(File,
 /// std::os::unix::fs::symlink(&db, dir.join("planted")).unwrap();
 /// let err = litekeep_lock::open_sidecar(&dir.join("planted"), Some(&db)).unwrap_err();
 /// assert!(matches!(err, litekeep_lock::LockError::Refused { .. }));
-/// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub fn open_sidecar(path: &Path, model: Option<&Path>) -> Result<File, LockError> {
     Ok(open_regular(path, model, false)?.file)
@@ -178,13 +177,12 @@ pub fn open_sidecar(path: &Path, model: Option<&Path>) -> Result<File, LockError
 /// be looked at.
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-check-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let wal = dir.join("app.db-wal");
 /// litekeep_lock::check_sidecar(&wal).unwrap(); // nothing there yet
 /// std::os::unix::fs::symlink("/etc/passwd", &wal).unwrap();
 /// assert!(litekeep_lock::check_sidecar(&wal).is_err());
-/// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub fn check_sidecar(path: &Path) -> Result<(), LockError> {
     let refused = |found| LockError::Refused {

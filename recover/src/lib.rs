@@ -26,8 +26,8 @@
 //!
 //! ```
 //! use litekeep_recover::{recover, Options};
-//! # let dir = std::env::temp_dir().join(format!("lk-doc-lib-{}", std::process::id()));
-//! # std::fs::create_dir_all(&dir).unwrap();
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let dir = tmp.path();
 //! let db = dir.join("index.db");
 //! # let _ = std::fs::remove_file(&db);
 //! // Seed 001: the driver renamed `files` to `temp_files`, created the new `files`, and died.

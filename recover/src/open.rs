@@ -17,6 +17,15 @@ const HEADER: u64 = 100;
 
 /// Whether `path` starts like a SQLite database (used to pick database files out of a
 /// directory). Unreadable and short files do not.
+///
+/// ```
+/// # let tmp = tempfile::tempdir().unwrap();
+/// let db = tmp.path().join("app.db");
+/// rusqlite::Connection::open(&db).unwrap().execute_batch("CREATE TABLE t (x);").unwrap();
+/// std::fs::write(tmp.path().join("notes.txt"), "not a database").unwrap();
+/// assert!(litekeep_recover::looks_like_database(&db));
+/// assert!(!litekeep_recover::looks_like_database(&tmp.path().join("notes.txt")));
+/// ```
 pub fn looks_like_database(path: &Path) -> bool {
     let mut head = [0u8; 16];
     File::open(path)
@@ -34,13 +43,12 @@ pub fn looks_like_database(path: &Path) -> bool {
 /// [`LockError::Refused`](litekeep_lock::LockError::Refused) naming the file and what is there.
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-journal-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let db = dir.join("app.db");
 /// litekeep_recover::check_journal_files(&db).unwrap();
 /// std::os::unix::fs::symlink("/etc/passwd", dir.join("app.db-wal")).unwrap();
 /// assert!(litekeep_recover::check_journal_files(&db).is_err());
-/// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub fn check_journal_files(db: &Path) -> Result<(), litekeep_lock::LockError> {
     for suffix in ["-wal", "-shm", "-journal"] {
