@@ -58,14 +58,23 @@ impl Extension {
     /// # Errors
     /// [`MigrateError::Extension`] naming the file (or the init function) and SQLite's reason.
     pub fn load(&self, conn: &Connection) -> Result<(), MigrateError> {
-        let result = match self {
+        self.load_raw(conn)
+            .map_err(|source| MigrateError::Extension {
+                extension: self.to_string(),
+                source,
+            })
+    }
+
+    /// [`Extension::load`] with SQLite's error as it is, for callers whose errors are
+    /// rusqlite's (a pool of connections, say).
+    ///
+    /// # Errors
+    /// SQLite's error loading the file, or the init function's.
+    pub fn load_raw(&self, conn: &Connection) -> rusqlite::Result<()> {
+        match self {
             Extension::File { path, entry_point } => load_file(conn, path, entry_point.as_deref()),
             Extension::Init(f) => f(conn),
-        };
-        result.map_err(|source| MigrateError::Extension {
-            extension: self.to_string(),
-            source,
-        })
+        }
     }
 }
 
