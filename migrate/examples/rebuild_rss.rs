@@ -37,7 +37,11 @@ CREATE VIRTUAL TABLE files_fts USING fts5(path, body, content='files', content_r
 CREATE VIRTUAL TABLE notes USING fts5(title, body);";
 
 fn fts_v2() -> String {
-    FTS_V1.replace("content_rowid='id')", "content_rowid='id', tokenize='porter')")
+    FTS_V1
+        .replace(
+            "content_rowid='id')",
+            "content_rowid='id', tokenize='porter')",
+        )
         .replace("fts5(title, body)", "fts5(title, body, tokenize='porter')")
 }
 

@@ -229,7 +229,11 @@ fn check_healthy(
             |r| r.get(0),
         )
         .expect("search");
-    assert_eq!(found, want_rows.len() as i64, "search results after the crash");
+    assert_eq!(
+        found,
+        want_rows.len() as i64,
+        "search results after the crash"
+    );
     conn.execute(
         "INSERT INTO files_fts (files_fts, rank) VALUES ('integrity-check', 1)",
         [],
@@ -354,7 +358,10 @@ fn writer_process_loses_nothing_during_migrations() {
             |r| r.get(0),
         )
         .expect("search");
-    assert_eq!(indexed, count, "the writer's rows are not all in the FTS5 index");
+    assert_eq!(
+        indexed, count,
+        "the writer's rows are not all in the FTS5 index"
+    );
     conn.execute(
         "INSERT INTO files_fts (files_fts, rank) VALUES ('integrity-check', 1)",
         [],

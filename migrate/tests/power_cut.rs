@@ -328,9 +328,11 @@ fn old_or_new(db: &Path, rows: i64) -> Result<Version, String> {
     };
     // The FTS5 table: every row found by a search, the index sound.
     let found: i64 = conn
-        .query_row("SELECT count(*) FROM notes WHERE notes MATCH 'rs'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT count(*) FROM notes WHERE notes MATCH 'rs'",
+            [],
+            |r| r.get(0),
+        )
         .map_err(err)?;
     if found != rows {
         return Err(format!("notes: a search finds {found} rows of {rows}"));
