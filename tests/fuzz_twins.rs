@@ -12,7 +12,9 @@
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
-use litekeep_fuzz_cases::{CrashCase, DiffCase, decode, diff_apply, recover_crash, schema_text};
+use litekeep_fuzz_cases::{
+    CrashCase, DiffCase, VtabCase, decode, diff_apply, recover_crash, schema_text, vtab_apply,
+};
 use proptest::prelude::*;
 
 fn config() -> ProptestConfig {
@@ -57,6 +59,13 @@ proptest! {
     #[test]
     fn twin_schema_text(bytes in bytes()) {
         schema_text(&bytes);
+    }
+
+    #[test]
+    fn twin_vtab_apply(bytes in bytes()) {
+        if let Some(case) = decode::<VtabCase>(&bytes) {
+            vtab_apply(&case);
+        }
     }
 }
 
