@@ -127,3 +127,12 @@ fn corpus_recover_crash() {
 fn corpus_schema_text() {
     corpus("schema_text", schema_text);
 }
+
+#[test]
+fn corpus_vtab_apply() {
+    corpus("vtab_apply", |bytes| {
+        if let Some(case) = decode::<VtabCase>(bytes) {
+            vtab_apply(&case);
+        }
+    });
+}
