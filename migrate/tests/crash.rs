@@ -222,13 +222,7 @@ fn check_healthy(
     assert!(big > 0);
     // The full-text index finds every path, and agrees with `files` (FTS5's own check, against
     // its content table).
-    let found: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM files_fts WHERE files_fts MATCH 'rs'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("search");
+    let found = fts_search(&conn, "rs");
     assert_eq!(
         found,
         want_rows.len() as i64,
@@ -240,6 +234,16 @@ fn check_healthy(
     )
     .unwrap_or_else(|e| panic!("FTS5 index after the crash: {e}"));
     now == v2
+}
+
+/// How many rows of `files_fts` match `query`.
+fn fts_search(conn: &Connection, query: &str) -> i64 {
+    conn.query_row(
+        "SELECT count(*) FROM files_fts WHERE files_fts MATCH ?1",
+        [query],
+        |r| r.get(0),
+    )
+    .expect("search")
 }
 
 #[test]
@@ -351,13 +355,7 @@ fn writer_process_loses_nothing_during_migrations() {
         .expect("count");
     assert_eq!(total, ROWS + count, "rows appeared or vanished");
     // The writer's rows reached the full-text index through its trigger, across six rebuilds.
-    let indexed: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM files_fts WHERE files_fts MATCH 'w*'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("search");
+    let indexed = fts_search(&conn, "w*");
     assert_eq!(
         indexed, count,
         "the writer's rows are not all in the FTS5 index"

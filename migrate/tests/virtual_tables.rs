@@ -65,6 +65,13 @@ fn needles(db: &Path) -> Vec<i64> {
     )
 }
 
+/// A migration to `desired` is refused as data loss, file unchanged, then applied when allowed.
+fn lossy(db: &Path, desired: &str) {
+    let err = refused(db, desired, &Options::default());
+    assert!(matches!(err, MigrateError::DataLoss { .. }), "{err}");
+    migrate(db, desired, &Options::default().allow_data_loss(true)).unwrap();
+}
+
 fn user_tables(db: &Path) -> Vec<String> {
     common::names(db, "table")
 }
@@ -236,9 +243,7 @@ fn a_changed_fts5_table_with_its_own_rows_is_rebuilt_with_them() {
     );
     // Dropping a column of a virtual table is data loss, refused unless allowed.
     let v3 = "CREATE VIRTUAL TABLE notes USING fts5(title, tokenize = 'porter');";
-    let err = refused(&db, v3, &Options::default());
-    assert!(matches!(err, MigrateError::DataLoss { .. }), "{err}");
-    migrate(&db, v3, &Options::default().allow_data_loss(true)).unwrap();
+    lossy(&db, v3);
     assert_eq!(
         ids(&db, "SELECT rowid FROM notes WHERE notes MATCH 'work'"),
         [9]
@@ -338,9 +343,7 @@ fn a_contentless_index_is_rebuilt_only_when_data_loss_is_allowed() {
         &format!("{v1} INSERT INTO c (rowid, body) VALUES (1, 'hello world');"),
     );
     let v2 = "CREATE VIRTUAL TABLE c USING fts5(body, content='', tokenize='porter');";
-    let err = refused(&db, v2, &Options::default());
-    assert!(matches!(err, MigrateError::DataLoss { .. }), "{err}");
-    migrate(&db, v2, &Options::default().allow_data_loss(true)).unwrap();
+    lossy(&db, v2);
     assert_eq!(
         ids(&db, "SELECT count(*) FROM c WHERE c MATCH 'hello'"),
         [0]
