@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use litekeep_lock::{FileLock, Mode, Wait};
-use litekeep_migrate::{Fingerprint, Schema};
+use litekeep_migrate::{Extension, Fingerprint, Schema};
 use rusqlite::Connection;
 
 use crate::database::{Database, Inner};
@@ -78,6 +78,7 @@ pub struct Builder {
     durability: Durability,
     write_gate: Option<bool>,
     wal_limit: u64,
+    extensions: Vec<Extension>,
 }
 
 impl Builder {
@@ -95,7 +96,52 @@ impl Builder {
             durability: Durability::default(),
             write_gate: None,
             wal_limit: crate::wal::DEFAULT_LIMIT,
+            extensions: Vec::new(),
         }
+    }
+
+    /// Loads the SQLite extension file `path` (entry point `entry_point`, or the one SQLite
+    /// derives from the file name) on every connection of the handle — the writer, the
+    /// readers, the migration's — before the schema is read. A desired schema with a virtual
+    /// table of a module SQLite does not build in (sqlite-vec's `vec0`, say) needs it; without
+    /// it [`Builder::open`] refuses with `MigrateError::MissingModule`, the file unchanged.
+    ///
+    /// ```no_run
+    /// use litekeep::Database;
+    /// let db = Database::builder("app.db")
+    ///     .load_extension("/usr/local/lib/vec0.so", None)
+    ///     .schema("CREATE VIRTUAL TABLE embeddings USING vec0(embedding float[384]);")
+    ///     .open()?;
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
+    pub fn load_extension(self, path: impl Into<PathBuf>, entry_point: Option<&str>) -> Builder {
+        self.extension(Extension::file(path, entry_point))
+    }
+
+    /// Adds an [`Extension`]: a file as [`Builder::load_extension`] loads it, or a function run
+    /// on every new connection (an extension linked into the program: the `sqlite-vec`
+    /// crate's init function, say).
+    ///
+    /// ```
+    /// use litekeep::{Database, Extension};
+    /// # let dir = std::env::temp_dir().join(format!("lk-doc-ext-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let path = dir.join("app.db");
+    /// # let _ = std::fs::remove_file(&path);
+    /// // Runs on the writer, every reader and the migration's connections alike.
+    /// let init = Extension::init(|conn| conn.execute_batch("PRAGMA case_sensitive_like = ON"));
+    /// let db = Database::builder(&path)
+    ///     .extension(init)
+    ///     .schema("CREATE TABLE t (a TEXT);")
+    ///     .open()?;
+    /// db.write(|tx| tx.execute("INSERT INTO t (a) VALUES ('Hi')", []))?;
+    /// let n: i64 = db.read(|c| c.query_row("SELECT count(*) FROM t WHERE a LIKE 'hi'", [], |r| r.get(0)))?;
+    /// assert_eq!(n, 0);
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
+    pub fn extension(mut self, extension: Extension) -> Builder {
+        self.extensions.push(extension);
+        self
     }
 
     /// The desired schema, as plain DDL (see `litekeep_migrate`): the file is migrated to it
@@ -331,7 +377,7 @@ impl Builder {
             litekeep_migrate::Rename::parse(hint)?;
         }
         let desired = match &self.schema {
-            Some(sql) => Some(parsed(sql)?),
+            Some(sql) => Some(parsed(sql, &self.extensions)?),
             None => None,
         };
         let fingerprint = desired.as_ref().map(|s| s.fingerprint());
@@ -360,7 +406,7 @@ impl Builder {
             path: self.path.clone(),
             fingerprint: Mutex::new(fingerprint),
             writer: Mutex::new(writer),
-            readers: Pool::new(self.readers, self.busy_timeout),
+            readers: Pool::new(self.readers, self.busy_timeout, self.extensions.clone()),
             busy_budget: self.busy_timeout,
             gate: if self.write_gate.unwrap_or(true) {
                 Some(FileLock::write_gate_for_database(&self.path)?.with_label(&self.label))
@@ -371,6 +417,7 @@ impl Builder {
             durability: self.durability,
             wal,
             _shared: shared,
+            extensions: self.extensions.clone(),
         });
         registry.retain(|_, weak| weak.strong_count() > 0);
         registry.insert(key, Arc::downgrade(&inner));
@@ -445,6 +492,7 @@ impl Builder {
             .lock_timeout(self.lock_timeout)
             .keep_undeclared(self.keep_undeclared);
         options.label = self.label.clone();
+        options.extensions = self.extensions.clone();
         for hint in &self.renames {
             options = options.rename(hint)?;
         }
@@ -490,13 +538,22 @@ impl Builder {
             Connection::open(&self.path).map_err(|source| Error::sqlite(&self.path, op, source))?;
         conn.busy_timeout(self.busy_timeout)
             .map_err(|source| Error::sqlite(&self.path, op, source))?;
+        for e in &self.extensions {
+            e.load(&conn)?;
+        }
         Ok(conn)
     }
 
     fn writer(&self, reuse: Option<Connection>) -> rusqlite::Result<Connection> {
         let conn = match reuse {
             Some(conn) => conn,
-            None => Connection::open(&self.path)?,
+            None => {
+                let conn = Connection::open(&self.path)?;
+                for e in &self.extensions {
+                    e.load_raw(&conn)?;
+                }
+                conn
+            }
         };
         configure_writer(&conn, self.busy_timeout, self.durability)?;
         Ok(conn)
@@ -520,7 +577,7 @@ pub(crate) fn configure_writer(
 
 /// Parses desired-schema DDL, once per distinct text in this process (parsing runs it through
 /// an in-memory database, which costs more than the check it serves).
-fn parsed(sql: &str) -> Result<Arc<Schema>, Error> {
+fn parsed(sql: &str, extensions: &[Extension]) -> Result<Arc<Schema>, Error> {
     use std::collections::HashMap;
     use std::sync::LazyLock;
     static CACHE: LazyLock<Mutex<HashMap<String, Arc<Schema>>>> = LazyLock::new(Mutex::default);
@@ -530,7 +587,7 @@ fn parsed(sql: &str) -> Result<Arc<Schema>, Error> {
     if let Some(schema) = cache.get(sql) {
         return Ok(schema.clone());
     }
-    let schema = Arc::new(Schema::from_sql(sql)?);
+    let schema = Arc::new(Schema::from_sql_with(sql, extensions)?);
     // A process uses a handful of schemas; a runaway caller must not grow this forever.
     if cache.len() >= 32 {
         cache.clear();

@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     pub(crate) wal: crate::wal::WalBound,
     /// Held for the handle's lifetime with `hold_shared_lock(true)`.
     pub(crate) _shared: Option<LockGuard>,
+    /// Extensions loaded on every connection ([`Builder::load_extension`]).
+    pub(crate) extensions: Vec<litekeep_migrate::Extension>,
 }
 
 impl Inner {
@@ -72,7 +74,9 @@ impl Inner {
         let Ok(fresh) = Connection::open(&self.path) else {
             return;
         };
-        if crate::builder::configure_writer(&fresh, self.busy_budget, self.durability).is_err() {
+        if crate::builder::configure_writer(&fresh, self.busy_budget, self.durability).is_err()
+            || self.extensions.iter().any(|e| e.load_raw(&fresh).is_err())
+        {
             return;
         }
         let stuck = std::mem::replace(conn, fresh);
@@ -255,6 +259,9 @@ impl Database {
     /// A handle opened with `hold_shared_lock(true)` holds the shared lock and so cannot take the
     /// exclusive one: that is refused at once ([`litekeep_lock::LockError::WouldDeadlock`]).
     ///
+    /// The extensions given to [`Builder::load_extension`] are loaded for it unless `options`
+    /// names its own.
+    ///
     /// # Errors
     /// [`Error::Migrate`], with the migration's own detail; [`Error::InsideWrite`] from inside
     /// a [`Database::write`] on the same thread.
@@ -277,6 +284,9 @@ impl Database {
     ) -> Result<litekeep_migrate::Report, Error> {
         self.refuse_inside_write("Database::migrate")?;
         let mut options = options.clone();
+        if options.extensions.is_empty() {
+            options.extensions = self.inner.extensions.clone();
+        }
         if options.lock_timeout == litekeep_migrate::Options::default().lock_timeout {
             options.lock_timeout = self.inner.lock_timeout;
         }

@@ -46,6 +46,7 @@ pub use durability::Durability;
 pub use error::Error;
 pub use litekeep_lock as lock;
 pub use litekeep_migrate as migrate;
+pub use litekeep_migrate::Extension;
 pub use litekeep_recover as recover;
 pub use rusqlite;
 

@@ -5,11 +5,13 @@ use std::path::Path;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
+use litekeep_migrate::Extension;
 use rusqlite::{Connection, OpenFlags};
 
 pub(crate) struct Pool {
     max: usize,
     busy: Duration,
+    extensions: Vec<Extension>,
     state: Mutex<State>,
     returned: Condvar,
 }
@@ -26,10 +28,11 @@ pub(crate) struct Pooled<'a> {
 }
 
 impl Pool {
-    pub(crate) fn new(max: usize, busy: Duration) -> Pool {
+    pub(crate) fn new(max: usize, busy: Duration, extensions: Vec<Extension>) -> Pool {
         Pool {
             max: max.max(1),
             busy,
+            extensions,
             state: Mutex::new(State {
                 idle: Vec::new(),
                 opened: 0,
@@ -77,6 +80,9 @@ impl Pool {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(self.busy)?;
+        for e in &self.extensions {
+            e.load_raw(&conn)?;
+        }
         Ok(conn)
     }
 }

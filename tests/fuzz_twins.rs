@@ -12,7 +12,9 @@
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
-use litekeep_fuzz_cases::{CrashCase, DiffCase, decode, diff_apply, recover_crash, schema_text};
+use litekeep_fuzz_cases::{
+    CrashCase, DiffCase, VtabCase, decode, diff_apply, recover_crash, schema_text, vtab_apply,
+};
 use proptest::prelude::*;
 
 fn config() -> ProptestConfig {
@@ -58,6 +60,13 @@ proptest! {
     #[test]
     fn twin_schema_text(bytes in bytes()) {
         schema_text(&bytes);
+    }
+
+    #[test]
+    fn twin_vtab_apply(bytes in bytes()) {
+        if let Some(case) = decode::<VtabCase>(&bytes) {
+            vtab_apply(&case);
+        }
     }
 }
 
@@ -118,4 +127,13 @@ fn corpus_recover_crash() {
 #[test]
 fn corpus_schema_text() {
     corpus("schema_text", schema_text);
+}
+
+#[test]
+fn corpus_vtab_apply() {
+    corpus("vtab_apply", |bytes| {
+        if let Some(case) = decode::<VtabCase>(bytes) {
+            vtab_apply(&case);
+        }
+    });
 }

@@ -4,7 +4,13 @@
 //! `cargo run --release -p litekeep-migrate --example rebuild_rss [ROWS]` builds the table in a
 //! child process (so its memory does not count), then migrates it here and prints this
 //! process's peak RSS (`VmHWM`) and the database size; exits 1 if the peak exceeds 64 MiB.
-//! `--json FILE` (after ROWS, if given) also writes them as one JSON document, what
+//!
+//! `… --example rebuild_rss -- --fts5 [ROWS]` (100,000 by default) does the same for full-text
+//! search: a table of files with an external-content FTS5 index over it, and an FTS5 table with
+//! rows of its own, both changed in one migration (the own table's rows copied out and back,
+//! the external index rebuilt from its content table, both checked).
+//!
+//! `--json FILE` (after ROWS, if given) also writes what it measured as one JSON document, what
 //! `scripts/measured` reads.
 
 use std::path::PathBuf;
@@ -27,7 +33,55 @@ fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// The full-text schema before and after: the tokenizers change, so both FTS5 tables are
+/// dropped and created again with their rows.
+const FTS_V1: &str = "CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL, body TEXT);
+CREATE VIRTUAL TABLE files_fts USING fts5(path, body, content='files', content_rowid='id');
+CREATE VIRTUAL TABLE notes USING fts5(title, body);";
+
+fn fts_v2() -> String {
+    FTS_V1
+        .replace(
+            "content_rowid='id')",
+            "content_rowid='id', tokenize='porter')",
+        )
+        .replace("fts5(title, body)", "fts5(title, body, tokenize='porter')")
+}
+
+fn build_fts(db: &std::path::Path, rows: i64) {
+    let conn = Connection::open(db).unwrap();
+    conn.execute_batch(FTS_V1).unwrap();
+    conn.execute_batch("BEGIN").unwrap();
+    conn.execute(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+         INSERT INTO files (id, path, body)
+         SELECT i, printf('src/module_%d/file_%d.rs', i % 1000, i),
+                printf('fn handler_%d(request: Request) -> Response { let total_%d = compute(%d); respond(total_%d) } // searching indexed words %d', i, i % 97, i, i % 97, i % 5000)
+           FROM n",
+        [rows],
+    )
+    .unwrap();
+    conn.execute_batch(
+        "INSERT INTO files_fts (files_fts) VALUES ('rebuild');
+         INSERT INTO notes (rowid, title, body) SELECT id, path, body FROM files;
+         COMMIT;",
+    )
+    .unwrap();
+}
+
 fn main() {
+    let mut args = std::env::args().skip(1);
+    let first = args.next();
+    if first.as_deref() == Some("--build-fts") {
+        let db = PathBuf::from(args.next().unwrap());
+        build_fts(&db, args.next().unwrap().parse().unwrap());
+        return;
+    }
+    if first.as_deref() == Some("--fts5") {
+        let rows: i64 = args.next().and_then(|r| r.parse().ok()).unwrap_or(100_000);
+        fts_main(rows);
+        return;
+    }
     let mut args = std::env::args().skip(1);
     if args.next().as_deref() == Some("--build") {
         let db = PathBuf::from(args.next().unwrap());
@@ -58,9 +112,28 @@ fn main() {
     let before = peak_rss_kib();
     let report = migrate(&db, V2, &Options::default()).unwrap();
     let after = peak_rss_kib();
-    let size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0);
+    finish(
+        &format!("rebuilt {rows} rows"),
+        rows,
+        &db,
+        &report,
+        before,
+        after,
+    );
+}
+
+/// Prints what was measured, removes the scratch directory, exits 1 over the budget.
+fn finish(
+    what: &str,
+    rows: i64,
+    db: &std::path::Path,
+    report: &litekeep_migrate::Report,
+    before: u64,
+    after: u64,
+) {
+    let size = std::fs::metadata(db).map(|m| m.len()).unwrap_or(0);
     println!(
-        "rebuilt {rows} rows in {:.2} s; database {:.1} MiB; peak RSS {:.1} MiB (before the migration {:.1} MiB)",
+        "{what} in {:.2} s; database {:.1} MiB; peak RSS {:.1} MiB (before the migration {:.1} MiB)",
         report.elapsed.as_secs_f64(),
         size as f64 / 1048576.0,
         after as f64 / 1024.0,
@@ -75,11 +148,50 @@ fn main() {
         std::fs::write(args.get(at + 1).expect("--json takes a file"), doc)
             .expect("writing the --json file");
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if let Some(dir) = db.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     if after > LIMIT_KIB {
         eprintln!("peak RSS over the 64 MiB budget");
         std::process::exit(1);
     }
+}
+
+/// The FTS5 run: build in a child, migrate here, check search results, print the peak.
+fn fts_main(rows: i64) {
+    let dir = std::env::temp_dir().join(format!("lk-rss-fts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("fts.db");
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--build-fts", &db.display().to_string(), &rows.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let before = peak_rss_kib();
+    let report = migrate(&db, &fts_v2(), &Options::default()).unwrap();
+    let after = peak_rss_kib();
+    assert!(report.applied);
+    let conn = Connection::open(&db).unwrap();
+    // Porter: `searching` matches `search`; every row has it, in both tables.
+    for table in ["files_fts", "notes"] {
+        let n: i64 = conn
+            .query_row(
+                &format!("SELECT count(*) FROM {table} WHERE {table} MATCH 'search'"),
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, rows, "{table}: search results lost in the migration");
+    }
+    drop(conn);
+    finish(
+        &format!("changed two {rows}-row FTS5 tables"),
+        rows,
+        &db,
+        &report,
+        before,
+        after,
+    );
 }
 
 /// The memory budget of a 1,000,000-row rebuild.

@@ -19,7 +19,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::diff::diff;
 use crate::error::MigrateError;
 use crate::options::Options;
-use crate::plan::Plan;
+use crate::plan::{Plan, Warning};
 use crate::schema::{Fingerprint, Schema};
 use litekeep_recover::quote_ident;
 
@@ -76,7 +76,7 @@ pub fn migrate(
 ) -> Result<Report, MigrateError> {
     let start = Instant::now();
     let path = path.as_ref();
-    let desired = Schema::from_sql(desired_sql)?;
+    let desired = Schema::from_sql_with(desired_sql, &options.extensions)?;
     let flags = if options.dry_run {
         OpenFlags::SQLITE_OPEN_READ_ONLY
     } else {
@@ -85,9 +85,11 @@ pub fn migrate(
     litekeep_recover::check_journal_files(path)?;
     let mut conn = Connection::open_with_flags(path, flags)
         .map_err(|e| MigrateError::from_db(path, "opening the database", e))?;
+    crate::extension::load_all(&conn, &options.extensions)?;
     let current = read_schema(&conn, path)?;
     if options.dry_run || crate::diff::up_to_date(&current, &desired, options)? {
         let plan = diff(&current, &desired, options)?;
+        let plan = with_violations(&conn, path, plan)?;
         return Ok(finish(plan, false, start));
     }
     let lock = FileLock::for_database(path)?.with_label(&options.label);
@@ -160,6 +162,19 @@ fn write_gate(path: &Path, options: &Options) -> Result<litekeep_lock::LockGuard
     Ok(gate.exclusive(Wait::Timeout(options.lock_timeout))?)
 }
 
+/// `plan` with a warning for each group of rows that already violate a foreign key in the tables
+/// it touches (they never block it; see [`crate::violations`]).
+fn with_violations(conn: &Connection, path: &Path, mut plan: Plan) -> Result<Plan, MigrateError> {
+    if plan.is_empty() {
+        return Ok(plan);
+    }
+    let found = crate::violations::existing(conn, &plan)
+        .map_err(|e| MigrateError::from_db(path, "reading the foreign-key violations", e))?;
+    plan.warnings
+        .extend(found.into_iter().map(Warning::ExistingViolations));
+    Ok(plan)
+}
+
 fn finish(plan: Plan, applied: bool, start: Instant) -> Report {
     Report {
         before: plan.from,
@@ -186,6 +201,7 @@ fn apply_locked(
     options: &Options,
 ) -> Result<Report, MigrateError> {
     let start = Instant::now();
+    let plan = with_violations(conn, path, plan)?;
     if let Some(loss) = plan.data_loss.first().filter(|_| !options.allow_data_loss) {
         return Err(MigrateError::DataLoss {
             what: plan
@@ -278,6 +294,7 @@ fn run_in_transaction(conn: &mut Connection, path: &Path, plan: &Plan) -> Result
             path: path.to_owned(),
         });
     }
+    crate::violations::record_before(&tx, plan)?;
     for step in &plan.steps {
         for sql in &step.sql {
             if let Err(e) = tx.execute_batch(sql) {
@@ -285,7 +302,8 @@ fn run_in_transaction(conn: &mut Connection, path: &Path, plan: &Plan) -> Result
             }
         }
     }
-    crate::violations::check_foreign_keys(&tx, &plan.touched)?;
+    crate::violations::check_foreign_keys(&tx, plan)?;
+    crate::vtab_plan::verify(&tx, plan)?;
     let after = read_schema(&tx, path)?;
     let difference = after.describe_difference(&plan.desired);
     if !difference.is_empty() {

@@ -69,6 +69,7 @@ pub fn diff(current: &Schema, desired: &Schema, options: &Options) -> Result<Pla
             touched: Vec::new(),
             renames: Vec::new(),
             kept,
+            warnings: mismatch_warnings(desired),
         });
     }
     let options = &with_annotations(options, current, desired)?;
@@ -126,6 +127,7 @@ pub fn diff(current: &Schema, desired: &Schema, options: &Options) -> Result<Pla
         touched,
         renames: Vec::new(),
         kept,
+        warnings: mismatch_warnings(desired),
     };
     for (name, have, want) in &rebuilds {
         let leftover = format!("{TEMP_PREFIX}{}", want.name);
@@ -140,20 +142,36 @@ pub fn diff(current: &Schema, desired: &Schema, options: &Options) -> Result<Pla
         plan.steps.push(rebuild);
     }
     let rebuild_steps = std::mem::take(&mut plan.steps);
+    let virtuals = crate::vtab_plan::plan(current, desired, options);
+    plan.data_loss.extend(virtuals.data_loss);
+    plan.touched.extend(virtuals.touched);
+    // Virtual tables that go away first: a table may take the name.
+    plan.steps.extend(virtuals.drops);
     let changed = |have: &Object, want: Option<&Object>, table_rebuilt: bool| {
         table_rebuilt || want.is_none_or(|w| normalize(&w.sql) != normalize(&have.sql))
     };
     let is_rebuilt = |table: &str| rebuilt.contains(&table.to_ascii_lowercase());
-    for (key, have) in &after.views {
-        if changed(have, desired.views.get(key), false) {
-            plan.steps.push(drop_step("VIEW", have));
-        }
-    }
+    // Views dropped (to change) take their INSTEAD OF triggers with them.
+    let dropped_views: BTreeSet<String> = after
+        .views
+        .iter()
+        .filter(|(key, have)| changed(have, desired.views.get(*key), false))
+        .map(|(key, _)| key.clone())
+        .collect();
+    let goes_with_view = |table: &str| dropped_views.contains(&table.to_ascii_lowercase());
     // Indexes and triggers of a rebuilt table go with its renamed-away copy: dropping them
     // first would only cost time (an index of a million rows is ~10% of a rebuild).
     for (key, have) in &after.triggers {
-        if !is_rebuilt(&have.table) && changed(have, desired.triggers.get(key), false) {
+        if !is_rebuilt(&have.table)
+            && !goes_with_view(&have.table)
+            && changed(have, desired.triggers.get(key), false)
+        {
             plan.steps.push(drop_step("TRIGGER", have));
+        }
+    }
+    for key in &dropped_views {
+        if let Some(have) = after.views.get(key) {
+            plan.steps.push(drop_step("VIEW", have));
         }
     }
     for (key, have) in &after.indexes {
@@ -186,27 +204,42 @@ pub fn diff(current: &Schema, desired: &Schema, options: &Options) -> Result<Pla
             ));
         }
     }
-    for (kind, wanted, had) in [
-        ("index", &desired.indexes, &after.indexes),
-        ("trigger", &desired.triggers, &after.triggers),
-        ("view", &desired.views, &after.views),
-    ] {
-        for (key, want) in wanted {
-            // A new table has none of its indexes and triggers yet, even where a table of
-            // its name had the same ones (it was renamed away, and they went with it).
-            let table_rebuilt = kind != "view" && (is_rebuilt(&want.table) || is_new(&want.table));
-            if had
-                .get(key)
-                .is_none_or(|h| changed(h, Some(want), table_rebuilt))
-            {
-                let text = format!("create {kind} {}", want.name);
-                plan.steps.push(step(
-                    StepKind::Create,
-                    &want.name,
-                    text,
-                    vec![want.sql.clone()],
-                ));
-            }
+    // Virtual tables after the tables: an external-content index reads its content table, and
+    // a dropped table may have held the name.
+    plan.steps.extend(virtuals.steps);
+    // Then indexes, views (a view on a view after it) and triggers (on views too).
+    for (key, want) in &desired.indexes {
+        let table_rebuilt = is_rebuilt(&want.table) || is_new(&want.table);
+        if after
+            .indexes
+            .get(key)
+            .is_none_or(|h| changed(h, Some(want), table_rebuilt))
+        {
+            plan.steps.push(create_step("index", want));
+        }
+    }
+    for want in crate::order::views_in_order(desired.views.values()) {
+        let key = want.name.to_ascii_lowercase();
+        if after
+            .views
+            .get(&key)
+            .is_none_or(|h| changed(h, Some(want), false))
+        {
+            plan.steps.push(create_step("view", want));
+        }
+    }
+    for (key, want) in &desired.triggers {
+        // A new table has none of its indexes and triggers yet, even where a table of its name
+        // had the same ones (it was renamed away, and they went with it); a re-created view
+        // has none of its INSTEAD OF triggers.
+        let table_rebuilt =
+            is_rebuilt(&want.table) || is_new(&want.table) || goes_with_view(&want.table);
+        if after
+            .triggers
+            .get(key)
+            .is_none_or(|h| changed(h, Some(want), table_rebuilt))
+        {
+            plan.steps.push(create_step("trigger", want));
         }
     }
     if !plan.is_empty() {
@@ -300,7 +333,7 @@ fn plan_tables<'a>(
     options: &Options,
     forced: &BTreeSet<String>,
 ) -> TablePlan<'a> {
-    let scratch = Scratch::load(current);
+    let scratch = Scratch::load(current, options);
     let mut out = TablePlan {
         native: Vec::new(),
         creates: Vec::new(),
@@ -372,6 +405,21 @@ pub(crate) fn step(kind: StepKind, target: &str, description: String, sql: Vec<S
         description,
         sql,
     }
+}
+
+fn create_step(kind: &str, want: &Object) -> Step {
+    let text = format!("create {kind} {}", want.name);
+    step(StepKind::Create, &want.name, text, vec![want.sql.clone()])
+}
+
+/// The plan's warnings about the desired schema itself: foreign keys to non-unique parents.
+fn mismatch_warnings(desired: &Schema) -> Vec<crate::plan::Warning> {
+    desired
+        .foreign_key_mismatches
+        .iter()
+        .cloned()
+        .map(crate::plan::Warning::NonUniqueParent)
+        .collect()
 }
 
 fn drop_step(kind: &str, object: &Object) -> Step {

@@ -101,6 +101,57 @@ pub enum MigrateError {
         /// Up to 5 offending rowids (none when they cannot be pointed at).
         rowids: Vec<i64>,
     },
+    /// A new UNIQUE index (or a unique constraint it enforces) over rows that already hold the
+    /// same values.
+    #[error(
+        "rows of table {table} hold duplicate values for the new unique index {index} ({constraint}){}; fix or delete them first — nothing was changed",
+        rowid_list(rowids)
+    )]
+    UniqueIndex {
+        /// The index.
+        index: String,
+        /// The table it is on.
+        table: String,
+        /// SQLite's message ("UNIQUE constraint failed: t.c").
+        constraint: String,
+        /// Up to 5 rowids of rows that share their values with another (none for a `WITHOUT
+        /// ROWID` table or when they cannot be pointed at).
+        rowids: Vec<i64>,
+    },
+    /// A virtual table uses a module that SQLite, as loaded on this connection, does not have.
+    #[error(
+        "virtual table {table} uses module {module}, which this SQLite does not have; load the extension that provides it (Options::load_extension / Builder::load_extension, or --load-extension PATH on the command line) — nothing was changed"
+    )]
+    MissingModule {
+        /// The virtual table.
+        table: String,
+        /// The module it names.
+        module: String,
+    },
+    /// An extension could not be loaded.
+    #[error(
+        "loading {extension} failed ({source}); check the path, that it is a SQLite extension built for this platform, and its entry point — nothing was changed"
+    )]
+    Extension {
+        /// Which extension: "extension /path/vec0.so".
+        extension: String,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A virtual table the migration created or filled failed its module's own check (FTS5's
+    /// and FTS4's `'integrity-check'`, `rtreecheck()`); rolled back.
+    #[error(
+        "after the migration virtual table {table} failed its {module} integrity check ({detail}), so it was rolled back; run `litekeep check` on the file and please report this"
+    )]
+    VirtualTableCheck {
+        /// The virtual table.
+        table: String,
+        /// Its module.
+        module: String,
+        /// What the check said.
+        detail: String,
+    },
     /// A table from an interrupted migration is in the way.
     #[error(
         "table {leftover} (left by an interrupted migration of {table}) is in the way; run `litekeep recover` first — nothing was changed"

@@ -10,7 +10,8 @@ use rusqlite::fallible_iterator::FallibleIterator;
 use rusqlite::{Batch, Connection};
 
 use crate::error::MigrateError;
-use crate::schema::{Column, Object, Schema, Table};
+use crate::extension::Extension;
+use crate::schema::{Column, ForeignKeyMismatch, Object, Schema, Table};
 
 /// Names that belong to SQLite or to litekeep and are never part of a user schema.
 pub fn is_internal(name: &str) -> bool {
@@ -23,9 +24,10 @@ impl Schema {
     ///
     /// # Errors
     /// [`MigrateError::Sqlite`] when the schema cannot be read (for example the file is not a
-    /// database).
+    /// database); [`MigrateError::MissingModule`] when a virtual table's module is not loaded on `conn`
+    /// (see [`Options::load_extension`](crate::Options::load_extension)).
     pub fn read(conn: &Connection) -> Result<Schema, MigrateError> {
-        read(conn).map_err(|e| MigrateError::sqlite("reading the schema", e))
+        read(conn)
     }
 
     /// Parses desired-schema DDL (`CREATE TABLE/INDEX/VIEW/TRIGGER` statements) by executing
@@ -46,8 +48,26 @@ impl Schema {
     /// assert!(err.to_string().contains("statement 2"), "{err}");
     /// ```
     pub fn from_sql(sql: &str) -> Result<Schema, MigrateError> {
+        Schema::from_sql_with(sql, &[])
+    }
+
+    /// [`Schema::from_sql`] on a scratch database that first loads `extensions` (the modules of
+    /// the virtual tables the schema declares: `vec0` of sqlite-vec, say).
+    ///
+    /// # Errors
+    /// As [`Schema::from_sql`], and [`MigrateError::MissingModule`] for a `CREATE VIRTUAL
+    /// TABLE` whose module neither SQLite nor `extensions` provides;
+    /// [`MigrateError::Extension`] for an extension that cannot be loaded.
+    ///
+    /// ```
+    /// use litekeep_migrate::{MigrateError, Schema};
+    /// let err = Schema::from_sql_with("CREATE VIRTUAL TABLE v USING vec0(e float[4]);", &[]).unwrap_err();
+    /// assert!(matches!(err, MigrateError::MissingModule { ref module, .. } if module == "vec0"), "{err}");
+    /// ```
+    pub fn from_sql_with(sql: &str, extensions: &[Extension]) -> Result<Schema, MigrateError> {
         let mut conn = Connection::open_in_memory()
             .map_err(|e| MigrateError::sqlite("opening an in-memory database", e))?;
+        crate::extension::load_all(&conn, extensions)?;
         let budget = bound(&mut conn, sql.len())
             .map_err(|e| MigrateError::sqlite("limiting the scratch database", e))?;
         let mut batch = Batch::new(&conn, sql);
@@ -81,6 +101,12 @@ impl Schema {
             renew(&budget);
             let mut stmt = stmt;
             if let Err(source) = stmt.raw_execute() {
+                if let Some(module) = crate::vtab::no_such_module(&source) {
+                    return Err(MigrateError::MissingModule {
+                        table: statement_name(&text).unwrap_or_default(),
+                        module,
+                    });
+                }
                 return Err(MigrateError::Ddl {
                     index,
                     statement: snippet(&text),
@@ -90,17 +116,66 @@ impl Schema {
         }
         let mut schema = Schema::read(&conn)?;
         schema.annotations = crate::annotations::read(sql)?;
+        schema.foreign_key_mismatches = mismatches(&conn, &schema)
+            .map_err(|e| MigrateError::sqlite("checking the desired foreign keys", e))?;
         Ok(schema)
     }
 }
 
+/// The name a `CREATE …` statement gives its object.
+fn statement_name(sql: &str) -> Option<String> {
+    let tokens = crate::tokens::tokenize(sql);
+    let stmt = crate::tokens::statements(&tokens).into_iter().next()?;
+    match stmt.shape() {
+        crate::tokens::Shape::Table { name, .. } | crate::tokens::Shape::Index { name, .. } => {
+            name.ident()
+        }
+        crate::tokens::Shape::Other => None,
+    }
+}
+
+/// The foreign keys of `schema` (loaded, without rows, on `conn`) whose parent key is neither
+/// PRIMARY KEY nor UNIQUE: `foreign_key_check` on an empty table costs nothing and names
+/// exactly those ("foreign key mismatch - "p" referencing "u"").
+fn mismatches(conn: &Connection, schema: &Schema) -> rusqlite::Result<Vec<ForeignKeyMismatch>> {
+    let mut out = Vec::new();
+    for table in schema.tables.values().filter(|t| !t.references.is_empty()) {
+        let checked = conn.query_row(
+            "SELECT count(*) FROM pragma_foreign_key_check(?1, 'main')",
+            [&table.name],
+            |r| r.get::<_, i64>(0),
+        );
+        let Err(e) = checked else { continue };
+        let Some(parent) = crate::violations::mismatched_parent(&e) else {
+            return Err(e);
+        };
+        let mut stmt = conn.prepare(
+            "SELECT \"to\" FROM pragma_foreign_key_list(?1, 'main') \
+             WHERE \"table\" = ?2 COLLATE NOCASE ORDER BY id, seq",
+        )?;
+        let columns = stmt
+            .query_map([&table.name, &parent], |r| r.get::<_, Option<String>>(0))?
+            .filter_map(|c| c.transpose())
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        out.push(ForeignKeyMismatch {
+            table: table.name.clone(),
+            parent,
+            columns,
+        });
+    }
+    Ok(out)
+}
+
 /// The schema of the `main` database of `conn` as DDL that [`migrate`](crate::migrate)
-/// accepts: every `CREATE` statement as SQLite stored it, tables first, then indexes, views and
-/// triggers, each kind in creation order, without SQLite's and litekeep's own objects. A fresh
+/// accepts: every `CREATE` statement as SQLite stored it, tables (virtual ones too) first, then
+/// indexes, views (a view on a view after it) and triggers, each kind in creation order,
+/// without SQLite's and litekeep's own objects and without the shadow tables of virtual tables
+/// (their modules create them). A fresh
 /// database migrated to it gets the same schema (the same [`Schema::fingerprint`]).
 ///
 /// # Errors
-/// [`MigrateError::Sqlite`] when the schema cannot be read.
+/// [`MigrateError::Sqlite`] when the schema cannot be read; [`MigrateError::MissingModule`]
+/// when a virtual table's module is not loaded on `conn` (its shadow tables cannot be told).
 ///
 /// ```
 /// use litekeep_migrate::{export_sql, Schema};
@@ -111,31 +186,64 @@ impl Schema {
 /// assert_eq!(Schema::from_sql(&sql).unwrap().fingerprint(), Schema::read(&conn).unwrap().fingerprint());
 /// ```
 pub fn export_sql(conn: &Connection) -> Result<String, MigrateError> {
-    let read = || -> rusqlite::Result<String> {
+    let read = || -> rusqlite::Result<Vec<(String, String, String, String)>> {
         let mut stmt = conn.prepare(
-            "SELECT name, tbl_name, sql FROM main.sqlite_schema WHERE sql IS NOT NULL \
+            "SELECT type, name, tbl_name, sql FROM main.sqlite_schema WHERE sql IS NOT NULL \
              ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 WHEN 'view' THEN 2 \
              ELSE 3 END, rowid",
         )?;
-        let mut rows = stmt.query([])?;
-        let mut out = String::new();
-        while let Some(row) = rows.next()? {
-            let (name, table, sql): (String, String, String) =
-                (row.get(0)?, row.get(1)?, row.get(2)?);
-            if is_internal(&name) || is_internal(&table) {
-                continue;
-            }
-            let sql = sql.trim_end();
-            out.push_str(sql);
-            // A stored text may end in a `--` comment, which would swallow the `;`.
-            if sql.lines().last().is_some_and(|l| l.contains("--")) {
-                out.push('\n');
-            }
-            out.push_str(";\n");
-        }
-        Ok(out)
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect()
     };
-    read().map_err(|e| MigrateError::sqlite("reading the schema", e))
+    let rows = read().map_err(|e| MigrateError::sqlite("reading the schema", e))?;
+    let types = crate::vtab::table_types(conn)
+        .map_err(|e| MigrateError::sqlite("reading the schema", e))?;
+    let kind_of = |name: &str| types.get(&name.to_ascii_lowercase()).map(String::as_str);
+    // A shadow table is told only by its module: without it, refuse rather than guess.
+    crate::vtab::missing_module(
+        conn,
+        rows.iter()
+            .filter(|(_, name, ..)| kind_of(name) == Some("virtual"))
+            .map(|(_, name, _, sql)| (name.as_str(), sql.as_str())),
+    )?;
+    let user: Vec<&(String, String, String, String)> = rows
+        .iter()
+        .filter(|(_, name, table, _)| {
+            !is_internal(name) && !is_internal(table) && kind_of(name) != Some("shadow")
+        })
+        .collect();
+    let views: Vec<Object> = user
+        .iter()
+        .filter(|(kind, ..)| kind == "view")
+        .map(|(_, name, table, sql)| Object {
+            name: name.clone(),
+            table: table.clone(),
+            sql: sql.clone(),
+        })
+        .collect();
+    let mut out = String::new();
+    let mut push = |sql: &str| {
+        let sql = sql.trim_end();
+        out.push_str(sql);
+        // A stored text may end in a `--` comment, which would swallow the `;`.
+        if sql.lines().last().is_some_and(|l| l.contains("--")) {
+            out.push('\n');
+        }
+        out.push_str(";\n");
+    };
+    for (kind, _, _, sql) in &user {
+        if kind != "view" && kind != "trigger" {
+            push(sql);
+        }
+    }
+    // Views in dependency order (a view on a view after it), then triggers (on views too).
+    for view in crate::order::views_in_order(views.iter()) {
+        push(&view.sql);
+    }
+    for (_, _, _, sql) in user.iter().filter(|(kind, ..)| kind == "trigger") {
+        push(sql);
+    }
+    Ok(out)
 }
 
 /// How much one desired-schema statement may compute before it is interrupted.
@@ -211,37 +319,51 @@ fn snippet(sql: &str) -> String {
     }
 }
 
-fn read(conn: &Connection) -> rusqlite::Result<Schema> {
+fn read(conn: &Connection) -> Result<Schema, MigrateError> {
+    let sqlite = |e| MigrateError::sqlite("reading the schema", e);
     let mut schema = Schema::default();
-    let mut stmt = conn.prepare(
-        "SELECT type, name, tbl_name, sql FROM main.sqlite_schema \
-         WHERE sql IS NOT NULL ORDER BY rowid",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, String>(3)?,
-        ))
-    })?;
-    for row in rows {
-        let (kind, name, table, sql) = row?;
+    let types = crate::vtab::table_types(conn).map_err(sqlite)?;
+    let rows = || -> rusqlite::Result<Vec<(String, String, String, String)>> {
+        let mut stmt = conn.prepare(
+            "SELECT type, name, tbl_name, sql FROM main.sqlite_schema \
+             WHERE sql IS NOT NULL ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect()
+    };
+    let rows = rows().map_err(sqlite)?;
+    let mut virtuals = Vec::new();
+    for (kind, name, table, sql) in rows {
         if is_internal(&name) || is_internal(&table) {
             continue;
         }
         let key = name.to_ascii_lowercase();
         let object = Object { name, table, sql };
         match kind.as_str() {
-            "table" => {
-                let table = read_table(conn, object)?;
-                schema.tables.insert(key, table);
-            }
+            "table" => match types.get(&key).map(String::as_str) {
+                // The module's own tables: never part of a user's schema.
+                Some("shadow") => {}
+                Some("virtual") => virtuals.push((key, object)),
+                _ => {
+                    let table = read_table(conn, object).map_err(sqlite)?;
+                    schema.tables.insert(key, table);
+                }
+            },
             "index" => insert(&mut schema.indexes, key, object),
             "view" => insert(&mut schema.views, key, object),
             "trigger" => insert(&mut schema.triggers, key, object),
             _ => {}
         }
+    }
+    crate::vtab::missing_module(
+        conn,
+        virtuals
+            .iter()
+            .map(|(_, o)| (o.name.as_str(), o.sql.as_str())),
+    )?;
+    for (key, object) in virtuals {
+        let table = crate::vtab::read(conn, object.name, object.sql).map_err(sqlite)?;
+        schema.virtual_tables.insert(key, table);
     }
     Ok(schema)
 }
@@ -284,7 +406,11 @@ fn read_table(conn: &Connection, object: Object) -> rusqlite::Result<Table> {
         [&object.name],
         |r| r.get::<_, bool>(0),
     )?;
+    let autoincrement = crate::tokens::tokenize(&object.sql)
+        .iter()
+        .any(|t| t.is_word("autoincrement"));
     Ok(Table {
+        autoincrement,
         name: object.name,
         sql: object.sql,
         columns,

@@ -79,6 +79,20 @@ pub(crate) fn keep_undeclared(
             });
         }
     }
+    for (key, have) in &current.virtual_tables {
+        let renamed = options.renames.iter().any(|r| {
+            matches!(r, Rename::Table { from, to }
+                if from.eq_ignore_ascii_case(&have.name) && desired.has_table(to))
+        });
+        if !renamed && !desired.has_table(key) {
+            out.virtual_tables.insert(key.clone(), have.clone());
+            kept.push(Kept {
+                kind: ObjectKind::VirtualTable,
+                name: have.name.clone(),
+                table: None,
+            });
+        }
+    }
     let index_renamed = |name: &str| {
         options.renames.iter().any(|r| {
             matches!(r, Rename::Index { from, to }

@@ -45,10 +45,12 @@ mod annotations;
 mod apply;
 mod diff;
 mod error;
+mod extension;
 mod introspect;
 mod keep;
 mod native;
 mod options;
+mod order;
 mod plan;
 mod rebuild;
 mod renames;
@@ -56,13 +58,20 @@ mod schema;
 mod space;
 mod tokens;
 mod violations;
+mod vtab;
+mod vtab_plan;
 
 pub use annotations::Annotation;
 pub use apply::{Report, apply, migrate, superseded};
 pub use diff::{TEMP_PREFIX, diff, up_to_date};
 pub use error::MigrateError;
+pub use extension::{ConnectionInit, Extension};
 pub use introspect::{export_sql, is_internal};
 pub use litekeep_recover::{normalize, quote_ident};
 pub use options::{Options, Rename};
-pub use plan::{DataLoss, Kept, ObjectKind, Origin, Plan, PlannedRename, Step, StepKind};
-pub use schema::{Column, Fingerprint, Object, Schema, Table};
+pub use plan::{
+    DataLoss, Kept, ObjectKind, Origin, Plan, PlannedRename, Step, StepKind, Violation, Warning,
+};
+pub use schema::{
+    Column, Content, Fingerprint, ForeignKeyMismatch, Object, Schema, Table, VirtualTable,
+};

@@ -14,16 +14,22 @@ use litekeep_recover::{normalize, quote_ident};
 pub(crate) struct Scratch(Connection);
 
 impl Scratch {
-    pub(crate) fn load(current: &Schema) -> Option<Scratch> {
+    /// Creation order: tables, virtual tables, indexes, views (a view after those it reads),
+    /// triggers (an INSTEAD OF trigger needs its view).
+    pub(crate) fn load(current: &Schema, options: &Options) -> Option<Scratch> {
         let conn = Connection::open_in_memory().ok()?;
+        crate::extension::load_all(&conn, &options.extensions).ok()?;
         let tables = current.tables.values().map(|t| &t.sql);
-        let others = current
-            .indexes
-            .values()
-            .chain(current.triggers.values())
-            .chain(current.views.values())
-            .map(|o| &o.sql);
-        for sql in tables.chain(others) {
+        let virtuals = current.virtual_tables.values().map(|t| &t.sql);
+        let indexes = current.indexes.values().map(|o| &o.sql);
+        let views = crate::order::views_in_order(current.views.values());
+        let triggers = current.triggers.values().map(|o| &o.sql);
+        let all = tables
+            .chain(virtuals)
+            .chain(indexes)
+            .chain(views.into_iter().map(|o| &o.sql))
+            .chain(triggers);
+        for sql in all {
             conn.execute_batch(sql).ok()?;
         }
         Some(Scratch(conn))

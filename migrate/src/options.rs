@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::error::MigrateError;
+use crate::extension::Extension;
 
 /// A rename hint: without one, a renamed table or column looks like one dropped and one added.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,6 +187,9 @@ pub struct Options {
     /// the desired schema lacks are kept (and listed in [`Plan::kept`](crate::Plan::kept))
     /// instead of dropped; everything else is applied.
     pub keep_undeclared: bool,
+    /// SQLite extensions loaded on every connection the migration opens (the modules of
+    /// virtual tables: `vec0` of sqlite-vec, say), in order.
+    pub extensions: Vec<Extension>,
 }
 
 impl Default for Options {
@@ -197,6 +201,7 @@ impl Default for Options {
             lock_timeout: Duration::from_secs(30),
             label: "litekeep migrate".to_owned(),
             keep_undeclared: false,
+            extensions: Vec::new(),
         }
     }
 }
@@ -246,6 +251,32 @@ impl Options {
     /// ```
     pub fn keep_undeclared(mut self, keep: bool) -> Self {
         self.keep_undeclared = keep;
+        self
+    }
+
+    /// Loads the SQLite extension file `path` (entry point `entry_point`, or the one SQLite
+    /// derives from the file name) on every connection the migration opens: the database's and
+    /// the scratch databases that parse the desired schema. Needed for virtual tables of
+    /// modules SQLite does not build in (sqlite-vec's `vec0`, say): without it such a schema is
+    /// refused with [`MigrateError::MissingModule`], the file unchanged.
+    ///
+    /// ```
+    /// use litekeep_migrate::Options;
+    /// let opts = Options::default().load_extension("./vec0.so", None);
+    /// assert_eq!(opts.extensions.len(), 1);
+    /// ```
+    pub fn load_extension(
+        self,
+        path: impl Into<std::path::PathBuf>,
+        entry_point: Option<&str>,
+    ) -> Self {
+        self.extension(Extension::file(path, entry_point))
+    }
+
+    /// Adds an [`Extension`] (a file, or a function run on each new connection: for an
+    /// extension linked into the program, such as the `sqlite-vec` crate's init function).
+    pub fn extension(mut self, extension: Extension) -> Self {
+        self.extensions.push(extension);
         self
     }
 

@@ -21,6 +21,11 @@ pub enum StepKind {
     RenameColumn,
     /// Rename-copy-drop rebuild of a table.
     RebuildTable,
+    /// `CREATE VIRTUAL TABLE`, and the FTS `'rebuild'` of an external-content index.
+    CreateVirtualTable,
+    /// Drop and create of a virtual table, its rows carried across (copied, or re-read from
+    /// an external-content index's content table).
+    RebuildVirtualTable,
     /// `CREATE INDEX/VIEW/TRIGGER`.
     Create,
     /// `DROP INDEX/VIEW/TRIGGER`.
@@ -75,6 +80,67 @@ pub struct Plan {
     /// ([`Options::keep_undeclared`](crate::Options::keep_undeclared)); [`Plan::desired`]
     /// includes them.
     pub kept: Vec<Kept>,
+    /// What the plan does not refuse but a person should know (see [`Warning`]).
+    pub warnings: Vec<Warning>,
+}
+
+/// Something a plan goes ahead with and reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Warning {
+    /// Rows that violated a foreign key before the migration (SQLite ships with
+    /// `foreign_keys` off, so files carry such rows). The migration neither adds nor fixes
+    /// them; it refuses only violations it would add.
+    ExistingViolations(Violation),
+    /// A declared foreign key whose parent key is neither PRIMARY KEY nor UNIQUE: SQLite
+    /// accepts the DDL, but writes to the child table fail while `foreign_keys` is on.
+    NonUniqueParent(crate::schema::ForeignKeyMismatch),
+}
+
+/// Rows of one table that violate its foreign key to one parent table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The child table.
+    pub table: String,
+    /// The parent table.
+    pub parent: String,
+    /// How many rows (each counted once, however many of its keys dangle).
+    pub count: u64,
+    /// The first rowids, each once (none for a `WITHOUT ROWID` table).
+    pub rowids: Vec<i64>,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rows = if self.count == 1 { "row" } else { "rows" };
+        write!(
+            f,
+            "{} {rows} of {} point at nothing in {}",
+            self.count, self.table, self.parent
+        )?;
+        if !self.rowids.is_empty() {
+            let ids: Vec<String> = self.rowids.iter().map(ToString::to_string).collect();
+            let more = if (self.rowids.len() as u64) < self.count {
+                ", …"
+            } else {
+                ""
+            };
+            write!(f, " (rowids {}{more})", ids.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::ExistingViolations(v) => write!(
+                f,
+                "{v} — already there before this migration, left as they are"
+            ),
+            Warning::NonUniqueParent(m) => write!(f, "{m}"),
+        }
+    }
 }
 
 /// A rename a plan carries out.
@@ -125,6 +191,8 @@ impl fmt::Display for PlannedRename {
 pub enum ObjectKind {
     /// A table.
     Table,
+    /// A virtual table.
+    VirtualTable,
     /// A column of a table.
     Column,
     /// An index.
@@ -139,6 +207,7 @@ impl fmt::Display for ObjectKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ObjectKind::Table => "table",
+            ObjectKind::VirtualTable => "virtual table",
             ObjectKind::Column => "column",
             ObjectKind::Index => "index",
             ObjectKind::View => "view",
@@ -234,6 +303,9 @@ impl fmt::Display for Plan {
         }
         for loss in &self.data_loss {
             writeln!(f, "  ! drops {loss}")?;
+        }
+        for warning in &self.warnings {
+            writeln!(f, "  warning: {warning}")?;
         }
         Ok(())
     }

@@ -56,6 +56,9 @@ pub(crate) fn rebuild(
             from.join(", ")
         ));
     }
+    if want.autoincrement {
+        sql.extend(keep_sequence(&want.name));
+    }
     sql.push(format!("DROP TABLE {temp}"));
     let description = format!(
         "rebuild table {} ({})",
@@ -66,6 +69,22 @@ pub(crate) fn rebuild(
         step(StepKind::RebuildTable, &want.name, description, sql),
         lost,
     )
+}
+
+/// AUTOINCREMENT promises an id is never given out twice: the copy sets `sqlite_sequence` to
+/// the largest id still present, so the renamed-away table's entry (the largest id ever given
+/// out) is carried over where it is higher (an entry is added when the copy made none: no rows).
+fn keep_sequence(table: &str) -> [String; 2] {
+    let name = litekeep_recover::sql::quote_literal(table);
+    let temp = litekeep_recover::sql::quote_literal(&format!("{TEMP_PREFIX}{table}"));
+    let old = format!("(SELECT max(seq) FROM sqlite_sequence WHERE name = {temp})");
+    [
+        format!("UPDATE sqlite_sequence SET seq = {old} WHERE name = {name} AND seq < {old}"),
+        format!(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT {name}, seq FROM sqlite_sequence \
+             WHERE name = {temp} AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = {name})"
+        ),
+    ]
 }
 
 fn describe_columns(have: &Table, want: &Table, options: &Options) -> String {

@@ -58,7 +58,7 @@ pub(crate) fn with_annotations(
             merged.renames.push(rename.clone());
         }
     };
-    let has_table = |t: &str| current.tables.contains_key(&t.to_ascii_lowercase());
+    let has_table = |t: &str| current.has_table(t);
     let has_index = |i: &str| current.indexes.contains_key(&i.to_ascii_lowercase());
     let names = |kind: fn(&Rename) -> Option<(&str, &str)>| -> Vec<(&str, &str)> {
         annotations.iter().filter_map(|a| kind(&a.rename)).collect()
@@ -179,9 +179,7 @@ fn from_of(rename: &Rename) -> &str {
 pub(crate) fn planned(current: &Schema, desired: &Schema, options: &Options) -> Vec<PlannedRename> {
     let carried_out = |r: &Rename| match r {
         Rename::Table { from, to } => {
-            !from.eq_ignore_ascii_case(to)
-                && current.tables.contains_key(&from.to_ascii_lowercase())
-                && desired.tables.contains_key(&to.to_ascii_lowercase())
+            !from.eq_ignore_ascii_case(to) && current.has_table(from) && desired.has_table(to)
         }
         Rename::Column { table, from, to } => {
             let want = desired.tables.get(&table.to_ascii_lowercase());
@@ -382,8 +380,8 @@ pub(crate) fn check_renames(
         match rename {
             Rename::Table { from, to } => {
                 let hint = format!("{from}={to}");
-                let done = current.tables.contains_key(&to.to_ascii_lowercase());
-                let source_exists = current.tables.contains_key(&from.to_ascii_lowercase());
+                let done = current.has_table(to);
+                let source_exists = current.has_table(from);
                 if !done && !source_exists {
                     return Err(bad(hint, format!("the database has no table {from}")));
                 }
@@ -398,7 +396,7 @@ pub(crate) fn check_renames(
                         ),
                     ));
                 }
-                if !desired.tables.contains_key(&to.to_ascii_lowercase()) {
+                if !desired.has_table(to) {
                     return Err(bad(hint, format!("the desired schema has no table {to}")));
                 }
             }
@@ -414,6 +412,16 @@ pub(crate) fn check_renames(
             }
             Rename::Column { table, from, to } => {
                 let hint = format!("{table}.{from}={table}.{to}");
+                // A virtual table's columns are carried by name in its rebuild.
+                if let Some(vt) = desired.virtual_tables.get(&table.to_ascii_lowercase()) {
+                    if !vt.columns.iter().any(|c| c.eq_ignore_ascii_case(to)) {
+                        return Err(bad(
+                            hint,
+                            format!("the desired virtual table {table} has no column {to}"),
+                        ));
+                    }
+                    continue;
+                }
                 let want = desired.tables.get(&table.to_ascii_lowercase());
                 if want.and_then(|t| t.column(to)).is_none() {
                     return Err(bad(

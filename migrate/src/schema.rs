@@ -46,6 +46,9 @@ pub struct Table {
     /// Whether its primary key has an index of its own — then no column aliases the rowid,
     /// even a single `INTEGER PRIMARY KEY DESC` one (SQLite's documented quirk).
     pub pk_indexed: bool,
+    /// `AUTOINCREMENT`: its ids are never reused, and `sqlite_sequence` keeps the largest one
+    /// ever given out.
+    pub autoincrement: bool,
 }
 
 impl Table {
@@ -70,6 +73,75 @@ impl Table {
     }
 }
 
+/// A virtual table (`CREATE VIRTUAL TABLE … USING module(…)`): FTS5, FTS4, R*Tree or a
+/// loadable module's. Its shadow tables (`x_data`, `x_node`, …) belong to the module and are
+/// not part of the schema.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VirtualTable {
+    /// Its name, as stored.
+    pub name: String,
+    /// Its `CREATE VIRTUAL TABLE` statement, as stored.
+    pub sql: String,
+    /// The module, lower-cased (`fts5`, `fts4`, `rtree`, `vec0`, …).
+    pub module: String,
+    /// Its columns as the module declares them (hidden ones left out), in order.
+    pub columns: Vec<String>,
+    /// Where its rows live.
+    pub content: Content,
+}
+
+/// Where the rows of a [`VirtualTable`] live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// In the virtual table itself (its shadow tables): a rebuild copies them across.
+    Own,
+    /// In another table (an FTS index with `content=table`): a rebuild re-reads that table
+    /// (the FTS `'rebuild'` command).
+    External(String),
+    /// Nowhere (an FTS index with `content=''`): only the index is kept, and a rebuild loses it.
+    None,
+}
+
+impl VirtualTable {
+    /// Whether the module is full-text search (`fts3`, `fts4`, `fts5`).
+    pub fn is_fts(&self) -> bool {
+        matches!(self.module.as_str(), "fts3" | "fts4" | "fts5")
+    }
+
+    /// Whether the module is an R*Tree (`rtree`, `rtree_i32`), whose first column is the rowid.
+    pub fn is_rtree(&self) -> bool {
+        matches!(self.module.as_str(), "rtree" | "rtree_i32")
+    }
+}
+
+/// A foreign key whose parent columns are neither the parent's PRIMARY KEY nor covered by a
+/// UNIQUE index: SQLite accepts the DDL, but every write to the child table fails with "foreign
+/// key mismatch" while `foreign_keys` is on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForeignKeyMismatch {
+    /// The child table.
+    pub table: String,
+    /// The parent table.
+    pub parent: String,
+    /// The parent columns the key names (empty: the parent's primary key, which it lacks).
+    pub columns: Vec<String>,
+}
+
+impl fmt::Display for ForeignKeyMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = if self.columns.is_empty() {
+            format!("{} (no PRIMARY KEY)", self.parent)
+        } else {
+            format!("{}({})", self.parent, self.columns.join(", "))
+        };
+        write!(
+            f,
+            "the foreign key of {} names {key}, which is neither PRIMARY KEY nor UNIQUE: with foreign_keys on, every write to {} fails (\"foreign key mismatch\") until it is",
+            self.table, self.table
+        )
+    }
+}
+
 /// An index, view or trigger: a name, the table it belongs to, and its statement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Object {
@@ -87,6 +159,8 @@ pub struct Object {
 pub struct Schema {
     /// Tables.
     pub tables: BTreeMap<String, Table>,
+    /// Virtual tables (their shadow tables are left out).
+    pub virtual_tables: BTreeMap<String, VirtualTable>,
     /// Indexes created with `CREATE INDEX`.
     pub indexes: BTreeMap<String, Object>,
     /// Views.
@@ -96,6 +170,9 @@ pub struct Schema {
     /// The `@renamed` annotations of a desired-schema text ([`Schema::from_sql`]); none for a
     /// schema read from a database.
     pub annotations: Vec<crate::annotations::Annotation>,
+    /// Foreign keys whose parent key is not unique, found when a desired-schema text is parsed
+    /// ([`Schema::from_sql`]); none for a schema read from a database.
+    pub foreign_key_mismatches: Vec<ForeignKeyMismatch>,
 }
 
 /// A stable 64-bit fingerprint of a schema's normalized statements (FNV-1a), shown in hex.
@@ -112,6 +189,7 @@ impl Schema {
     /// Whether the schema defines nothing. Example: [`Schema::fingerprint`].
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty()
+            && self.virtual_tables.is_empty()
             && self.indexes.is_empty()
             && self.views.is_empty()
             && self.triggers.is_empty()
@@ -129,6 +207,7 @@ impl Schema {
             .tables
             .values()
             .map(|t| normalize(&t.sql))
+            .chain(self.virtual_tables.values().map(|v| normalize(&v.sql)))
             .chain(objects.map(|o| normalize(&o.sql)))
             .collect();
         all.sort();
@@ -156,6 +235,12 @@ impl Schema {
             }
         }
         Fingerprint(hash)
+    }
+
+    /// Whether a table or a virtual table is called `name` (case-insensitive).
+    pub fn has_table(&self, name: &str) -> bool {
+        let key = name.to_ascii_lowercase();
+        self.tables.contains_key(&key) || self.virtual_tables.contains_key(&key)
     }
 
     /// What differs between `self` and `other`, one line per object, for error messages:

@@ -1,7 +1,8 @@
 //! Crash safety and concurrency with real processes.
 //!
 //! - [`sigkill_mid_migration_leaves_old_or_new_schema`]: a child process migrates a 100,000-row
-//!   table through a rebuild and is killed with SIGKILL, at random moments and at random moments
+//!   table through a rebuild (and the FTS5 index over it through a drop, create and `'rebuild'`)
+//!   and is killed with SIGKILL, at random moments and at random moments
 //!   after it is seen holding the migration lock (so inside the transaction). Afterwards the file
 //!   must hold either the old or the new schema, every row with every value, no `temp_*` table,
 //!   a clean `integrity_check` and `foreign_key_check`; and a new `migrate` must finish the job.
@@ -31,8 +32,8 @@ const SCHEMA_VAR: &str = "LK_CRASH_SCHEMA";
 const LEDGER_VAR: &str = "LK_CRASH_LEDGER";
 const ROWS: i64 = 100_000;
 
-/// The old schema: a parent table with an index, a trigger, a view, and a child table whose
-/// foreign key points at it.
+/// The old schema: a parent table with an index, a trigger, a view, a child table whose
+/// foreign key points at it, and an FTS5 index over its paths kept up by a trigger.
 const V1: &str = "
 CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL, size INTEGER, note TEXT);
 CREATE INDEX files_size ON files(size);
@@ -40,9 +41,14 @@ CREATE TABLE symbols (id INTEGER PRIMARY KEY, file_id INTEGER REFERENCES files(i
 CREATE TABLE touched (file_id INTEGER);
 CREATE TRIGGER files_touch AFTER UPDATE ON files BEGIN INSERT INTO touched VALUES (new.id); END;
 CREATE VIEW big_files AS SELECT path FROM files WHERE size > 100;
+CREATE VIRTUAL TABLE files_fts USING fts5(path, content='files', content_rowid='id');
+CREATE TRIGGER files_fts_add AFTER INSERT ON files BEGIN
+  INSERT INTO files_fts (rowid, path) VALUES (new.id, new.path);
+END;
 ";
 
-/// The new schema: `size` changes type, which SQLite cannot ALTER: a rebuild.
+/// The new schema: `size` changes type, which SQLite cannot ALTER: a rebuild; and the FTS5
+/// index gets another tokenizer: dropped, created and rebuilt from `files`.
 const V2: &str = "
 CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL, size TEXT, note TEXT);
 CREATE INDEX files_size ON files(size);
@@ -50,6 +56,10 @@ CREATE TABLE symbols (id INTEGER PRIMARY KEY, file_id INTEGER REFERENCES files(i
 CREATE TABLE touched (file_id INTEGER);
 CREATE TRIGGER files_touch AFTER UPDATE ON files BEGIN INSERT INTO touched VALUES (new.id); END;
 CREATE VIEW big_files AS SELECT path FROM files WHERE size > 100;
+CREATE VIRTUAL TABLE files_fts USING fts5(path, content='files', content_rowid='id', tokenize='porter');
+CREATE TRIGGER files_fts_add AFTER INSERT ON files BEGIN
+  INSERT INTO files_fts (rowid, path) VALUES (new.id, new.path);
+END;
 ";
 
 // ---------------------------------------------------------------------------------------------
@@ -139,6 +149,7 @@ fn template(dir: &Path, journal_mode: &str) -> PathBuf {
            SELECT i, 'src/f' || i || '.rs', i * 7 % 1000,
                   CASE WHEN i % 3 = 0 THEN NULL ELSE 'n' || i END FROM n;
          INSERT INTO symbols (file_id, name) SELECT id, 'sym' || id FROM files WHERE id % 10 = 0;
+         INSERT INTO files_fts (files_fts) VALUES ('rebuild');
          COMMIT;"
     ))
     .expect("rows");
@@ -209,7 +220,30 @@ fn check_healthy(
         .query_row("SELECT count(*) FROM big_files", [], |r| r.get(0))
         .expect("view");
     assert!(big > 0);
+    // The full-text index finds every path, and agrees with `files` (FTS5's own check, against
+    // its content table).
+    let found = fts_search(&conn, "rs");
+    assert_eq!(
+        found,
+        want_rows.len() as i64,
+        "search results after the crash"
+    );
+    conn.execute(
+        "INSERT INTO files_fts (files_fts, rank) VALUES ('integrity-check', 1)",
+        [],
+    )
+    .unwrap_or_else(|e| panic!("FTS5 index after the crash: {e}"));
     now == v2
+}
+
+/// How many rows of `files_fts` match `query`.
+fn fts_search(conn: &Connection, query: &str) -> i64 {
+    conn.query_row(
+        "SELECT count(*) FROM files_fts WHERE files_fts MATCH ?1",
+        [query],
+        |r| r.get(0),
+    )
+    .expect("search")
 }
 
 #[test]
@@ -320,5 +354,16 @@ fn writer_process_loses_nothing_during_migrations() {
         .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
         .expect("count");
     assert_eq!(total, ROWS + count, "rows appeared or vanished");
+    // The writer's rows reached the full-text index through its trigger, across six rebuilds.
+    let indexed = fts_search(&conn, "w*");
+    assert_eq!(
+        indexed, count,
+        "the writer's rows are not all in the FTS5 index"
+    );
+    conn.execute(
+        "INSERT INTO files_fts (files_fts, rank) VALUES ('integrity-check', 1)",
+        [],
+    )
+    .expect("FTS5 index agrees with files");
     eprintln!("writer committed {count} rows during 6 migrations; all present");
 }

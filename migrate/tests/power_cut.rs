@@ -51,15 +51,19 @@ CREATE INDEX files_size ON files(size);
 CREATE TABLE symbols (id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id), name TEXT NOT NULL);
 CREATE INDEX symbols_file ON symbols(file_id);
 CREATE VIEW big_files AS SELECT path FROM files WHERE size > 100;
+CREATE VIRTUAL TABLE notes USING fts5(path, body);
 ";
 
-/// `files.size` becomes TEXT and `lang` is added: a rebuild.
+/// `files.size` becomes TEXT and `lang` is added: a rebuild; the FTS5 table `notes`, which
+/// holds its rows itself, gets another tokenizer: its rows are copied out, it is dropped and
+/// created, and they are copied back.
 const V2: &str = "
 CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL, size TEXT, note TEXT, digest BLOB, lang TEXT NOT NULL DEFAULT 'rust');
 CREATE INDEX files_size ON files(size);
 CREATE TABLE symbols (id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCES files(id), name TEXT NOT NULL);
 CREATE INDEX symbols_file ON symbols(file_id);
 CREATE VIEW big_files AS SELECT path FROM files WHERE size > 100;
+CREATE VIRTUAL TABLE notes USING fts5(path, body, tokenize='porter');
 ";
 
 fn options() -> Options {
@@ -272,6 +276,7 @@ fn template(dir: &Path, mode: &str, rows: i64) -> PathBuf {
                   CAST(printf('%08x', (i * 2654435761) % 4294967296) AS BLOB) FROM n;
          INSERT INTO symbols (id, file_id, name) SELECT id / 10, id, 'sym' || id FROM files
            WHERE id % 10 = 0;
+         INSERT INTO notes (rowid, path, body) SELECT id, path, 'searching ' || id FROM files;
          COMMIT;"
     ))
     .unwrap();
@@ -321,6 +326,19 @@ fn old_or_new(db: &Path, rows: i64) -> Result<Version, String> {
         let sql = litekeep_migrate::export_sql(&conn).unwrap_or_default();
         return Err(format!("the schema is neither v1 nor v2:\n{sql}"));
     };
+    // The FTS5 table: every row found by a search, the index sound.
+    let found: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM notes WHERE notes MATCH 'rs'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    if found != rows {
+        return Err(format!("notes: a search finds {found} rows of {rows}"));
+    }
+    conn.execute("INSERT INTO notes (notes) VALUES ('integrity-check')", [])
+        .map_err(|e| format!("notes: FTS5 integrity-check: {e}"))?;
     let mut stmt = conn
         .prepare("SELECT id, path, CAST(size AS TEXT), note, digest FROM files ORDER BY id")
         .map_err(err)?;

@@ -47,6 +47,8 @@ pub struct Catalog {
     pub tables: Vec<TableInfo>,
     /// Indexes, views and triggers.
     pub objects: Vec<ObjectInfo>,
+    /// Virtual tables (their shadow tables are not in [`Catalog::tables`]).
+    pub virtual_tables: Vec<crate::vtab::VirtualTableInfo>,
 }
 
 impl Catalog {
@@ -59,8 +61,14 @@ impl Catalog {
         let names: Vec<(String, bool)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
+        let virtual_tables = crate::vtab::read(conn)?;
         let mut tables = Vec::with_capacity(names.len());
         for (name, without_rowid) in names {
+            // A shadow table of a virtual table whose module is not loaded (PRAGMA table_list
+            // then types it `table`): the module's, never a leftover.
+            if crate::vtab::shadow_of_unloaded(&virtual_tables, &name) {
+                continue;
+            }
             tables.push(read_table(conn, name, without_rowid)?);
         }
         let mut stmt = conn.prepare(
@@ -77,7 +85,11 @@ impl Catalog {
                 })
             })?
             .collect::<Result<_, _>>()?;
-        Ok(Catalog { tables, objects })
+        Ok(Catalog {
+            tables,
+            objects,
+            virtual_tables,
+        })
     }
 
     /// The table called `name` (ASCII case-insensitive, as SQLite resolves names).
@@ -87,9 +99,13 @@ impl Catalog {
             .find(|t| t.name.eq_ignore_ascii_case(name))
     }
 
-    /// Whether any table, view or index is called `name`.
+    /// Whether any table, virtual table, view or index is called `name`.
     pub fn name_taken(&self, name: &str) -> bool {
         self.table(name).is_some()
+            || self
+                .virtual_tables
+                .iter()
+                .any(|v| v.name.eq_ignore_ascii_case(name))
             || self
                 .objects
                 .iter()

@@ -62,8 +62,9 @@ mod refs;
 mod repair;
 mod scan;
 pub mod sql;
+mod vtab;
 
-pub use check::{Health, check};
+pub use check::{Health, VirtualTableHealth, check};
 pub use error::RecoverError;
 pub use finding::{Action, Case, Finding};
 pub use io::{IoFailure, free_space, io_failure, what_failed};
@@ -74,3 +75,4 @@ pub use options::Options;
 pub use repair::{Report, recover};
 pub use scan::{scan, scan_with};
 pub use sql::{identifiers, mentions, normalize, quote_ident};
+pub use vtab::VirtualTableInfo;

@@ -12,6 +12,15 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Quotes a string literal for SQL: `it's` → `'it''s'`.
+///
+/// ```
+/// assert_eq!(litekeep_recover::sql::quote_literal("it's"), "'it''s'");
+/// ```
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// Normalizes a `CREATE …` statement for comparison: comments dropped, runs of whitespace
 /// collapsed (and removed next to punctuation), text outside string literals lower-cased, and
 /// quotes removed from identifiers that need none. String literals and other quoted identifiers

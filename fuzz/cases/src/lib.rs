@@ -11,6 +11,7 @@
 //! | [`diff_apply()`] | [`DiffCase`]: a schema, edits that make a second one, rows | `diff` + `apply` reach the desired schema keeping every row, or change nothing |
 //! | [`recover_crash()`] | [`CrashCase`]: a table, one tool's rebuild interrupted, writes after | `recover` loses no row, and changes nothing when it leaves a finding |
 //! | [`schema_text()`] | any bytes as desired-schema DDL | parsing, planning and applying never panic (nor hang) |
+//! | [`vtab_apply()`] | [`VtabCase`]: two versions of a search schema (FTS5 with and without external content, R*Tree, AUTOINCREMENT, a trigger on a view), rows | `diff` + `apply` keep searches, R*Tree rows and sequences, or change nothing |
 //!
 //! Every property also has an `…_outcome` twin that returns what happened instead of
 //! discarding it, for tallies and for choosing seed inputs.
@@ -21,10 +22,12 @@ mod diff_apply;
 mod recover_crash;
 mod schema_text;
 mod values;
+mod vtab_apply;
 
 pub use diff_apply::{DiffCase, DiffOutcome, diff_apply, diff_apply_outcome};
 pub use recover_crash::{CrashCase, CrashOutcome, recover_crash, recover_crash_outcome};
 pub use schema_text::{SchemaTextOutcome, schema_text, schema_text_outcome};
+pub use vtab_apply::{VtabCase, VtabOutcome, vtab_apply, vtab_apply_outcome};
 
 use arbitrary::{Arbitrary, Unstructured};
 

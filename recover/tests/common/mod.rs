@@ -10,8 +10,11 @@ use litekeep_recover::parse_temp_name;
 use rusqlite::Connection;
 
 /// The rest of the schema around `files`: a child table with a foreign key, an audit trigger, a
-/// view and an index — everything a rebuild must keep pointing at `files`.
+/// view and an index — everything a rebuild must keep pointing at `files` — and an FTS5 table
+/// whose name, and its shadow tables' (`temp_search_data`, …), look like litekeep's own
+/// leftovers: they must never be taken for one.
 pub const SCHEMA: &str = "
+CREATE VIRTUAL TABLE temp_search USING fts5(path, body);
 CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL, size INTEGER);
 CREATE INDEX files_path ON files(path);
 CREATE TABLE symbols (id INTEGER PRIMARY KEY, file_id INTEGER REFERENCES files(id), name TEXT);
@@ -121,6 +124,7 @@ pub fn fresh(path: &Path, rows: i64) -> Expected {
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
          INSERT INTO files (id, path, size) SELECT i, 'src/' || i || '.rs', i % 23 FROM n;
          INSERT INTO symbols (file_id, name) SELECT id, 'sym' || id FROM files WHERE id % 5 = 0;
+         INSERT INTO temp_search (rowid, path, body) SELECT id, path, 'searching' FROM files;
          COMMIT;"
     ))
     .unwrap();
@@ -133,6 +137,8 @@ pub struct Expected {
     /// id → (path, size as text).
     pub files: BTreeMap<i64, (String, Option<String>)>,
     pub symbols: i64,
+    /// Rows of the FTS5 table `temp_search`.
+    pub search: i64,
 }
 
 pub fn expected(conn: &Connection) -> Expected {
@@ -140,6 +146,9 @@ pub fn expected(conn: &Connection) -> Expected {
         files: file_rows(conn, "files"),
         symbols: conn
             .query_row("SELECT count(*) FROM symbols", [], |r| r.get(0))
+            .unwrap(),
+        search: conn
+            .query_row("SELECT count(*) FROM temp_search", [], |r| r.get(0))
             .unwrap(),
     }
 }
@@ -174,8 +183,12 @@ pub fn verify(path: &Path, want: &Expected, what: &str) {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(integrity, "ok", "{what}: integrity");
-    let tables: Vec<String> =
-        harness::column(&conn, "SELECT name FROM sqlite_schema WHERE type = 'table'").unwrap();
+    // Virtual tables and their shadow tables are the module's, whatever their names.
+    let tables: Vec<String> = harness::column(
+        &conn,
+        "SELECT name FROM pragma_table_list WHERE schema = 'main' AND type = 'table'",
+    )
+    .unwrap();
     let leftovers: Vec<&String> = tables
         .iter()
         .filter(|t| parse_temp_name(t).is_some() || t.starts_with("_litekeep_recover"))
@@ -194,6 +207,19 @@ pub fn verify(path: &Path, want: &Expected, what: &str) {
         .query_row("SELECT count(*) FROM symbols", [], |r| r.get(0))
         .unwrap();
     assert_eq!(symbols, want.symbols, "{what}: symbols");
+    let found: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM temp_search WHERE temp_search MATCH 'search*'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("{what}: FTS5 table temp_search: {e}"));
+    assert_eq!(found, want.search, "{what}: search results of temp_search");
+    conn.execute(
+        "INSERT INTO temp_search (temp_search) VALUES ('integrity-check')",
+        [],
+    )
+    .unwrap_or_else(|e| panic!("{what}: FTS5 integrity-check of temp_search: {e}"));
     let target: String = conn
         .query_row(
             "SELECT \"table\" FROM pragma_foreign_key_list('symbols')",

@@ -75,6 +75,11 @@ enum Cmd {
         /// How long to wait for the lock: 10s, 500ms, 2m (default 30s).
         #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
         lock_timeout: Duration,
+        /// Load this SQLite extension on every connection (repeatable): the module of a virtual
+        /// table SQLite does not build in, e.g. sqlite-vec's vec0. `PATH:ENTRY` names its entry
+        /// point.
+        #[arg(long, value_name = "PATH[:ENTRY]")]
+        load_extension: Vec<String>,
         /// Print one JSON document.
         #[arg(long)]
         json: bool,
@@ -97,6 +102,11 @@ enum Cmd {
         /// Additive: keep what --from has and --to lacks.
         #[arg(long)]
         keep_undeclared: bool,
+        /// Load this SQLite extension on every connection (repeatable): the module of a virtual
+        /// table SQLite does not build in, e.g. sqlite-vec's vec0. `PATH:ENTRY` names its entry
+        /// point.
+        #[arg(long, value_name = "PATH[:ENTRY]")]
+        load_extension: Vec<String>,
         /// Print one JSON document.
         #[arg(long)]
         json: bool,
@@ -108,6 +118,11 @@ enum Cmd {
         /// The database file.
         #[arg(long)]
         db: PathBuf,
+        /// Load this SQLite extension on every connection (repeatable): the module of a virtual
+        /// table SQLite does not build in, e.g. sqlite-vec's vec0. `PATH:ENTRY` names its entry
+        /// point.
+        #[arg(long, value_name = "PATH[:ENTRY]")]
+        load_extension: Vec<String>,
     },
     /// Repair tables left behind by interrupted migrations (any tool's), in one transaction,
     /// durable when it returns (synchronous = EXTRA: it survives a power cut right after).
@@ -265,6 +280,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
             rename,
             keep_undeclared,
             lock_timeout,
+            load_extension,
             json,
         } => {
             let sql = std::fs::read_to_string(&schema).map_err(|e| {
@@ -278,6 +294,9 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
                 .allow_data_loss(allow_data_loss)
                 .keep_undeclared(keep_undeclared)
                 .lock_timeout(lock_timeout);
+            for e in extensions(&load_extension) {
+                options = options.extension(e);
+            }
             for hint in &rename {
                 options = options.rename(hint)?;
             }
@@ -309,6 +328,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
             to,
             rename,
             keep_undeclared,
+            load_extension,
             json,
         } => {
             let mut options =
@@ -316,8 +336,9 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
             for hint in &rename {
                 options = options.rename(hint)?;
             }
-            let current = sides::load(&from)?;
-            let desired = sides::load(&to)?;
+            let exts = extensions(&load_extension);
+            let current = sides::load(&from, &exts)?;
+            let desired = sides::load(&to, &exts)?;
             let plan = litekeep::migrate::diff(&current, &desired, &options).map_err(|e| {
                 let mut failure = Failure::from(e);
                 failure.name_file(&to);
@@ -337,7 +358,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Schema { db } => {
+        Cmd::Schema { db, load_extension } => {
             if !db.exists() {
                 return Err(Failure::new(format!(
                     "{} does not exist; check the path",
@@ -349,6 +370,7 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
                 rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
             )
             .map_err(|e| Failure::new(format!("cannot open {}: {e}", db.display())))?;
+            sides::load_extensions(&conn, &extensions(&load_extension), &db)?;
             sides::read_db(&conn, &db)?;
             let sql = litekeep::migrate::export_sql(&conn)
                 .map_err(|e| Failure::new(format!("{}: {e}", db.display())))?;
@@ -530,6 +552,19 @@ fn man_page(sub: Option<&str>) -> Result<(), Failure> {
 }
 
 /// One line saying what is wrong with an unhealthy database.
+/// `--load-extension PATH[:ENTRY]` values as extensions (a `:` followed by no `/` names the
+/// entry point).
+fn extensions(args: &[String]) -> Vec<litekeep::Extension> {
+    args.iter()
+        .map(|a| match a.rsplit_once(':') {
+            Some((path, entry)) if !entry.is_empty() && !entry.contains('/') => {
+                litekeep::Extension::file(path, Some(entry))
+            }
+            _ => litekeep::Extension::file(a, None),
+        })
+        .collect()
+}
+
 fn problem_of(h: &litekeep::recover::Health) -> String {
     let mut what = Vec::new();
     if !h.integrity_ok() {

@@ -46,6 +46,7 @@ pub fn plan_json(plan: &Plan) -> Value {
         "renames": renames,
         "kept": kept,
         "data_loss": plan.data_loss.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "warnings": plan.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "sql": plan.sql(),
     })
 }

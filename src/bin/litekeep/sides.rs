@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use litekeep::migrate::{MigrateError, Schema};
+use litekeep::migrate::{Extension, MigrateError, Schema};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::Failure;
@@ -13,7 +13,7 @@ const HEADER: &[u8] = b"SQLite format 3\0";
 
 /// The schema in `path`: a database's, read without changing the file, or a SQL file's (its
 /// `@renamed` annotations included). An empty file is an empty schema either way.
-pub fn load(path: &Path) -> Result<Schema, Failure> {
+pub fn load(path: &Path, extensions: &[Extension]) -> Result<Schema, Failure> {
     let shown = path.display();
     let bytes = std::fs::read(path).map_err(|e| {
         Failure::new(format!(
@@ -26,6 +26,7 @@ pub fn load(path: &Path) -> Result<Schema, Failure> {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| Failure::new(format!("cannot open the database {shown}: {e}")))?;
+        load_extensions(&conn, extensions, path)?;
         return read_db(&conn, path);
     }
     let text = std::str::from_utf8(&bytes)
@@ -36,7 +37,7 @@ pub fn load(path: &Path) -> Result<Schema, Failure> {
                 "{shown} is neither a SQL schema file (it is not text) nor a SQLite database; check the path"
             ))
         })?;
-    Schema::from_sql(text).map_err(|e| match e {
+    Schema::from_sql_with(text, extensions).map_err(|e| match e {
         MigrateError::Ddl { .. }
         | MigrateError::NotDdl { .. }
         | MigrateError::Annotation { .. } => Failure::new(format!("{shown}: {e}")),
@@ -44,9 +45,25 @@ pub fn load(path: &Path) -> Result<Schema, Failure> {
     })
 }
 
+/// Loads `extensions` on `conn`, opened on `path`.
+pub fn load_extensions(
+    conn: &Connection,
+    extensions: &[Extension],
+    path: &Path,
+) -> Result<(), Failure> {
+    for e in extensions {
+        e.load(conn)
+            .map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
 /// The schema of an open database, with errors naming the file.
 pub fn read_db(conn: &Connection, path: &Path) -> Result<Schema, Failure> {
     Schema::read(conn).map_err(|e| {
+        if matches!(e, MigrateError::MissingModule { .. }) {
+            return Failure::new(format!("{}: {e}", path.display()));
+        }
         Failure::new(format!(
             "cannot read the schema of {} ({e}); is it a SQLite database?",
             path.display()
