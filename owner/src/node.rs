@@ -261,6 +261,9 @@ impl<S: Service> NodeInner<S> {
         let deadline = started + self.options.timeout;
         let mut request = Some(request);
         let mut body: Option<Vec<u8>> = None;
+        // Once sent to another process, the request may have been applied there: wherever it
+        // runs next (this process included, once it owns) its record is looked up.
+        let mut sent = false;
         loop {
             match self.target(deadline)? {
                 Target::Local(queue) => {
@@ -276,7 +279,7 @@ impl<S: Service> NodeInner<S> {
                         seq,
                         acked_below: self.acked_below(seq),
                         request: req,
-                        record: false,
+                        record: sent,
                         answer: None,
                     };
                     let (finished, _ticket) = match queue.submit(call, false) {
@@ -301,9 +304,10 @@ impl<S: Service> NodeInner<S> {
                         Some(b) => b,
                         None => self.encode_kept(&mut request, None)?,
                     };
-                    let sent = conn.call(seq, self.acked_below(seq), &bytes, deadline);
+                    sent = true;
+                    let answer = conn.call(seq, self.acked_below(seq), &bytes, deadline);
                     body = Some(bytes);
-                    match sent {
+                    match answer {
                         Ok(outcome) => match outcome.into_result() {
                             Ok(ok) => {
                                 lock(&self.pool).push(conn);

@@ -63,6 +63,12 @@ impl Options {
         &self.version
     }
 
+    /// The same options for program version `version`.
+    pub fn with_version(mut self, version: impl Into<String>) -> Options {
+        self.version = version.into();
+        self
+    }
+
     /// A fingerprint of the schema this program expects, sent in the handshake (informative:
     /// it shows in errors and in [`Node::owner`](crate::Node::owner)).
     pub fn fingerprint(mut self, fingerprint: impl Into<String>) -> Options {

@@ -73,8 +73,9 @@ pub struct Call<Req, Resp> {
     pub acked_below: u64,
     /// The request.
     pub request: Req,
-    /// Whether the outcome should be recorded: false for calls of the owner's own process
-    /// (they cannot outlive it, so nobody could ask again).
+    /// Whether the outcome should be looked up and recorded: false for a call of the owner's
+    /// own process that was never sent elsewhere (it cannot outlive the owner, so nobody could
+    /// ask again), true for every other.
     pub record: bool,
     pub(crate) answer: Option<Answer<Resp>>,
 }
@@ -125,9 +126,10 @@ impl<Req, Resp> Batch<'_, Req, Resp> {
     /// `max_batch_time` since it began) and one is waiting; otherwise `None`. A service that
     /// runs its transaction again (after a transient error) walks the batch from 0 again.
     pub fn get(&mut self, i: usize) -> Option<&mut Call<Req, Resp>> {
+        let room = self.calls.is_empty()
+            || (self.calls.len() < self.max_calls && self.started.elapsed() < self.max_time);
         if i == self.calls.len()
-            && self.calls.len() < self.max_calls
-            && self.started.elapsed() < self.max_time
+            && room
             && let Some(call) = (self.pull)()
         {
             self.calls.push(call);
@@ -145,8 +147,12 @@ impl<Req, Resp> Batch<'_, Req, Resp> {
         self.calls.is_empty()
     }
 
-    /// Answers every call taken with `failure` (a commit that failed).
+    /// Answers every call taken with `failure` (a commit that failed); takes the first
+    /// waiting call first if none was taken yet, so that the failure reaches somebody.
     pub fn fail_all(&mut self, failure: &Failure) {
+        if self.calls.is_empty() {
+            let _ = self.get(0);
+        }
         for call in &mut self.calls {
             call.answer(Err(failure.clone()));
         }
