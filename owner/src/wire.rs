@@ -1,7 +1,7 @@
 //! The wire format: length-prefixed frames, each one CBOR data item (RFC 8949), and the
 //! messages they carry. The crate docs' "Protocol" section is the reference for other languages.
 
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::AsFd;
 use std::time::Duration;
 
@@ -232,24 +232,23 @@ pub enum ReadError {
     Io(io::Error),
 }
 
-/// Reads one frame's payload from `reader`, refusing lengths over `max`. `rest_timeout`, when
-/// given, bounds the wait for the rest of a frame once its first bytes are in (set on
-/// `socket` only when the frame is not already buffered whole).
-pub fn read_frame<R: BufRead>(
-    reader: &mut R,
+/// Reads one frame's payload from `reader`, refusing lengths over `max`. `rest_timeout` bounds
+/// the wait for the rest of a frame once its first bytes are in (set with `set_timeout` only
+/// when the frame is not already buffered whole, and unset after).
+pub fn read_frame<R: Read>(
+    reader: &mut BufReader<R>,
     max: u32,
     mut set_timeout: impl FnMut(Option<Duration>),
     rest_timeout: Option<Duration>,
 ) -> Result<Vec<u8>, ReadError> {
-    let mut header = [0u8; 4];
-    let buffered = reader.fill_buf().map_err(ReadError::Io)?;
-    if buffered.is_empty() {
+    // Blocks, without a timeout of its own, until the frame's first bytes come.
+    if reader.fill_buf().map_err(ReadError::Io)?.is_empty() {
         return Err(ReadError::Closed);
     }
-    let whole_header = buffered.len() >= 4;
     let mut timed = false;
-    if whole_header {
-        header.copy_from_slice(&buffered[..4]);
+    let mut header = [0u8; 4];
+    if reader.buffer().len() >= 4 {
+        header.copy_from_slice(&reader.buffer()[..4]);
         reader.consume(4);
     } else {
         set_timeout(rest_timeout);
@@ -262,11 +261,11 @@ pub fn read_frame<R: BufRead>(
     }
     let len = len as usize;
     let mut payload = Vec::with_capacity(len.min(64 * 1024));
-    let in_buffer = reader.fill_buf().map_err(ReadError::Io)?;
-    if in_buffer.len() >= len {
-        payload.extend_from_slice(&in_buffer[..len]);
+    if reader.buffer().len() >= len {
+        payload.extend_from_slice(&reader.buffer()[..len]);
         reader.consume(len);
     } else {
+        // The rest of a frame that began must come within the timeout.
         if !timed {
             set_timeout(rest_timeout);
             timed = true;

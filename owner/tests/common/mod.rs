@@ -19,6 +19,8 @@ pub enum Req {
     Panic,
     /// The bytes back.
     Echo(Vec<u8>),
+    /// How many requests the owner ran before this one.
+    Served,
 }
 
 /// What it answers.
@@ -28,8 +30,9 @@ pub enum Resp {
     Bytes(Vec<u8>),
 }
 
-/// Answers each request in turn; no state, records nothing.
-pub struct TestService;
+/// Answers each request in turn; counts them; records nothing.
+#[derive(Default)]
+pub struct TestService(std::sync::atomic::AtomicU64);
 
 impl Service for TestService {
     type Request = Req;
@@ -38,7 +41,9 @@ impl Service for TestService {
     fn run(&self, batch: &mut Batch<'_, Req, Resp>) {
         let mut i = 0;
         while let Some(call) = batch.get(i) {
+            let served = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let answer = match &call.request {
+                Req::Served => Resp::Pid(served as u32),
                 Req::Pid => Resp::Pid(std::process::id()),
                 Req::Sleep(ms) => {
                     std::thread::sleep(Duration::from_millis(*ms));
@@ -53,22 +58,34 @@ impl Service for TestService {
     }
 }
 
-/// The options the roles join with: `LK_VERSION` (default 1.0), a 10 s timeout,
-/// `LK_QUEUE_DEPTH` when set.
+/// The options the roles join with: `LK_VERSION` (default 1.0), a 10 s timeout, and
+/// `LK_QUEUE_DEPTH`, `LK_HANDSHAKE_MS`, `LK_MAX_FRAME`, `LK_TIMEOUT_MS`, `LK_CLIENT_ONLY`
+/// when set.
 pub fn options() -> Options {
-    let version = std::env::var("LK_VERSION").unwrap_or_else(|_| "1.0".into());
+    let var = |name: &str| std::env::var(name).ok();
+    let num = |name: &str| var(name).and_then(|v| v.parse::<u64>().ok());
+    let version = var("LK_VERSION").unwrap_or_else(|| "1.0".into());
     let mut o = Options::new("owner-tests", version).timeout(Duration::from_secs(10));
-    if let Some(depth) = std::env::var("LK_QUEUE_DEPTH")
-        .ok()
-        .and_then(|d| d.parse().ok())
-    {
-        o = o.queue_depth(depth);
+    if let Some(depth) = num("LK_QUEUE_DEPTH") {
+        o = o.queue_depth(depth as usize);
+    }
+    if let Some(ms) = num("LK_HANDSHAKE_MS") {
+        o = o.handshake_timeout(Duration::from_millis(ms));
+    }
+    if let Some(bytes) = num("LK_MAX_FRAME") {
+        o = o.max_frame(bytes as u32);
+    }
+    if let Some(ms) = num("LK_TIMEOUT_MS") {
+        o = o.timeout(Duration::from_millis(ms));
+    }
+    if var("LK_CLIENT_ONLY").is_some() {
+        o = o.candidate(false);
     }
     o
 }
 
 pub fn join() -> Node<TestService> {
-    Node::join(harness::db(), TestService, options()).expect("join")
+    Node::join(harness::db(), TestService::default(), options()).expect("join")
 }
 
 /// The generation in `<name>.owner-<gen>.sock` files beside `db`.
@@ -93,6 +110,7 @@ pub fn run_role(role: &str) -> bool {
     match role {
         // Joins (it must own), says so, serves until its stdin closes.
         "own" => {
+            raise_descriptor_limit();
             let node = join();
             assert!(node.is_owner(), "the first to join owns");
             harness::say(format!(
@@ -132,6 +150,7 @@ pub fn run_role(role: &str) -> bool {
             let node = join();
             let req = match std::env::var("LK_REQ").as_deref() {
                 Ok("panic") => Req::Panic,
+                Ok("served") => Req::Served,
                 Ok(ms) if ms.starts_with("sleep") => Req::Sleep(ms[5..].parse().unwrap()),
                 _ => Req::Pid,
             };
@@ -161,4 +180,20 @@ pub fn numbers(line: &str, prefix: &str) -> Vec<u64> {
         .split_whitespace()
         .filter_map(|w| w.parse().ok())
         .collect()
+}
+
+/// Raises this process's soft limit on open descriptors to its hard limit (an owner serving
+/// 1,000 connections needs more than the usual 1,024).
+pub fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write and read the one struct passed, which outlives them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
