@@ -24,6 +24,10 @@ const NAME_VAR: &str = "LK_OWNER_NAME";
 const COUNT_VAR: &str = "LK_OWNER_COUNT";
 /// The writer's ledger.
 const LEDGER_VAR: &str = "LK_OWNER_LEDGER";
+/// When set, the writer stays (owning, maybe) after its last call until its stdin closes.
+const LINGER_VAR: &str = "LK_OWNER_LINGER";
+/// The writer's program version (default 1.0).
+const VERSION_VAR: &str = "LK_OWNER_VERSION";
 /// The chance (per thousand) that the owner SIGKILLs itself right after a commit.
 const CRASH_VAR: &str = "LK_OWNER_CRASH_PERMILLE";
 
@@ -47,6 +51,7 @@ fn join(db: &Database) -> Service<(String, u64), i64> {
         Ok(conn.last_insert_rowid())
     })
     .timeout(Duration::from_secs(30))
+    .version(std::env::var(VERSION_VAR).unwrap_or_else(|_| "1.0".into()))
     .after_commit(move |_| {
         if crash > 0 && fastrand::u32(..1000) < crash {
             // SAFETY: kill(2) on this very process; no memory is involved.
@@ -82,7 +87,10 @@ fn child_process_entry() {
                     }
                 }
             }
-            harness::say(format!("DONE {errors}"));
+            harness::say(format!("DONE {errors} {}", service.is_owner()));
+            if std::env::var(LINGER_VAR).is_ok() {
+                harness::until_stdin_closes();
+            }
         }
         "one-bad" => {
             let service = join(&db);
@@ -282,4 +290,87 @@ fn a_failing_or_panicking_handler_rolls_back_its_own_request_alone() {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(clients, ["a", "d"]);
+}
+
+/// Every line of every ledger is in the file exactly once, and no request is there twice.
+fn check_exactly_once(db: &Path, ledgers: &[std::path::PathBuf]) -> usize {
+    let conn = open_plain(db);
+    assert_eq!(integrity(&conn), "ok");
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS ledger_client_n ON ledger (client, n)")
+        .unwrap();
+    let doubled: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM (SELECT 1 FROM ledger GROUP BY client, n HAVING count(*) > 1)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(doubled, 0, "requests applied twice");
+    let mut count = conn
+        .prepare("SELECT count(*) FROM ledger WHERE client = ?1 AND n = ?2")
+        .unwrap();
+    let mut acked = 0;
+    for ledger in ledgers {
+        for line in Ledger::read(ledger) {
+            let (client, n) = line.split_once(' ').unwrap();
+            let found: i64 = count
+                .query_row(rusqlite::params![client, n.parse::<i64>().unwrap()], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(found, 1, "acknowledged {line} is there {found} times");
+            acked += 1;
+        }
+    }
+    acked
+}
+
+#[test]
+fn a_newer_version_takes_over_from_an_older_owner_losing_and_doubling_nothing() {
+    let dir = Scratch::new("owner-handover");
+    let db = dir.join("app.db");
+    drop(Database::builder(&db).schema(SCHEMA).open().unwrap());
+    let writer = |name: &str, version: &str, count: u64| {
+        Child::build("writer")
+            .env(LINGER_VAR, "1")
+            .db(&db)
+            .env(NAME_VAR, name)
+            .env(COUNT_VAR, count.to_string())
+            .env(LEDGER_VAR, dir.join(format!("ledger-{name}")))
+            .env(VERSION_VAR, version)
+            .spawn()
+    };
+    let old: Vec<Child> = (0..3)
+        .map(|i| writer(&format!("old{i}"), "1.0", 3000))
+        .collect();
+    for w in &old {
+        w.expect_line("READY");
+    }
+    let old_owner = owner_pid(&db).unwrap();
+    assert!(old.iter().any(|w| w.pid() == old_owner));
+    std::thread::sleep(Duration::from_millis(200));
+    let new = writer("new", "2.0", 1500);
+    new.expect_line("READY");
+    let line = new.expect_line("DONE ");
+    assert_eq!(
+        line, "DONE 0 true",
+        "the newer version owns, no call failed"
+    );
+    let mut old_done = Vec::new();
+    for w in old {
+        old_done.push(w.expect_line("DONE "));
+        w.wait().assert_success();
+    }
+    new.wait().assert_success();
+    for line in &old_done {
+        assert_eq!(
+            line, "DONE 0 false",
+            "the older versions are clients, no call failed"
+        );
+    }
+    let ledgers: Vec<_> = ["old0", "old1", "old2", "new"]
+        .iter()
+        .map(|n| dir.join(format!("ledger-{n}")))
+        .collect();
+    assert_eq!(check_exactly_once(&db, &ledgers), 3 * 3000 + 1500);
 }

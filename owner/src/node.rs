@@ -24,6 +24,10 @@ const LABEL: &str = "litekeep owner gen=";
 /// After handing over to a newer version, how long a process leaves the election to it.
 const HANDED_OVER_PAUSE: Duration = Duration::from_secs(2);
 
+/// After an owner said it steps down, how long its clients leave the election to its
+/// successor.
+const STEPPING_DOWN_PAUSE: Duration = Duration::from_millis(250);
+
 /// The generation a holder record or label names, if it is an owner's.
 pub(crate) fn generation_in(text: &str) -> Option<u64> {
     let rest = &text[text.find(LABEL)? + LABEL.len()..];
@@ -314,7 +318,9 @@ impl<S: Service> NodeInner<S> {
                                 return wire::decode(&ok)
                                     .map_err(|e| self.codec("decoding the response", e));
                             }
-                            Err(f) if f.kind == FailureKind::SteppingDown => {}
+                            Err(f) if f.kind == FailureKind::SteppingDown => {
+                                self.leave_election_to_successor();
+                            }
                             Err(f) => {
                                 lock(&self.pool).push(conn);
                                 return Err(self.failed(f));
@@ -337,6 +343,7 @@ impl<S: Service> NodeInner<S> {
                             });
                         }
                         Err(CallError::Refused(f)) if f.kind == FailureKind::SteppingDown => {
+                            self.leave_election_to_successor();
                             lock(&self.pool).clear();
                         }
                         Err(CallError::Refused(f)) => return Err(self.failed(f)),
@@ -413,6 +420,16 @@ impl<S: Service> NodeInner<S> {
             }
             std::thread::sleep(pause.min(deadline - now));
             pause = (pause * 2).min(Duration::from_millis(4));
+        }
+    }
+
+    /// An owner stepping down is handing over to a newer version, most likely: this process
+    /// leaves it a moment to take the lock before it stands itself.
+    fn leave_election_to_successor(&self) {
+        let until = Instant::now() + STEPPING_DOWN_PAUSE;
+        let mut pause = lock(&self.pause_until);
+        if pause.is_none_or(|t| t < until) {
+            *pause = Some(until);
         }
     }
 
