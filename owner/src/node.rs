@@ -590,13 +590,17 @@ impl<S: Service> NodeInner<S> {
 }
 
 /// Stops an owner: no new requests, the taken ones answered (at most `bound`), its socket
-/// removed, then the owner lock released, then its connections closed.
+/// removed, then the owner lock released, then its connections closed, each after telling
+/// its client (at most a second more, so that a process that exits next lets them finish).
 fn stop<S: Service>(mut owned: Owned<S>, place: &Place, bound: Duration, except: Option<u64>) {
     owned.queue.drain(bound);
     owned.server.stop_accepting();
     place.remove_socket(owned.generation);
     drop(owned.guard);
     owned.server.close_connections(except);
+    owned
+        .server
+        .wait_connections(except, Duration::from_secs(1));
 }
 
 impl<S: Service> Drop for NodeInner<S> {

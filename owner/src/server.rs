@@ -106,6 +106,27 @@ impl<S: Service> Server<S> {
     }
 }
 
+impl<S: Service> Server<S> {
+    /// Waits, at most `bound`, until every connection's thread has left (having told its
+    /// client the owner stepped down), but `except`'s.
+    pub fn wait_connections(&self, except: Option<u64>, bound: Duration) {
+        let deadline = std::time::Instant::now() + bound;
+        while std::time::Instant::now() < deadline {
+            let left = self
+                .shared
+                .conns
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .keys()
+                .any(|&id| Some(id) != except);
+            if !left {
+                return;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
 /// shutdown(2) on a raw descriptor.
 ///
 /// # Safety
