@@ -343,9 +343,13 @@ impl Service for Nothing {
 
 fn round_trip(dir: &Path, rounds: usize) -> serde_json::Value {
     let count = 20_000u64;
-    let request =
-        litekeep_owner::wire::call_frame(1, 1, &litekeep_owner::wire::encode(&()).expect("()"))
-            .len();
+    let request = litekeep_owner::wire::call_frame(
+        1,
+        1,
+        false,
+        &litekeep_owner::wire::encode(&()).expect("()"),
+    )
+    .len();
     let reply = litekeep_owner::wire::frame(&litekeep_owner::wire::FromOwner::reply(
         1,
         litekeep_owner::wire::Outcome::from_result(Ok(

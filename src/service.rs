@@ -82,16 +82,17 @@ where
     fn run_one(&self, tx: &Connection, call: &mut Call<Req, Resp>) -> rusqlite::Result<()> {
         call.unanswer();
         if call.record
+            && call.retry
             && let Some(outcome) = calls::recorded(tx, &call.client, call.seq)?
         {
             call.answer_recorded(outcome);
             return Ok(());
         }
-        tx.execute_batch("SAVEPOINT litekeep_call")?;
+        tx.prepare_cached("SAVEPOINT litekeep_call")?.execute([])?;
         let ran = catch_unwind(AssertUnwindSafe(|| (self.handler)(tx, &call.request)));
         let outcome = match ran {
             Ok(Ok(resp)) => {
-                tx.execute_batch("RELEASE litekeep_call")?;
+                tx.prepare_cached("RELEASE litekeep_call")?.execute([])?;
                 Ok(resp)
             }
             Ok(Err(e)) => {

@@ -109,6 +109,7 @@ impl Conn {
         &mut self,
         seq: u64,
         acked_below: u64,
+        retry: bool,
         body: &[u8],
         deadline: Instant,
     ) -> Result<Outcome, CallError> {
@@ -122,8 +123,11 @@ impl Conn {
                 ),
             )));
         }
-        wire::send_all(&self.stream, &wire::call_frame(seq, acked_below, body))
-            .map_err(|_| CallError::NotSent)?;
+        wire::send_all(
+            &self.stream,
+            &wire::call_frame(seq, acked_below, retry, body),
+        )
+        .map_err(|_| CallError::NotSent)?;
         loop {
             match read_before(&self.stream, &mut self.reader, self.max_frame, deadline)? {
                 FromOwner::Reply { seq: s, ok, error } if s == seq => {

@@ -282,6 +282,7 @@ impl<S: Service> NodeInner<S> {
                         client: self.client,
                         seq,
                         acked_below: self.acked_below(seq),
+                        retry: sent,
                         request: req,
                         record: sent,
                         answer: None,
@@ -308,8 +309,8 @@ impl<S: Service> NodeInner<S> {
                         Some(b) => b,
                         None => self.encode_kept(&mut request, None)?,
                     };
+                    let answer = conn.call(seq, self.acked_below(seq), sent, &bytes, deadline);
                     sent = true;
-                    let answer = conn.call(seq, self.acked_below(seq), &bytes, deadline);
                     body = Some(bytes);
                     match answer {
                         Ok(outcome) => match outcome.into_result() {

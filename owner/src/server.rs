@@ -294,8 +294,9 @@ fn serve<S: Service>(stream: &UnixStream, id: u64, shared: &Arc<Shared<S>>) {
             Ok(ToOwner::Call {
                 seq,
                 acked_below,
+                retry,
                 body,
-            }) => call(shared, client, seq, acked_below, &body),
+            }) => call(shared, client, seq, acked_below, retry, &body),
             Ok(ToOwner::Handover { version }) => {
                 handover(shared, stream, id, &version);
                 return;
@@ -375,6 +376,7 @@ fn call<S: Service>(
     client: [u8; 16],
     seq: u64,
     acked_below: u64,
+    retry: bool,
     body: &[u8],
 ) -> (FromOwner, Option<Ticket<S>>) {
     let request = match wire::decode::<S::Request>(body) {
@@ -391,6 +393,7 @@ fn call<S: Service>(
         client,
         seq,
         acked_below,
+        retry,
         request,
         record: true,
         answer: None,

@@ -71,6 +71,9 @@ pub struct Call<Req, Resp> {
     pub seq: u64,
     /// The client will send no request numbered below this again.
     pub acked_below: u64,
+    /// The client may have sent this request before (to this or an earlier owner): only then
+    /// can an outcome be recorded for it already.
+    pub retry: bool,
     /// The request.
     pub request: Req,
     /// Whether the outcome should be looked up and recorded: false for a call of the owner's

@@ -72,6 +72,10 @@ pub enum ToOwner {
         /// be sent again: the owner may forget their outcomes.
         #[serde(default)]
         acked_below: u64,
+        /// The client may have sent this request before (to this or an earlier owner): the
+        /// owner looks up its recorded outcome only then.
+        #[serde(default)]
+        retry: bool,
         /// The application's request, one CBOR item, as a byte string.
         #[serde(with = "bytes")]
         body: Vec<u8>,
@@ -164,12 +168,13 @@ impl Outcome {
 }
 
 /// A call frame, without copying the body.
-pub fn call_frame(seq: u64, acked_below: u64, body: &[u8]) -> Vec<u8> {
+pub fn call_frame(seq: u64, acked_below: u64, retry: bool, body: &[u8]) -> Vec<u8> {
     #[derive(Serialize)]
     struct CallRef<'a> {
         t: &'static str,
         seq: u64,
         acked_below: u64,
+        retry: bool,
         #[serde(with = "bytes")]
         body: &'a [u8],
     }
@@ -177,6 +182,7 @@ pub fn call_frame(seq: u64, acked_below: u64, body: &[u8]) -> Vec<u8> {
         t: "call",
         seq,
         acked_below,
+        retry,
         body,
     })
 }
@@ -381,6 +387,7 @@ mod tests {
         let call = ToOwner::Call {
             seq: 7,
             acked_below: 3,
+            retry: false,
             body: vec![0, 255, 1],
         };
         let f = frame(&call);
@@ -395,6 +402,7 @@ mod tests {
                 seq,
                 acked_below,
                 body,
+                ..
             } => {
                 assert_eq!((seq, acked_below, body), (7, 3, vec![0, 255, 1]));
             }

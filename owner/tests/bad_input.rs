@@ -99,7 +99,7 @@ fn child_process_entry() {
             let mut s = raw(&db);
             welcome(&mut s);
             let body = wire::encode(&common::Req::Echo(vec![1; 1000])).unwrap();
-            let frame = wire::call_frame(1, 1, &body);
+            let frame = wire::call_frame(1, 1, false, &body);
             s.write_all(&frame[..frame.len() / 2]).unwrap();
             harness::say("READY");
             std::thread::sleep(Duration::from_secs(600));
@@ -115,7 +115,7 @@ fn child_process_entry() {
             let body = wire::encode(&common::Req::Pid).unwrap();
             let mut ok = 0;
             for (i, s) in conns.iter_mut().enumerate() {
-                s.write_all(&wire::call_frame(i as u64 + 1, 0, &body))
+                s.write_all(&wire::call_frame(i as u64 + 1, 0, false, &body))
                     .unwrap();
                 if let Some(FromOwner::Reply { ok: Some(_), .. }) = read_msg(s) {
                     ok += 1;
@@ -155,7 +155,8 @@ fn garbage_and_oversized_frames_get_an_error_and_the_owner_serves_on() {
     // A call whose body is not the service's request: an error reply, the connection stays.
     let mut s = raw(&db);
     welcome(&mut s);
-    s.write_all(&wire::call_frame(1, 1, b"\x63abc")).unwrap();
+    s.write_all(&wire::call_frame(1, 1, false, b"\x63abc"))
+        .unwrap();
     match read_msg(&mut s) {
         Some(FromOwner::Reply {
             seq: 1,
