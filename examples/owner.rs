@@ -30,10 +30,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use litekeep::{Database, Durability};
 use litekeep_faults::harness::steal_seconds;
 use litekeep_owner::{Batch, Node, Options, Service};
 use rusqlite::{Connection, TransactionBehavior};
+use support::{go, median, percentile, us};
 
 const SCHEMA: &str = "CREATE TABLE events (id INTEGER PRIMARY KEY, who INTEGER NOT NULL, n INTEGER NOT NULL, body TEXT);";
 const INSERT: &str =
@@ -168,8 +171,8 @@ fn writes(o: &Opts, dir: &Path) -> serde_json::Value {
                 let rate = median(rates);
                 let vs = |other: usize| rate / median(&cells[d][i][other].0);
                 let (p50, p99, max) = (
-                    pct(lat, 0.5),
-                    pct(lat, 0.99),
+                    percentile(lat, 0.5),
+                    percentile(lat, 0.99),
                     lat.last().copied().unwrap_or(0),
                 );
                 println!(
@@ -573,8 +576,8 @@ fn failover(dir: &Path, kills: usize) -> serde_json::Value {
     }
     took.sort_unstable();
     let (p50, p99, max) = (
-        pct(&took, 0.5),
-        pct(&took, 0.99),
+        percentile(&took, 0.5),
+        percentile(&took, 0.99),
         took.last().copied().unwrap_or(0),
     );
     println!(
@@ -663,42 +666,10 @@ fn collect(mut child: Child) -> Vec<u64> {
     words.skip(1).filter_map(|w| w.parse().ok()).collect()
 }
 
-/// Says `ready` and waits for the parent's `go`.
-fn go() {
-    println!("ready");
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).expect("go");
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-fn pct(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
 fn pct_ns(sorted: &[u64], p: f64) -> f64 {
-    pct(sorted, p) as f64 / 1000.0
+    percentile(sorted, p) as f64 / 1000.0
 }
 
 fn mean_ns(v: &[u64]) -> f64 {
     v.iter().sum::<u64>() as f64 / v.len().max(1) as f64 / 1000.0
-}
-
-fn us(v: u64) -> String {
-    match v {
-        0..1_000 => format!("{v} µs"),
-        1_000..1_000_000 => format!("{:.1} ms", v as f64 / 1e3),
-        _ => format!("{:.2} s", v as f64 / 1e6),
-    }
 }

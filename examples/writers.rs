@@ -30,9 +30,12 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use litekeep::{Database, Durability};
 use litekeep_faults::harness::steal_seconds;
 use rusqlite::{Connection, TransactionBehavior};
+use support::{go, median, percentile, us};
 
 const SCHEMA: &str = "CREATE TABLE events (id INTEGER PRIMARY KEY, who INTEGER NOT NULL, n INTEGER NOT NULL, body TEXT);";
 const WRITERS: [&str; 3] = ["rusqlite", "nogate", "gate"];
@@ -171,39 +174,12 @@ struct Cells {
     failed: u64,
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 /// `a / b` round by round: "0.97x [0.91–1.04]".
 fn ratios(a: &[f64], b: &[f64]) -> String {
     let r: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
     let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = r.iter().copied().fold(0.0, f64::max);
     format!("{:.2}x [{lo:.2}–{hi:.2}]", median(&r))
-}
-
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let at = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[at]
-}
-
-/// Microseconds as a human reads them: "48 µs", "3.2 ms", "0.81 s".
-fn us(v: u64) -> String {
-    match v {
-        0..1_000 => format!("{v} µs"),
-        1_000..1_000_000 => format!("{:.1} ms", v as f64 / 1e3),
-        _ => format!("{:.2} s", v as f64 / 1e6),
-    }
 }
 
 /// Runs `procs` children of `writer`, each `each` transactions of `batch` rows; returns the
@@ -318,11 +294,4 @@ fn child(writer: &str, db: &Path, n: u64, batch: u64, normal: bool) {
     }
     let words: Vec<String> = lat.iter().map(u64::to_string).collect();
     println!("done {failed} {}", words.join(" "));
-}
-
-/// Says `ready` and waits for the parent's `go`.
-fn go() {
-    println!("ready");
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).expect("go");
 }

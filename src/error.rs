@@ -40,7 +40,7 @@ pub enum Error {
     InsideWrite {
         /// The database.
         path: PathBuf,
-        /// What was called: "Database::write" or "Database::migrate".
+        /// What was called: "Database::write", "Database::migrate" or "Service::call".
         what: &'static str,
     },
     /// SQLite would not switch the file to WAL mode.

@@ -259,9 +259,15 @@ where
     /// # Errors
     /// [`Error::Owner`] with the owner crate's error: the handler's failure
     /// ([`litekeep_owner::FailureKind::Handler`]), a failed commit, a timeout (outcome
-    /// unknown), no owner reachable. A call from inside [`Database::write`] on this thread is
-    /// refused with the commit's error.
+    /// unknown), no owner reachable; [`Error::InsideWrite`] from inside a [`Database::write`]
+    /// of the same database on this thread.
     pub fn call(&self, request: Req) -> Result<Resp, Error> {
+        // The owner's batch would wait for the write this thread is in (in this process, or
+        // for its gate in another): refused at once, before it can fail anyone else's batch.
+        self.node
+            .service()
+            .db
+            .refuse_inside_write("Service::call")?;
         Ok(self.node.call(request)?)
     }
 
