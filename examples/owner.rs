@@ -36,7 +36,7 @@ use litekeep::{Database, Durability};
 use litekeep_faults::harness::steal_seconds;
 use litekeep_owner::{Batch, Node, Options, Service};
 use rusqlite::{Connection, TransactionBehavior};
-use support::{go, median, percentile, us};
+use support::{go, go_and_collect, median, percentile, us};
 
 const SCHEMA: &str = "CREATE TABLE events (id INTEGER PRIMARY KEY, who INTEGER NOT NULL, n INTEGER NOT NULL, body TEXT);";
 const INSERT: &str =
@@ -205,7 +205,7 @@ fn run_writers(
     each: u64,
     sync: &str,
 ) -> (Duration, Vec<u64>, u64) {
-    let mut kids: Vec<Child> = (0..procs)
+    let kids: Vec<Child> = (0..procs)
         .map(|_| {
             spawn(&[
                 "writes",
@@ -216,35 +216,7 @@ fn run_writers(
             ])
         })
         .collect();
-    let mut outs: Vec<_> = kids
-        .iter_mut()
-        .map(|k| BufReader::new(k.stdout.take().expect("stdout")).lines())
-        .collect();
-    for out in &mut outs {
-        assert_eq!(out.next().expect("ready").expect("read"), "ready");
-    }
-    let start = Instant::now();
-    for k in &mut kids {
-        writeln!(k.stdin.as_mut().expect("stdin"), "go").expect("go");
-    }
-    let (mut lat, mut failed) = (Vec::new(), 0);
-    for out in &mut outs {
-        let line = out.next().expect("done").expect("read");
-        let mut words = line.split_whitespace();
-        assert_eq!(words.next(), Some("done"), "a child failed: {line}");
-        failed += words
-            .next()
-            .and_then(|w| w.parse::<u64>().ok())
-            .unwrap_or(0);
-        lat.extend(words.filter_map(|w| w.parse::<u64>().ok()));
-    }
-    let elapsed = start.elapsed();
-    // The owner's process leaves last: the others may still be handing it their last calls.
-    for mut k in kids {
-        drop(k.stdin.take());
-        let _ = k.wait();
-    }
-    (elapsed, lat, failed)
+    go_and_collect(kids)
 }
 
 fn child_writes(writer: &str, db: &Path, n: u64, sync: &str) {

@@ -25,7 +25,6 @@
 //! The children are this program re-executed with `--child`; each waits for a `go` line on
 //! stdin so that all start together, and reports its latencies (µs) on one line when done.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,7 +34,7 @@ mod support;
 use litekeep::{Database, Durability};
 use litekeep_faults::harness::steal_seconds;
 use rusqlite::{Connection, TransactionBehavior};
-use support::{go, median, percentile, us};
+use support::{go, go_and_collect, median, percentile, us};
 
 const SCHEMA: &str = "CREATE TABLE events (id INTEGER PRIMARY KEY, who INTEGER NOT NULL, n INTEGER NOT NULL, body TEXT);";
 const WRITERS: [&str; 3] = ["rusqlite", "nogate", "gate"];
@@ -193,7 +192,7 @@ fn run(
     normal: bool,
 ) -> (Duration, Vec<u64>, u64) {
     let exe = std::env::current_exe().expect("current_exe");
-    let mut kids: Vec<_> = (0..procs)
+    let kids: Vec<_> = (0..procs)
         .map(|_| {
             Command::new(&exe)
                 .args(["--child", writer])
@@ -206,34 +205,7 @@ fn run(
                 .expect("spawn")
         })
         .collect();
-    let mut outs: Vec<_> = kids
-        .iter_mut()
-        .map(|k| BufReader::new(k.stdout.take().expect("stdout")).lines())
-        .collect();
-    for out in &mut outs {
-        assert_eq!(out.next().expect("ready").expect("read"), "ready");
-    }
-    let start = Instant::now();
-    for k in &mut kids {
-        writeln!(k.stdin.as_mut().expect("stdin"), "go").expect("go");
-    }
-    let mut lat = Vec::new();
-    let mut failed = 0;
-    for out in &mut outs {
-        let line = out.next().expect("done").expect("read");
-        let mut words = line.split_whitespace();
-        assert_eq!(words.next(), Some("done"), "a child failed: {line}");
-        failed += words
-            .next()
-            .and_then(|w| w.parse::<u64>().ok())
-            .unwrap_or(0);
-        lat.extend(words.filter_map(|w| w.parse::<u64>().ok()));
-    }
-    let elapsed = start.elapsed();
-    for mut k in kids {
-        let _ = k.wait();
-    }
-    (elapsed, lat, failed)
+    go_and_collect(kids)
 }
 
 fn child(writer: &str, db: &Path, n: u64, batch: u64, normal: bool) {

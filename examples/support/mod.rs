@@ -32,6 +32,42 @@ pub fn us(v: u64) -> String {
     }
 }
 
+/// Waits for every child's `ready`, says `go` to all, then reads each child's `done <failed>
+/// <latency>…` line; closes their stdin and waits for them. Gives the time from `go` to the
+/// last `done`, every latency and the failures.
+pub fn go_and_collect(mut kids: Vec<std::process::Child>) -> (std::time::Duration, Vec<u64>, u64) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut outs: Vec<_> = kids
+        .iter_mut()
+        .map(|k| BufReader::new(k.stdout.take().expect("stdout")).lines())
+        .collect();
+    for out in &mut outs {
+        assert_eq!(out.next().expect("ready").expect("read"), "ready");
+    }
+    let start = std::time::Instant::now();
+    for k in &mut kids {
+        writeln!(k.stdin.as_mut().expect("stdin"), "go").expect("go");
+    }
+    let (mut lat, mut failed) = (Vec::new(), 0);
+    for out in &mut outs {
+        let line = out.next().expect("done").expect("read");
+        let mut words = line.split_whitespace();
+        assert_eq!(words.next(), Some("done"), "a child failed: {line}");
+        failed += words
+            .next()
+            .and_then(|w| w.parse::<u64>().ok())
+            .unwrap_or(0);
+        lat.extend(words.filter_map(|w| w.parse::<u64>().ok()));
+    }
+    let elapsed = start.elapsed();
+    // A child that serves the others (an owner) leaves once its stdin closes.
+    for mut k in kids {
+        drop(k.stdin.take());
+        let _ = k.wait();
+    }
+    (elapsed, lat, failed)
+}
+
 /// Says `ready` and waits for the parent's `go`.
 pub fn go() {
     println!("ready");
