@@ -35,7 +35,7 @@ mod support;
 use litekeep::{Database, Durability};
 use litekeep_faults::harness::steal_seconds;
 use litekeep_owner::{Batch, Node, Options, Service};
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::TransactionBehavior;
 use support::{go, go_and_collect, median, percentile, us};
 
 const SCHEMA: &str = "CREATE TABLE events (id INTEGER PRIMARY KEY, who INTEGER NOT NULL, n INTEGER NOT NULL, body TEXT);";
@@ -234,13 +234,7 @@ fn child_writes(writer: &str, db: &Path, n: u64, sync: &str) {
     };
     match writer {
         "rusqlite" => {
-            let mut conn = Connection::open(db).expect("open");
-            conn.busy_timeout(Duration::from_secs(10)).expect("busy");
-            conn.execute_batch(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {};",
-                durability.pragma()
-            ))
-            .expect("pragmas");
+            let mut conn = support::plain_connection(db, durability.pragma());
             go();
             for i in 0..n {
                 let start = Instant::now();

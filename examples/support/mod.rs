@@ -74,3 +74,16 @@ pub fn go() {
     let mut line = String::new();
     std::io::stdin().read_line(&mut line).expect("go");
 }
+
+/// What users do today: a plain rusqlite connection in WAL mode with `busy_timeout` 10 s and
+/// `synchronous` as given ("FULL", "NORMAL").
+pub fn plain_connection(db: &std::path::Path, synchronous: &str) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .expect("busy");
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};"
+    ))
+    .expect("pragmas");
+    conn
+}
