@@ -4,8 +4,11 @@
 //! Prints commits per second and the ratio. Measures; asserts nothing.
 //!
 //! ```text
-//! cargo run --release --example durability [writes] [dir]
+//! cargo run --release --example durability [writes] [dir] [--json FILE]
 //! ```
+//!
+//! `--json FILE` also writes the best round of each mode as one JSON document (what
+//! `scripts/measured` reads).
 
 use std::time::Instant;
 
@@ -14,7 +17,12 @@ use litekeep::{Database, Durability};
 const SCHEMA: &str = "CREATE TABLE events (id INTEGER PRIMARY KEY, n INTEGER NOT NULL, body TEXT);";
 
 fn main() -> Result<(), litekeep::Error> {
-    let args: Vec<String> = std::env::args().collect();
+    let mut args: Vec<String> = std::env::args().collect();
+    let json_out = args.iter().position(|a| a == "--json").map(|at| {
+        let file = args.get(at + 1).cloned().unwrap_or_default();
+        args.drain(at..(at + 2).min(args.len()));
+        std::path::PathBuf::from(file)
+    });
     let writes: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2000);
     let base = args
         .get(2)
@@ -61,6 +69,21 @@ fn main() -> Result<(), litekeep::Error> {
         writes as f64 / best[1],
         best[0] / best[1]
     );
+    if let Some(path) = json_out {
+        let doc = serde_json::json!({
+            "writes": writes,
+            "rounds": 3,
+            "full_commits_per_s": writes as f64 / best[0],
+            "normal_commits_per_s": writes as f64 / best[1],
+            "full_us_each": best[0] * 1e6 / writes as f64,
+            "normal_us_each": best[1] * 1e6 / writes as f64,
+        });
+        std::fs::write(&path, doc.to_string()).map_err(|source| litekeep::Error::Io {
+            path: path.clone(),
+            op: "writing the --json file",
+            source,
+        })?;
+    }
     let _ = std::fs::remove_dir_all(&base);
     Ok(())
 }

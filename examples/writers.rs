@@ -16,11 +16,12 @@
 //! neighbours make runs incomparable). Measures; asserts nothing.
 //!
 //! ```text
-//! cargo run --release --example writers [single_row_total] [batch_total] [--normal] [--rounds R] [--procs 1,2,4,8]
+//! cargo run --release --example writers [single_row_total] [batch_total] [--normal] [--rounds R] [--procs 1,2,4,8] [--json FILE]
 //! ```
 //!
 //! `--procs` lists the numbers of writer processes (the first is the one the others are
-//! compared with; 1, 2, 4 and 8 by default).
+//! compared with; 1, 2, 4 and 8 by default). `--json FILE` also writes every cell's numbers
+//! as one JSON document (what `scripts/measured` reads).
 //!
 //! The children are this program re-executed with `--child`; each waits for a `go` line on
 //! stdin so that all start together, and reports its latencies (µs) on one line when done.
@@ -48,6 +49,7 @@ fn main() {
         return;
     }
     let (mut normal, mut rounds, mut numbers) = (false, 5usize, Vec::<u64>::new());
+    let mut json_out: Option<std::path::PathBuf> = None;
     let mut procs_list = PROCS.to_vec();
     let mut words = args.iter().skip(1);
     while let Some(word) = words.next() {
@@ -59,6 +61,7 @@ fn main() {
                     .and_then(|r| r.parse().ok())
                     .expect("--rounds takes a number")
             }
+            "--json" => json_out = Some(words.next().expect("--json takes a file").into()),
             "--procs" => {
                 procs_list = words
                     .next()
@@ -85,6 +88,7 @@ fn main() {
     // cells[workload][N][writer]: one Cell per round, gathered round after round so that every
     // writer and every N meets the same moments of a noisy machine.
     let (stolen_before, began) = (steal_seconds(), Instant::now());
+    let mut stolen = None;
     let mut cells = vec![vec![vec![Cells::default(); 3]; procs_list.len()]; 2];
     for round in 0..rounds {
         for (k, &(_, total, batch)) in workloads.iter().enumerate() {
@@ -115,6 +119,7 @@ fn main() {
         eprintln!("round {} of {rounds} done", round + 1);
     }
     if let (Some(before), Some(after)) = (stolen_before, steal_seconds()) {
+        stolen = Some(after - before);
         // A virtual machine's neighbours can take its CPUs for seconds: compare runs with that.
         println!(
             "steal time (CPU taken by the hypervisor, /proc/stat): {:.1} s of the run's {:.0} s",
@@ -130,6 +135,7 @@ fn main() {
         procs_list[0]
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut json_cells = Vec::new();
     for (k, &(workload, _, _)) in workloads.iter().enumerate() {
         for (i, &procs) in procs_list.iter().enumerate() {
             for w in 0..3 {
@@ -153,8 +159,34 @@ fn main() {
                     us(cell.lat.last().copied().unwrap_or(0)),
                     cell.failed,
                 );
+                json_cells.push(serde_json::json!({
+                    "workload": workload,
+                    "procs": procs,
+                    "writer": WRITERS[w],
+                    "tx_per_s": median(&cell.rates),
+                    "vs_first": ratio_numbers(&cell.rates, &cells[k][0][w].rates),
+                    "vs_rusqlite": ratio_numbers(&cell.rates, &cells[k][i][0].rates),
+                    "p50_us": percentile(&cell.lat, 0.50),
+                    "p99_us": percentile(&cell.lat, 0.99),
+                    "p999_us": percentile(&cell.lat, 0.999),
+                    "max_us": cell.lat.last().copied().unwrap_or(0),
+                    "failed": cell.failed,
+                }));
             }
         }
+    }
+    if let Some(path) = json_out {
+        let doc = serde_json::json!({
+            "synchronous": if normal { "NORMAL" } else { "FULL" },
+            "rounds": rounds,
+            "single_row_total": single,
+            "batch_total": batches,
+            "procs": procs_list,
+            "seconds": began.elapsed().as_secs_f64(),
+            "steal_seconds": stolen,
+            "cells": json_cells,
+        });
+        std::fs::write(&path, doc.to_string()).expect("writing the --json file");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -179,6 +211,14 @@ fn ratios(a: &[f64], b: &[f64]) -> String {
     let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = r.iter().copied().fold(0.0, f64::max);
     format!("{:.2}x [{lo:.2}–{hi:.2}]", median(&r))
+}
+
+/// `a / b` round by round, as numbers: median, lowest, highest.
+fn ratio_numbers(a: &[f64], b: &[f64]) -> serde_json::Value {
+    let r: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
+    let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = r.iter().copied().fold(0.0, f64::max);
+    serde_json::json!({ "median": median(&r), "lowest": lo, "highest": hi })
 }
 
 /// Runs `procs` children of `writer`, each `each` transactions of `batch` rows; returns the

@@ -11,8 +11,8 @@ impl Database {
     /// [`Database::write`] on tokio's blocking pool.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-async-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     /// # rt.block_on(async {
     /// let db = litekeep::Database::builder(dir.join("a.db"))
@@ -39,6 +39,8 @@ impl Database {
     ///
     /// # Errors
     /// As [`Database::read`].
+    ///
+    /// Example: [`Database::write_async`].
     pub async fn read_async<T: Send + 'static>(
         &self,
         f: impl FnMut(&Connection) -> rusqlite::Result<T> + Send + 'static,
@@ -54,6 +56,8 @@ impl Builder {
     ///
     /// # Errors
     /// As [`Builder::open`].
+    ///
+    /// Example: [`Database::write_async`].
     pub async fn open_async(self) -> Result<Database, Error> {
         blocking(move || self.open()).await
     }

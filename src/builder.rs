@@ -52,8 +52,8 @@ use crate::registry;
 /// ```
 /// use std::time::Duration;
 /// use litekeep::Database;
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-builder-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let db = Database::builder(dir.join("index.db"))
 ///     .schema("CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);")
 ///     .lock_timeout(Duration::from_secs(10))
@@ -102,6 +102,15 @@ impl Builder {
     /// once, by whichever process gets there first. Renames may be written in it as sqldef's
     /// `-- @renamed from=old` comments (see `litekeep_migrate::Annotation`). What the file has
     /// beyond it is kept (see [`Builder::keep_undeclared`]).
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let db = litekeep::Database::builder(tmp.path().join("app.db"))
+    ///     .schema("CREATE TABLE notes ( -- @renamed from=memos
+    ///                id INTEGER PRIMARY KEY, body TEXT NOT NULL);")
+    ///     .open()?;
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
     pub fn schema(mut self, sql: impl Into<String>) -> Builder {
         self.schema = Some(sql.into());
         self
@@ -112,8 +121,8 @@ impl Builder {
     /// stay in the code after they ran: later opens find them carried out.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-rename-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// # let path = dir.join("app.db");
     /// # let _ = std::fs::remove_file(&path);
     /// use litekeep::Database;
@@ -141,8 +150,8 @@ impl Builder {
     /// strict `litekeep migrate` is. See "Rolling deploys" in this module's docs.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-keep-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// # let path = dir.join("app.db");
     /// # let _ = std::fs::remove_file(&path);
     /// use litekeep::Database;
@@ -162,8 +171,8 @@ impl Builder {
     /// process; [`Durability::Full`]: a power cut too). See [`Durability`] for the numbers.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-durability-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use litekeep::{Database, Durability};
     /// let db = Database::builder(dir.join("ledger.db")).durability(Durability::Full).open()?;
     /// # Ok::<(), litekeep::Error>(())
@@ -178,24 +187,30 @@ impl Builder {
     ///
     /// Without it, writers of different processes meet in SQLite's busy handler, which sleeps
     /// 1 to 100 ms between attempts, so an unlucky writer can wait most of a second while others
-    /// keep winning (the slowest of 8,000 writes over 8 processes: 0.8–0.9 s). With it, writers
-    /// queue by ticket, get the gate in the order they asked, and are woken in turn by a futex
-    /// (`litekeep_lock`'s bell); a process keeps the gate for a slice while others wait (1 ms
-    /// shared among them: 1 ms with one waiting, 125 µs with eight), so a waiter waits about
-    /// 1 ms, plus the transactions in flight, for its turn. The slowest write over 2 to 8
-    /// processes drops from 0.23–0.93 s to 3–15 ms, at 0.87–0.99× plain SQLite's throughput for
-    /// single-row transactions and 0.96–1.70× for 100-row ones, and the median write waits for
-    /// nobody. What it costs is the 99th percentile: a write that waits, waits for the others'
-    /// slices (1.5–3.5 ms over 2–8 single-row writer processes, against plain SQLite's 0.2 ms).
-    /// In the stress runner's workload (about 20 processes on 2 cores, a SIGKILL every 2 s)
-    /// the slowest write fell from 3.0–4.0 s without the gate to 0.7–0.9 s with it (the
-    /// longest migration, which holds the gate), at 0.70–0.80× the writes per second and a p99
-    /// of 28–36 ms instead of 14–31 ms (0.83–1.05× in quieter runs earlier the same day;
-    /// README, "Measured"). Turn it off for the best p99 where no writer may wait long
-    /// anyway (one writer process, or short bursts). Writers that do not use litekeep
-    /// (the `sqlite3` shell, another program) meet litekeep's in SQLite's busy handling, as
-    /// before. Migrations and repairs always take the gate, after the schema lock (see
-    /// `litekeep_lock::write_gate_path_for`).
+    /// keep winning. With it, writers queue by ticket, get the gate in the order they asked, and
+    /// are woken in turn by a futex (`litekeep_lock`'s bell); a process keeps the gate for a
+    /// slice while others wait (1 ms shared among them, at least 100 µs), so a waiter waits
+    /// about a slice, plus the transactions in flight, for its turn. What it costs is the 99th
+    /// percentile: a write that waits, waits for the others' slices. Turn it off for the best
+    /// p99 where no writer may wait long anyway (one writer process, or short bursts). The
+    /// `writers` example and the stress runner measure both ways (docs/measured.md in the
+    /// repository).
+    ///
+    /// Writers that do not use litekeep (the `sqlite3` shell, another program) meet litekeep's
+    /// in SQLite's busy handling. Migrations and repairs always take the gate, after the schema
+    /// lock (see `litekeep_lock::write_gate_path_for`).
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// use litekeep::Database;
+    /// // One writer process, short bursts: no queue across processes.
+    /// let db = Database::builder(tmp.path().join("cache.db"))
+    ///     .schema("CREATE TABLE kv (k TEXT PRIMARY KEY, v BLOB);")
+    ///     .write_gate(false)
+    ///     .open()?;
+    /// db.write(|tx| tx.execute("INSERT INTO kv VALUES ('a', x'00')", []))?;
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
     pub fn write_gate(mut self, on: bool) -> Builder {
         self.write_gate = Some(on);
         self
@@ -210,14 +225,13 @@ impl Builder {
     ///
     /// Without it, readers that overlap without a break (another process searching all the
     /// time) keep SQLite's automatic checkpoints from ever starting the WAL over, and it grows
-    /// for as long as writes go on ("checkpoint starvation"): the stress runner's WAL reached
-    /// 0.9–1.0 GB in 30 s, then the disk stalled on writeback and commits waited seconds. The
-    /// WAL can still exceed `bytes`: by what 64 commits write, by one large transaction (a
+    /// for as long as writes go on ("checkpoint starvation"), until the disk stalls on writeback
+    /// and commits wait seconds. The WAL can still exceed `bytes`: by what 64 commits write, by one large transaction (a
     /// migration's rebuild), and for as long as one long read transaction holds it up.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-wal-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use litekeep::Database;
     /// let db = Database::builder(dir.join("events.db"))
     ///     .schema("CREATE TABLE events (id INTEGER PRIMARY KEY, body BLOB);")
@@ -233,19 +247,32 @@ impl Builder {
 
     /// How long to wait for the lock on `<db>.lock` (default 30 s); on timeout the error names
     /// the holder.
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// use std::time::Duration;
+    /// let db = litekeep::Database::builder(tmp.path().join("app.db"))
+    ///     .lock_timeout(Duration::from_secs(5))
+    ///     .busy_timeout(Duration::from_secs(2))
+    ///     .readers(8)
+    ///     .label("indexer")
+    ///     .open()?;
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
     pub fn lock_timeout(mut self, timeout: Duration) -> Builder {
         self.lock_timeout = timeout;
         self
     }
 
     /// SQLite's `busy_timeout` on every connection, and the retry budget of
-    /// [`Database::write`] (default 10 s).
+    /// [`Database::write`] (default 10 s). Example: [`Builder::lock_timeout`].
     pub fn busy_timeout(mut self, timeout: Duration) -> Builder {
         self.busy_timeout = timeout;
         self
     }
 
-    /// How many read-only connections the pool may open (default 4, at least 1).
+    /// How many read-only connections the pool may open (default 4, at least 1). Example:
+    /// [`Builder::lock_timeout`].
     pub fn readers(mut self, n: usize) -> Builder {
         self.readers = n;
         self
@@ -253,13 +280,25 @@ impl Builder {
 
     /// Keep a shared lock on `<db>.lock` for the handle's lifetime, so that a migration from
     /// another process (which needs the exclusive lock) waits until every process has closed
-    /// its handle: "migrate only when the others are stopped" (seed 001), enforced.
+    /// its handle: "migrate only when the others are stopped", enforced. Such a handle cannot
+    /// migrate the file itself ([`Database::migrate`] is refused with `WouldDeadlock`).
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let db = litekeep::Database::builder(tmp.path().join("app.db"))
+    ///     .hold_shared_lock(true)
+    ///     .open()?;
+    /// // Another process's `litekeep migrate --db app.db …` now waits for this handle to go.
+    /// drop(db);
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
     pub fn hold_shared_lock(mut self, hold: bool) -> Builder {
         self.hold_shared_lock = hold;
         self
     }
 
-    /// The label other processes see while this open holds the lock (default "litekeep open").
+    /// The label other processes see while this open holds the lock (default "litekeep open"),
+    /// in their timeout errors. Example: [`Builder::lock_timeout`].
     pub fn label(mut self, label: impl Into<String>) -> Builder {
         self.label = label.into();
         self
@@ -276,6 +315,17 @@ impl Builder {
     ///   with ambiguous rows, a schema change that would drop data, malformed DDL, …) — the
     ///   file is then unchanged;
     /// - [`Error::Sqlite`] / [`Error::Io`] otherwise.
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let path = tmp.path().join("app.db");
+    /// let schema = "CREATE TABLE t (id INTEGER PRIMARY KEY);";
+    /// let db = litekeep::Database::builder(&path).schema(schema).open()?;
+    /// // Another schema for the same file in the same process is refused.
+    /// let other = litekeep::Database::builder(&path).schema("CREATE TABLE u (x);").open();
+    /// assert!(matches!(other, Err(litekeep::Error::SchemaMismatch { .. })));
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
     pub fn open(self) -> Result<Database, Error> {
         for hint in &self.renames {
             litekeep_migrate::Rename::parse(hint)?;
@@ -285,6 +335,7 @@ impl Builder {
             None => None,
         };
         let fingerprint = desired.as_ref().map(|s| s.fingerprint());
+        litekeep_recover::check_journal_files(&self.path)?;
         let key = ensure_file(&self.path)?;
         // Held for the whole open: a second thread opening the same file waits, then finds the
         // first one's handle.

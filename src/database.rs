@@ -21,8 +21,8 @@ use crate::retry::{Backoff, is_transient};
 ///
 /// ```
 /// use litekeep::Database;
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-db-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let db = Database::builder(dir.join("app.db"))
 ///     .schema("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);")
 ///     .open()?;
@@ -85,7 +85,8 @@ impl Inner {
 }
 
 impl Database {
-    /// Starts opening the database at `path` (created if missing). See [`Builder`].
+    /// Starts opening the database at `path` (created if missing). See [`Builder`] for the
+    /// settings and an example.
     pub fn builder(path: impl AsRef<Path>) -> Builder {
         Builder::new(path)
     }
@@ -95,11 +96,25 @@ impl Database {
     ///
     /// # Errors
     /// As [`Builder::open`].
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let db = litekeep::Database::open(tmp.path().join("app.db"))?;
+    /// assert_eq!(litekeep::Database::open(tmp.path().join("app.db"))?, db);
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Database, Error> {
         Builder::new(path).open()
     }
 
-    /// The database file.
+    /// The database file, as this handle was first opened with.
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let db = litekeep::Database::open(tmp.path().join("app.db"))?;
+    /// assert!(db.path().ends_with("app.db"));
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -120,6 +135,21 @@ impl Database {
     /// error, including the one `f` returned. Calling [`Database::write`] or
     /// [`Database::migrate`] on the same database from inside `f` is refused at once
     /// ([`Error::InsideWrite`]), never a hang.
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let db = litekeep::Database::builder(tmp.path().join("app.db"))
+    ///     .schema("CREATE TABLE accounts (id INTEGER PRIMARY KEY, cents INTEGER NOT NULL);")
+    ///     .open()?;
+    /// // Both rows or neither: the closure runs in one transaction.
+    /// let ids = db.write(|tx| {
+    ///     tx.execute("INSERT INTO accounts (cents) VALUES (100)", [])?;
+    ///     tx.execute("INSERT INTO accounts (cents) VALUES (-100)", [])?;
+    ///     Ok(tx.last_insert_rowid())
+    /// })?;
+    /// assert_eq!(ids, 2);
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
     pub fn write<T>(
         &self,
         mut f: impl FnMut(&Transaction<'_>) -> rusqlite::Result<T>,
@@ -179,6 +209,21 @@ impl Database {
     ///
     /// # Errors
     /// [`Error::Busy`] or [`Error::Sqlite`], as [`Database::write`].
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let db = litekeep::Database::builder(tmp.path().join("app.db"))
+    ///     .schema("CREATE TABLE files (path TEXT PRIMARY KEY);")
+    ///     .open()?;
+    /// db.write(|tx| tx.execute("INSERT INTO files VALUES ('a.rs'), ('b.rs')", []))?;
+    /// let paths: Vec<String> = db.read(|conn| {
+    ///     conn.prepare("SELECT path FROM files ORDER BY path")?
+    ///         .query_map([], |r| r.get(0))?
+    ///         .collect()
+    /// })?;
+    /// assert_eq!(paths, ["a.rs", "b.rs"]);
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
     pub fn read<T>(
         &self,
         mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
@@ -211,7 +256,20 @@ impl Database {
     /// exclusive one: that is refused at once ([`litekeep_lock::LockError::WouldDeadlock`]).
     ///
     /// # Errors
-    /// [`Error::Migrate`], with the migration's own detail.
+    /// [`Error::Migrate`], with the migration's own detail; [`Error::InsideWrite`] from inside
+    /// a [`Database::write`] on the same thread.
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// use litekeep::migrate::Options;
+    /// let db = litekeep::Database::builder(tmp.path().join("app.db"))
+    ///     .schema("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);")
+    ///     .open()?;
+    /// let v2 = "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, pinned INTEGER);";
+    /// let report = db.migrate(v2, &Options::default())?;
+    /// assert!(report.applied);
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
     pub fn migrate(
         &self,
         desired_sql: &str,

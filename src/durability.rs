@@ -11,16 +11,23 @@
 /// | [`Full`](Durability::Full) | `FULL`: the WAL is synced at every commit | every acknowledged commit is there |
 /// | [`Normal`](Durability::Normal) (default) | `NORMAL`: the WAL is synced only at checkpoints | the last commits before the cut may be missing |
 ///
-/// Measured on this project's 2-core VM (README, "Measured"): a single-row commit takes 17 µs
-/// with `Normal` and 118 µs with `Full` (`examples/durability.rs`); in the stress runner's
-/// workload `Full` commits about a third as many writes per second. Writers of different
-/// processes meet in SQLite's busy handler, which sleeps and polls, and the longer each commit
-/// holds the write lock the longer an unlucky writer starves: with `Full` and no write gate, two
-/// writer processes beside a migration saw a writer wait out its whole 10 s busy budget in 2 of
-/// 4 runs of `tests/multiprocess.rs`; with the write gate
-/// ([`Builder::write_gate`](crate::Builder::write_gate), on by default) 0 of 4. The
-/// default stays `Normal`, which the stress runner's ledger proves against SIGKILL; choose
-/// `Full` where a power cut must not take an acknowledged write.
+/// `Full` makes every commit wait for an `fsync` of the WAL, so it commits fewer transactions a
+/// second and holds SQLite's write lock longer; writers of other processes then wait longer for
+/// it, which the write gate ([`Builder::write_gate`](crate::Builder::write_gate), on by
+/// default) keeps in order. `examples/durability.rs` measures the ratio (docs/measured.md in
+/// the repository). The default stays `Normal`, which the stress runner's ledger proves against
+/// SIGKILL; choose `Full` where a power cut must not take an acknowledged write.
+///
+/// ```
+/// # let tmp = tempfile::tempdir().unwrap();
+/// use litekeep::{Database, Durability};
+/// let db = Database::builder(tmp.path().join("ledger.db"))
+///     .schema("CREATE TABLE payments (id INTEGER PRIMARY KEY, cents INTEGER NOT NULL);")
+///     .durability(Durability::Full)
+///     .open()?;
+/// assert_eq!(Durability::Full.pragma(), "FULL");
+/// # Ok::<(), litekeep::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Durability {
@@ -34,6 +41,10 @@ pub enum Durability {
 
 impl Durability {
     /// The `PRAGMA synchronous` value it sets.
+    ///
+    /// ```
+    /// assert_eq!(litekeep::Durability::default().pragma(), "NORMAL");
+    /// ```
     pub fn pragma(self) -> &'static str {
         match self {
             Durability::Full => "FULL",

@@ -147,24 +147,56 @@ impl Error {
         }
     }
 
-    /// The holder named by a lock timeout, when this error is one.
-    pub fn lock_holder(&self) -> Option<&litekeep_lock::Holder> {
+    /// The lock error inside this error, whichever crate raised it: a lock held past its
+    /// timeout, or a lock file refused ([`LockError::Refused`](litekeep_lock::LockError::Refused):
+    /// something planted at its name).
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let db = tmp.path().join("app.db");
+    /// std::os::unix::fs::symlink("/etc/passwd", tmp.path().join("app.db.lock")).unwrap();
+    /// let err = litekeep::Database::open(&db).err().unwrap();
+    /// assert!(matches!(err.lock_error(), Some(litekeep::lock::LockError::Refused { .. })));
+    /// ```
+    pub fn lock_error(&self) -> Option<&litekeep_lock::LockError> {
         match self {
-            Error::Lock(e) => e.holder(),
-            Error::Migrate(litekeep_migrate::MigrateError::Lock(e)) => e.holder(),
-            Error::Recover(litekeep_recover::RecoverError::Lock(e)) => e.holder(),
+            Error::Lock(e)
+            | Error::Migrate(litekeep_migrate::MigrateError::Lock(e))
+            | Error::Recover(litekeep_recover::RecoverError::Lock(e)) => Some(e),
             _ => None,
         }
     }
 
-    /// Whether this is a lock held past its timeout (by this or another process).
+    /// The holder named by a lock timeout, when this error is one (whether it came from the
+    /// open, a migration or a repair).
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// use std::time::Duration;
+    /// use litekeep::lock::{FileLock, Wait};
+    /// let path = tmp.path().join("app.db");
+    /// let lock = FileLock::for_database(&path)?.with_label("nightly backup");
+    /// // Another thread holds the lock exclusive; an open with a short timeout names it.
+    /// let held = std::thread::scope(|s| s.spawn(|| lock.exclusive(Wait::None)).join().unwrap())?;
+    /// let err = litekeep::Database::builder(&path)
+    ///     .lock_timeout(Duration::from_millis(50))
+    ///     .open()
+    ///     .unwrap_err();
+    /// assert!(err.is_lock_timeout());
+    /// assert_eq!(err.lock_holder().unwrap().label.as_deref(), Some("nightly backup"));
+    /// drop(held);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lock_holder(&self) -> Option<&litekeep_lock::Holder> {
+        self.lock_error().and_then(litekeep_lock::LockError::holder)
+    }
+
+    /// Whether this is a lock held past its timeout (by this or another process). Example:
+    /// [`Error::lock_holder`].
     pub fn is_lock_timeout(&self) -> bool {
-        let lock = match self {
-            Error::Lock(e) => e,
-            Error::Migrate(litekeep_migrate::MigrateError::Lock(e)) => e,
-            Error::Recover(litekeep_recover::RecoverError::Lock(e)) => e,
-            _ => return false,
-        };
-        matches!(lock, litekeep_lock::LockError::Timeout { .. })
+        matches!(
+            self.lock_error(),
+            Some(litekeep_lock::LockError::Timeout { .. })
+        )
     }
 }

@@ -8,8 +8,8 @@
 //!
 //! ```
 //! use litekeep::Database;
-//! # let dir = std::env::temp_dir().join(format!("lk-doc-lib-{}", std::process::id()));
-//! # std::fs::create_dir_all(&dir).unwrap();
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let dir = tmp.path();
 //! let db = Database::builder(dir.join("index.db"))
 //!     .schema("CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);")
 //!     .open()?;
@@ -55,7 +55,22 @@ pub use litekeep_recover as recover;
 pub use rusqlite;
 pub use service::{Handler, Service, ServiceBuilder, SqliteService};
 
-/// The README's examples, compiled and run as doc-tests so the front door cannot rot.
+/// The README's and the book's examples, compiled and run as doc-tests so the front door and
+/// the guide cannot rot.
 #[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeDoctests;
+mod doc_examples {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/guide/lock.md")]
+    struct GuideLock;
+    #[doc = include_str!("../docs/guide/migrations.md")]
+    struct GuideMigrations;
+    #[doc = include_str!("../docs/guide/rolling-deploys.md")]
+    struct GuideRollingDeploys;
+    #[doc = include_str!("../docs/guide/recovery.md")]
+    struct GuideRecovery;
+    #[doc = include_str!("../docs/guide/database.md")]
+    struct GuideDatabase;
+    #[doc = include_str!("../docs/durability.md")]
+    struct Durability;
+}

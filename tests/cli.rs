@@ -664,7 +664,12 @@ impl Holder {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("spawn the lock holder");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "spawn the lock holder {:?}: {e} (these tests need util-linux flock(1): apt-get install util-linux)",
+                    cmd.get_program()
+                )
+            });
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let line = read_line(&mut stdout);
         assert_eq!(line.trim(), ready, "the holder did not take the lock");
@@ -734,7 +739,7 @@ fn lock_runs_the_command_while_holding_the_lock() {
     let free = Command::new("flock")
         .args(["-n", "-x", s(&lock_file), "true"])
         .status()
-        .expect("run flock");
+        .expect("run util-linux flock(1) (apt-get install util-linux)");
     assert!(
         free.success(),
         "the lock must be released when the command ends"

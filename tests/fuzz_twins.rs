@@ -28,9 +28,10 @@ fn config() -> ProptestConfig {
 }
 
 /// This process's scratch directory for `recover_crash` (tests run in threads of one process,
-/// and only the `recover_crash` tests use it, one case at a time each).
+/// and only the `recover_crash` tests use it, one case at a time each); removed when the
+/// process exits.
 fn scratch(what: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("litekeep-twin-{what}-{}", std::process::id()))
+    litekeep_faults::harness::process_scratch(&format!("twin-{what}"))
 }
 
 fn bytes() -> impl Strategy<Value = Vec<u8>> {

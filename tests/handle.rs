@@ -322,4 +322,5 @@ fn a_write_or_migration_inside_a_write_is_refused_at_once() {
         )
         .unwrap();
     }
+    let _ = std::fs::remove_dir_all(&dir);
 }

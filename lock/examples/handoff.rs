@@ -8,7 +8,8 @@
 //!    while a second process asks for it 200 times; the second one's longest wait, litekeep
 //!    against raw flock (which lets the busy process win almost every race).
 //!
-//! `cargo run --release -p litekeep-lock --example handoff`
+//! `cargo run --release -p litekeep-lock --example handoff [--json FILE]`; `--json` also writes
+//! the numbers (nanoseconds) as one JSON document, what `scripts/measured` reads.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -308,5 +309,22 @@ fn main() {
         "  max wait litekeep / raw flock: {:.3}x",
         max.as_secs_f64() / rmax.as_secs_f64()
     );
+    if let Some(at) = args.iter().position(|a| a == "--json") {
+        let ns = |d: Duration| d.as_nanos();
+        let doc = format!(
+            "{{\"handoffs\":{HANDOFFS},\"trials\":{TRIALS},\"threads_ns\":{},\"processes_ns\":{},\"processes_raw_ns\":{},\"busy_p50_ns\":{},\"busy_p99_ns\":{},\"busy_max_ns\":{},\"busy_raw_p50_ns\":{},\"busy_raw_p99_ns\":{},\"busy_raw_max_ns\":{}}}",
+            ns(threads),
+            ns(procs),
+            ns(procs_raw),
+            ns(p50),
+            ns(p99),
+            ns(max),
+            ns(rp50),
+            ns(rp99),
+            ns(rmax)
+        );
+        let path = args.get(at + 1).expect("--json takes a file");
+        std::fs::write(path, doc).expect("writing the --json file");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,8 +24,8 @@ impl FileLock {
     /// As [`FileLock::exclusive`].
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-async-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use std::time::Duration;
     /// use litekeep_lock::{FileLock, Mode};
     /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {

@@ -1,9 +1,9 @@
 //! The bell: kernel wake-ups for processes that wait for the lock with a timeout.
 //!
 //! flock(2) has no timed wait. A blocking `flock` cannot be given up at a deadline, so a waiter
-//! with a timeout polls with non-blocking calls, and between two polls it sleeps: each handoff
-//! between processes costed up to a poll interval (50 µs to 1 ms), and the process that had just
-//! released the lock nearly always took it again first.
+//! with a timeout would poll with non-blocking calls and sleep between two polls: each handoff
+//! between processes would cost up to a poll interval, and the process that just released the
+//! lock would nearly always take it again first.
 //!
 //! The bell is a futex word that every process with the lock file open for writing maps from
 //! the file itself, in the page after the holder record (offset one page; the record never
@@ -20,11 +20,11 @@
 //! [`PATIENCE`] is skipped only when the kernel says nobody holds its place (its waiter was
 //! SIGKILLed, or gave up before its turn came), and with it every dead turn right behind it
 //! (waiters killed together cost one patience in all): a live waiter is never jumped,
-//! however long its turn takes. (Jumping on time alone, as the first version did, stranded
-//! live waiters: a turn of two 100-row transactions outlasts 2 ms, a later ticket took the lock
-//! and moved the turn past its own, and the waiters it jumped, whose bits no ring wakes any
-//! more, polled every 1 ms against a gate held 95 % of the time: writes of 30–230 ms.) A waiter
-//! that finds the turn past its ticket all the same (its place was not seen) takes a new one.
+//! however long its turn takes. (Jumping on time alone would strand live waiters: a turn of a
+//! few transactions outlasts [`PATIENCE`], a later ticket would take the lock and move the turn
+//! past its own, and the waiters it jumped, whose bits no ring wakes any more, would be left
+//! polling.) A waiter that finds the turn past its ticket all the same (its place was not seen)
+//! takes a new one.
 //! And whatever might keep a live waiter from taking its turn, a turn that has lasted
 //! [`LONG_TURN`] (250 ms) lets the waiters behind it try as well, as they poll: the queue is
 //! never held up for longer than that by one waiter.
@@ -58,8 +58,7 @@
 //! busy process would then end in a pause for a waiter that never comes: so a process whose
 //! turn-giving pause found nobody taking the turn for [`PATIENCE`] asks the kernel (`F_GETLK`)
 //! whether any waiter's place is still held; if none is, it
-//! resets the count (once per leak: in the stress runner's workload, with a SIGKILL every 2 s,
-//! 1 to 3 leaked waiters were left at the end of every run before this).
+//! resets the count (once per leak).
 
 use std::fs::File;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
@@ -373,9 +372,9 @@ pub trait Places {
 /// on its own only to skip dead turns ahead of it (the one right behind the turn after
 /// [`PATIENCE`], as ever; a live waiter further back, behind a run of dead ones, within 8 ms
 /// more), to try once a turn has lasted [`LONG_TURN`], and for its deadline. (With every
-/// waiter looking every `BELL_MAX`, each cost 1,000 wake-ups a second: 64,000 with 64 writer
-/// processes queued at the gate, on 2 cores.) A waiter whose place could not be held looks
-/// every `BELL_MAX`, as a polling waiter does.
+/// waiter looking every `BELL_MAX`, each would cost a thousand wake-ups a second, for nothing,
+/// however long the queue.) A waiter whose place could not be held looks every `BELL_MAX`, as a
+/// polling waiter does.
 fn nap(ahead: i32, held: bool) -> Duration {
     if !held {
         return BELL_MAX;

@@ -1,11 +1,10 @@
 //! The cheap clock the in-process state times its runs, fairness slices and holders with.
 //!
 //! An uncontended acquisition reads the clock twice (taking and releasing the lock), right after
-//! or before a system call, where `Instant::now()` costs about 50 ns here: more than everything
-//! else the lock adds to the two `flock` calls. On Linux a [`Stamp`] reads
-//! `CLOCK_MONOTONIC_COARSE` instead, which the vDSO answers from memory in a few nanoseconds, at
-//! the price of resolution: one kernel tick ([`resolution`], 1 to 10 ms; 4 ms on the machine
-//! the README's numbers come from). The gaps it measures are heuristics of milliseconds, so the
+//! or before a system call, where `Instant::now()` can cost more than everything else the lock
+//! adds to the two `flock` calls. On Linux a [`Stamp`] reads `CLOCK_MONOTONIC_COARSE` instead,
+//! which the vDSO answers from memory, at the price of resolution: one kernel tick
+//! ([`resolution`], 1 to 10 ms). The gaps it measures are heuristics of milliseconds, so the
 //! tick is good enough. Deadlines and timeouts keep `Instant`. Elsewhere a `Stamp` is an
 //! `Instant` reading.
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::holder::Holder;
 use crate::mode::Mode;
+use crate::sidecar::Found;
 
 /// The error type of every fallible lock operation.
 ///
@@ -16,8 +17,8 @@ use crate::mode::Mode;
 /// use std::time::Duration;
 /// use litekeep_lock::{FileLock, LockError, Wait};
 /// # fn main() -> Result<(), LockError> {
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-err-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let lock = FileLock::for_database(dir.join("app.db"))?;
 /// let _held = lock.exclusive(Wait::None)?;
 /// // The same thread asking again would wait on itself forever: refused at once.
@@ -41,6 +42,21 @@ pub enum LockError {
         /// The OS error.
         #[source]
         source: io::Error,
+    },
+    /// Something other than a file litekeep may use is at the name of one of its files: a
+    /// symbolic link, a directory, a FIFO, a device, a file with several names, or a file
+    /// holding another program's bytes. Nothing was opened through it or written to it.
+    #[error(
+        "refusing to use {}: {found}; litekeep never writes through a link or into a file it did \
+         not make. If you did not put it there, move it away and find out who did; keep \
+         databases in directories only their users can write",
+        path.display()
+    )]
+    Refused {
+        /// The name litekeep uses.
+        path: PathBuf,
+        /// What is there.
+        found: Found,
     },
     /// The lock was still held elsewhere when the timeout ran out.
     #[error(
@@ -119,8 +135,8 @@ impl LockError {
     /// The holder named by a [`LockError::Timeout`] or [`LockError::WouldBlock`].
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-errholder-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use litekeep_lock::{FileLock, Wait};
     /// let lock = FileLock::for_database(dir.join("app.db")).unwrap().with_label("setup");
     /// let _held = std::thread::scope(|s| s.spawn(|| lock.exclusive(Wait::None).unwrap()).join().unwrap());

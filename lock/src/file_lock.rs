@@ -64,8 +64,8 @@ pub fn write_gate_path_for(db: impl AsRef<Path>) -> PathBuf {
 /// use std::time::Duration;
 /// use litekeep_lock::{FileLock, Wait};
 /// # fn main() -> Result<(), litekeep_lock::LockError> {
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-lock-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let lock = FileLock::for_database(dir.join("app.db"))?.with_label("schema setup");
 /// {
 ///     let _guard = lock.exclusive(Wait::Timeout(Duration::from_secs(10)))?;
@@ -88,6 +88,16 @@ pub fn write_gate_path_for(db: impl AsRef<Path>) -> PathBuf {
 /// child releases the lock for the parent too. Do not use a `FileLock` across `fork` without
 /// `exec`; after `exec` the descriptor is closed (close-on-exec) and the child starts clean.
 ///
+/// # Sidecar files
+/// A lock file lives beside the database, often in a directory other users can write. So it
+/// is never reached through a symbolic link (created with `O_EXCL`, opened with `O_NOFOLLOW`),
+/// must be a regular file with one name, and, when it exists, must be empty (util-linux
+/// `flock(1)` makes those) or carry litekeep's layout (a holder record of any version, or only
+/// the bell's words): anything else is refused with [`LockError::Refused`] and never written
+/// to. A new lock file of a database gets the database file's permissions, as SQLite's `-wal`
+/// and `-shm` do. [`open_sidecar`](crate::open_sidecar) opens other files beside a database the
+/// same way.
+///
 /// # Network filesystems
 /// [`FileLock::filesystem`] tells whether the file is on NFS, CIFS or another network
 /// filesystem, where flock may be emulated and SQLite's WAL mode is unsafe.
@@ -109,20 +119,54 @@ impl fmt::Debug for FileLock {
 impl FileLock {
     /// Opens (creating if missing) the lock file at `path`.
     ///
+    /// The file is never reached through a symbolic link and must be empty or a lock file:
+    /// see [Sidecar files](#sidecar-files). A new file gets the process's default permissions
+    /// (its umask); [`FileLock::open_beside`] gives it a database's.
+    ///
     /// # Errors
+    /// [`LockError::Refused`] if something else is at `path` (a symbolic link, a directory, a
+    /// FIFO, a device, a file with several names or another program's bytes);
     /// [`LockError::Open`] if the file can be neither opened nor created (missing directory,
     /// no permission).
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-open-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// let lock = litekeep_lock::FileLock::open(dir.join("jobs.lock")).unwrap();
     /// assert!(lock.path().ends_with("jobs.lock"));
     /// assert!(litekeep_lock::FileLock::open("/no/such/dir/x.lock").is_err());
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<FileLock, LockError> {
         Ok(FileLock {
-            entry: registry::entry_for(path.as_ref())?,
+            entry: registry::entry_for(path.as_ref(), None)?,
+            label: default_label(),
+        })
+    }
+
+    /// Opens (creating if missing) the lock file at `path` that belongs to the database at
+    /// `db`: a new file gets the permission bits of `db` (and, when this process is root, its
+    /// owner and group), so that every user who may write the database may take the lock.
+    ///
+    /// # Errors
+    /// As [`FileLock::open`].
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
+    /// use std::os::unix::fs::PermissionsExt;
+    /// let db = dir.join("app.db");
+    /// std::fs::write(&db, b"").unwrap();
+    /// std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o664)).unwrap();
+    /// let lock = litekeep_lock::FileLock::open_beside(dir.join("app.db.jobs.lock"), &db).unwrap();
+    /// let mode = std::fs::metadata(lock.path()).unwrap().permissions().mode();
+    /// assert_eq!(mode & 0o777, 0o664);
+    /// ```
+    pub fn open_beside(
+        path: impl AsRef<Path>,
+        db: impl AsRef<Path>,
+    ) -> Result<FileLock, LockError> {
+        Ok(FileLock {
+            entry: registry::entry_for(path.as_ref(), Some(db.as_ref()))?,
             label: default_label(),
         })
     }
@@ -133,13 +177,13 @@ impl FileLock {
     /// As [`FileLock::open`].
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-fordb-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// let lock = litekeep_lock::FileLock::for_database(dir.join("app.db")).unwrap();
     /// assert!(lock.path().ends_with("app.db.lock"));
     /// ```
     pub fn for_database(db: impl AsRef<Path>) -> Result<FileLock, LockError> {
-        FileLock::open(lock_path_for(db))
+        FileLock::open_beside(lock_path_for(&db), db)
     }
 
     /// Opens the write gate of the database at `db` ([`write_gate_path_for`]).
@@ -147,7 +191,7 @@ impl FileLock {
     /// # Errors
     /// As [`FileLock::open`].
     pub fn write_gate_for_database(db: impl AsRef<Path>) -> Result<FileLock, LockError> {
-        FileLock::open(write_gate_path_for(db))
+        FileLock::open_beside(write_gate_path_for(&db), db)
     }
 
     /// Names what this handle's holder does ("litekeep migrate"); the label is recorded in the
@@ -155,8 +199,8 @@ impl FileLock {
     /// errors. Defaults to the program's name.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-label-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// let lock = litekeep_lock::FileLock::for_database(dir.join("app.db")).unwrap()
     ///     .with_label("nightly reindex");
     /// assert_eq!(lock.label(), "nightly reindex");
@@ -169,8 +213,8 @@ impl FileLock {
     /// The lock file's path (as first opened in this process).
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-path-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// let lock = litekeep_lock::FileLock::open(dir.join("x.lock")).unwrap();
     /// assert!(lock.path().ends_with("x.lock"));
     /// ```
@@ -181,8 +225,8 @@ impl FileLock {
     /// This handle's label (the program's name unless set with [`FileLock::with_label`]).
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-lbl-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// let lock = litekeep_lock::FileLock::open(dir.join("x.lock")).unwrap();
     /// assert!(!lock.label().is_empty());
     /// ```
@@ -193,7 +237,8 @@ impl FileLock {
     /// The kind of filesystem the lock file is on.
     ///
     /// ```
-    /// let lock = litekeep_lock::FileLock::open(std::env::temp_dir().join("lk-doc-fs.lock")).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let lock = litekeep_lock::FileLock::open(tmp.path().join("app.db.lock")).unwrap();
     /// assert!(!lock.filesystem().is_network());
     /// ```
     pub fn filesystem(&self) -> Filesystem {
@@ -208,8 +253,8 @@ impl FileLock {
     /// already; [`LockError::Io`] when the OS call fails.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-ex-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use litekeep_lock::{FileLock, Mode, Wait};
     /// let lock = FileLock::for_database(dir.join("app.db")).unwrap();
     /// let guard = lock.exclusive(Wait::None).unwrap();
@@ -226,8 +271,8 @@ impl FileLock {
     /// As [`FileLock::exclusive`].
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-sh-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use litekeep_lock::{FileLock, Wait};
     /// let lock = FileLock::for_database(dir.join("app.db")).unwrap();
     /// let a = lock.shared(Wait::None).unwrap();
@@ -247,8 +292,8 @@ impl FileLock {
     /// As [`FileLock::exclusive`].
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-acq-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use std::time::Duration;
     /// use litekeep_lock::{FileLock, Mode};
     /// let lock = FileLock::for_database(dir.join("app.db")).unwrap();
@@ -268,8 +313,8 @@ impl FileLock {
     /// As [`FileLock::exclusive`].
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-re-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use litekeep_lock::{FileLock, Mode, Wait};
     /// let lock = FileLock::for_database(dir.join("app.db")).unwrap();
     /// let outer = lock.exclusive(Wait::None).unwrap();
@@ -291,8 +336,8 @@ impl FileLock {
     /// can be seen: without `/proc/locks`, only this process and the record are visible).
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-holder-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use litekeep_lock::{FileLock, Wait};
     /// let lock = FileLock::for_database(dir.join("app.db")).unwrap().with_label("demo");
     /// let _g = lock.exclusive(Wait::None).unwrap();
@@ -457,8 +502,8 @@ impl LockGuard {
     /// The mode held: exclusive for a reentrant shared request covered by an exclusive hold.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-gmode-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// use litekeep_lock::{FileLock, Mode, Wait};
     /// let lock = FileLock::for_database(dir.join("app.db")).unwrap();
     /// let _outer = lock.exclusive(Wait::None).unwrap();
@@ -472,8 +517,8 @@ impl LockGuard {
     /// The lock file.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-gpath-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// let lock = litekeep_lock::FileLock::for_database(dir.join("app.db")).unwrap();
     /// let g = lock.shared(litekeep_lock::Wait::None).unwrap();
     /// assert!(g.path().ends_with("app.db.lock"));
@@ -489,8 +534,8 @@ impl LockGuard {
     /// process's descriptor closes.
     ///
     /// ```
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-rel-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// # let dir = tmp.path();
     /// let lock = litekeep_lock::FileLock::for_database(dir.join("app.db")).unwrap();
     /// let g = lock.exclusive(litekeep_lock::Wait::None).unwrap();
     /// g.release().unwrap();

@@ -8,8 +8,8 @@ use std::fs::File;
 ///
 /// ```
 /// # fn main() -> Result<(), litekeep_lock::LockError> {
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-fs-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let lock = litekeep_lock::FileLock::for_database(dir.join("app.db"))?;
 /// if let litekeep_lock::Filesystem::Network(name) = lock.filesystem() {
 ///     eprintln!("warning: {name} filesystem: SQLite WAL is not safe here");

@@ -266,7 +266,7 @@ const PROC_LOCKS_READS: usize = 3;
 /// The kernel builds `/proc/locks` one page per `read` call, walking the list of every lock on
 /// the system again from the record it stopped at: a lock taken or released elsewhere between
 /// two calls shifts the list, and a record can be skipped. On a busy machine (SQLite's WAL
-/// locks alone fill pages) a holder was then missing now and then. So the file is read a few
+/// locks alone fill pages) a holder would be missing now and then. So the file is read a few
 /// times and the locks seen are merged (by pid, in the order first seen): a holder that held on
 /// throughout is missed only if every read skipped it.
 fn kernel_locks(dev: (u32, u32), ino: u64) -> Option<Vec<KernelLock>> {

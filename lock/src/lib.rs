@@ -7,8 +7,8 @@
 //! use std::time::Duration;
 //! use litekeep_lock::{FileLock, LockError, Wait};
 //! # fn main() -> Result<(), LockError> {
-//! # let dir = std::env::temp_dir().join(format!("lk-doc-lib-{}", std::process::id()));
-//! # std::fs::create_dir_all(&dir).unwrap();
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let dir = tmp.path();
 //! let lock = FileLock::for_database(dir.join("app.db"))?.with_label("migrate");
 //! match lock.exclusive(Wait::Timeout(Duration::from_secs(10))) {
 //!     Ok(_guard) => { /* migrate: every other process waits */ }
@@ -40,11 +40,10 @@
 //!   most a slice (1 ms shared among the waiters, at least 100 µs). Waiting processes get the
 //!   lock in the order they asked: each holds its place with a POSIX read lock on one byte per
 //!   ticket, which the kernel drops with the process, so only a dead waiter's turn is skipped
-//!   (dead turns in a row at once: 64 waiters SIGKILLed together cost the one behind them
-//!   7–16 ms), and a turn that lasts 250 ms lets the others try too. A waiter sleeps until it is
-//!   rung, looking on its own every 1 ms in its turn and up to every 8 ms far back in the queue
-//!   (64 processes queued wake up on their own about 10,600 times a second between them,
-//!   against 64,000). The bell's page names
+//!   (dead turns in a row all at once), and a turn that lasts 250 ms lets the others try too.
+//!   A waiter sleeps until it is rung, looking on its own every 1 ms in its turn and up to
+//!   every 8 ms far back in the queue (so a long queue does not wake the machine up thousands
+//!   of times a second for nothing). The bell's page names
 //!   its layout; a process that finds another one (another version beside it in a rolling
 //!   deploy) uses no bell on that file. Where there is no bell, waiters poll
 //!   (50 µs to 1 ms) and mark themselves with a POSIX record lock, and a process that has
@@ -60,6 +59,14 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+// flock(2), POSIX record locks and the `std::os::unix` file APIs the lock is built on have no
+// equivalent there: say so instead of failing on a missing import.
+#[cfg(not(unix))]
+compile_error!(
+    "litekeep-lock supports Linux (tested) and other Unix systems (untested) only: it is built \
+     on flock(2) and POSIX record locks, which this target does not have"
+);
+
 #[cfg(feature = "tokio")]
 mod async_lock;
 mod bell;
@@ -71,6 +78,7 @@ mod holder;
 mod mode;
 mod os;
 mod registry;
+mod sidecar;
 #[cfg(loom)]
 pub mod state;
 #[cfg(not(loom))]
@@ -82,3 +90,4 @@ pub use file_lock::{FileLock, LockGuard, lock_path_for, write_gate_path_for};
 pub use filesystem::Filesystem;
 pub use holder::Holder;
 pub use mode::{Mode, Wait};
+pub use sidecar::{Found, check_sidecar, open_sidecar};

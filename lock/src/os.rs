@@ -38,11 +38,9 @@ pub const YIELD_MAX: Duration = Duration::from_millis(20);
 
 /// About how long a waiter on the bell waits for its turn while every other process keeps
 /// taking the lock: a process may keep re-taking the lock ahead of the waiters for this time
-/// shared among them (see [`bell_slice`]). Writers measured (`--example writers` of the
-/// `litekeep` crate, single-row transactions, 2 to 8 processes, six runs): a cycle of 1 ms kept
-/// p50 at 66–99 µs and p99.9 at 1.6–5.5 ms (once 23 ms), at 0.86–1.11× plain SQLite's
-/// throughput; 2 ms raised p99.9 to 4.9–7.2 ms at 8 processes and gained no throughput; one
-/// hold per turn (no slice) put p50 at 0.18–1.2 ms.
+/// shared among them (see [`bell_slice`]). Longer cycles raise the waiters' tail latency for no
+/// throughput; one hold per turn (no slice) makes every write wait for a handoff. The
+/// `writers` example of the `litekeep` crate measures it (docs/measured.md).
 pub const TURN_CYCLE: Duration = Duration::from_millis(1);
 /// The shortest slice: a handoff costs a wake-up (tens of µs) and, for a SQLite writer, a
 /// reload of its page cache; with more than 10 waiters the cycle grows instead.

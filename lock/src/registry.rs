@@ -7,8 +7,6 @@
 //! guard are gone, the descriptor closes and the entry leaves the map.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
@@ -16,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use crate::error::LockError;
 use crate::filesystem::Filesystem;
 use crate::os::Descriptor;
+use crate::sidecar;
 use crate::state::Core;
 
 type Key = (u64, u64);
@@ -48,18 +47,18 @@ fn lock_registry() -> MutexGuard<'static, HashMap<Key, Weak<Entry>>> {
         .unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The entry for the lock file at `path`, opening (and creating) it if this process has none.
-pub fn entry_for(path: &Path) -> Result<Arc<Entry>, LockError> {
-    // A lock file this process already has open is found without opening a second descriptor.
-    if let Ok(meta) = std::fs::metadata(path)
+/// The entry for the lock file at `path`, opening (and creating it, with the permissions of
+/// the file at `model`) if this process has none (see `sidecar.rs` for what is refused).
+pub fn entry_for(path: &Path, model: Option<&Path>) -> Result<Arc<Entry>, LockError> {
+    // A lock file this process already has open is found without opening a second descriptor
+    // (by its own name: a link to it is refused as any other).
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && meta.file_type().is_file()
         && let Some(entry) = lookup((meta.dev(), meta.ino()))
     {
         return Ok(entry);
     }
-    let (file, writable) = open(path).map_err(|source| LockError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    let (file, writable) = sidecar::open_lock_file(path, model)?;
     let meta = file.metadata().map_err(|source| LockError::Open {
         path: path.to_owned(),
         source,
@@ -81,31 +80,4 @@ pub fn entry_for(path: &Path) -> Result<Arc<Entry>, LockError> {
 
 fn lookup(key: Key) -> Option<Arc<Entry>> {
     lock_registry().get(&key).and_then(Weak::upgrade)
-}
-
-/// Opens the lock file read-write (creating it), or read-only where it exists but cannot be
-/// written: flock works on either; only the holder record needs writing. Close-on-exec, as
-/// every std file.
-fn open(path: &Path) -> io::Result<(File, bool)> {
-    match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-    {
-        Ok(file) => Ok((file, true)),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
-            ) =>
-        {
-            match File::open(path) {
-                Ok(file) => Ok((file, false)),
-                Err(_) => Err(e),
-            }
-        }
-        Err(e) => Err(e),
-    }
 }

@@ -348,11 +348,10 @@ impl<O: OsLock> Core<O> {
     ///
     /// The uncontended case (nobody in this process holds, waits for or is taking the lock) is
     /// inlined into the caller up to and including its one OS call, and so is the unlock in
-    /// [`Core::release`]: on the machine the README's numbers come from (an AMD EPYC VM whose
-    /// kernel runs the return-stack mitigations), the first return, after a system call, into a
-    /// frame entered before the call costs about 110 ns (rustix's `flock` pair inlined: 548 ns;
-    /// the same pair through a function that is not inlined: 771 ns). That is more than all of
-    /// this module's bookkeeping, and libc's `flock` wrapper pays it on every call. Work before
+    /// [`Core::release`]: on a kernel that runs the return-stack mitigations, the first return,
+    /// after a system call, into a frame entered before the call can cost more than all of this
+    /// module's bookkeeping, and libc's `flock` wrapper pays it on every call (the lock's
+    /// benchmark has the pair inlined and outlined side by side). Work before
     /// and after the call may stay out of line (`plan`, `conclude`); only the frames around the
     /// call itself must not.
     #[inline(always)]

@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use litekeep_lock::{FileLock, LockError, Mode, Wait};
 
 fn lock(name: &str) -> FileLock {
-    let dir = std::env::temp_dir().join(format!("lk-async-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = litekeep_faults::harness::process_scratch(&format!("async-{name}"));
     FileLock::for_database(dir.join("app.db")).unwrap()
 }
 

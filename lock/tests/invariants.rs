@@ -112,8 +112,7 @@ fn run(lock: &FileLock, ops: &[Op]) {
 }
 
 fn lock_file() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lk-invariants-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = litekeep_faults::harness::process_scratch("invariants");
     dir.join("app.db.lock")
 }
 

@@ -4,6 +4,8 @@
 //! `cargo run --release -p litekeep-migrate --example rebuild_rss [ROWS]` builds the table in a
 //! child process (so its memory does not count), then migrates it here and prints this
 //! process's peak RSS (`VmHWM`) and the database size; exits 1 if the peak exceeds 64 MiB.
+//! `--json FILE` (after ROWS, if given) also writes them as one JSON document, what
+//! `scripts/measured` reads.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -64,6 +66,15 @@ fn main() {
         after as f64 / 1024.0,
         before as f64 / 1024.0
     );
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--json") {
+        let doc = format!(
+            "{{\"rows\":{rows},\"seconds\":{},\"db_bytes\":{size},\"peak_rss_kib\":{after},\"rss_before_kib\":{before},\"limit_kib\":{LIMIT_KIB}}}",
+            report.elapsed.as_secs_f64()
+        );
+        std::fs::write(args.get(at + 1).expect("--json takes a file"), doc)
+            .expect("writing the --json file");
+    }
     let _ = std::fs::remove_dir_all(&dir);
     if after > LIMIT_KIB {
         eprintln!("peak RSS over the 64 MiB budget");

@@ -59,8 +59,8 @@ impl Report {
 ///
 /// ```
 /// use litekeep_migrate::{migrate, Options};
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-migrate-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let db = dir.join("app.db");
 /// # let _ = std::fs::remove_file(&db);
 /// migrate(&db, "CREATE TABLE files (id INTEGER PRIMARY KEY, size INTEGER);", &Options::default()).unwrap();
@@ -82,6 +82,7 @@ pub fn migrate(
     } else {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
     };
+    litekeep_recover::check_journal_files(path)?;
     let mut conn = Connection::open_with_flags(path, flags)
         .map_err(|e| MigrateError::from_db(path, "opening the database", e))?;
     let current = read_schema(&conn, path)?;
@@ -124,6 +125,18 @@ pub fn migrate(
 ///
 /// # Errors
 /// As [`migrate`].
+///
+/// ```
+/// use litekeep_migrate::{Options, Schema, apply, diff};
+/// # let tmp = tempfile::tempdir().unwrap();
+/// let mut conn = rusqlite::Connection::open(tmp.path().join("app.db")).unwrap();
+/// conn.execute_batch("CREATE TABLE t (a INTEGER);").unwrap();
+/// let current = Schema::read(&conn)?;
+/// let desired = Schema::from_sql("CREATE TABLE t (a INTEGER, b TEXT);")?;
+/// let plan = diff(&current, &desired, &Options::default())?;
+/// assert!(apply(&mut conn, plan, &Options::default())?.applied);
+/// # Ok::<(), litekeep_migrate::MigrateError>(())
+/// ```
 pub fn apply(conn: &mut Connection, plan: Plan, options: &Options) -> Result<Report, MigrateError> {
     let start = Instant::now();
     let path = PathBuf::from(conn.path().unwrap_or(""));
@@ -331,6 +344,18 @@ fn has_declared_column(conn: &Connection) -> rusqlite::Result<bool> {
 ///
 /// # Errors
 /// [`MigrateError::Sqlite`] when the history cannot be read.
+///
+/// ```
+/// use litekeep_migrate::{Options, Schema, migrate, superseded};
+/// # let tmp = tempfile::tempdir().unwrap();
+/// let db = tmp.path().join("app.db");
+/// let v1 = "CREATE TABLE t (a INTEGER);";
+/// migrate(&db, v1, &Options::default())?;
+/// migrate(&db, "CREATE TABLE t (a INTEGER, b TEXT);", &Options::default())?;
+/// let conn = rusqlite::Connection::open(&db).unwrap();
+/// assert!(superseded(&conn, Schema::from_sql(v1)?.fingerprint())?);
+/// # Ok::<(), litekeep_migrate::MigrateError>(())
+/// ```
 pub fn superseded(conn: &Connection, declared: Fingerprint) -> Result<bool, MigrateError> {
     let read = || -> rusqlite::Result<bool> {
         let exists: bool = conn.query_row(

@@ -4,8 +4,8 @@
 //!
 //! ```
 //! use litekeep_migrate::{migrate, Options};
-//! # let dir = std::env::temp_dir().join(format!("lk-doc-lib-mig-{}", std::process::id()));
-//! # std::fs::create_dir_all(&dir).unwrap();
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let dir = tmp.path();
 //! # let db = dir.join("index.db");
 //! # let _ = std::fs::remove_file(&db);
 //! let v1 = "CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL, size INTEGER);";

@@ -202,7 +202,7 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Sets [`Options::allow_data_loss`].
+    /// Sets [`Options::allow_data_loss`]. Example: [`Options`].
     pub fn allow_data_loss(mut self, allow: bool) -> Self {
         self.allow_data_loss = allow;
         self
@@ -220,6 +220,14 @@ impl Options {
     ///
     /// # Errors
     /// [`MigrateError::Rename`] when the hint is malformed.
+    ///
+    /// ```
+    /// use litekeep_migrate::Options;
+    /// let opts = Options::default().rename("files.path=files.file_path")?.rename("docs=documents")?;
+    /// assert!(Options::default().rename("no equals sign").is_err());
+    /// # let _ = opts;
+    /// # Ok::<(), litekeep_migrate::MigrateError>(())
+    /// ```
     pub fn rename(mut self, hint: &str) -> Result<Self, MigrateError> {
         self.renames.push(Rename::parse(hint)?);
         Ok(self)
@@ -241,13 +249,13 @@ impl Options {
         self
     }
 
-    /// Sets [`Options::dry_run`].
+    /// Sets [`Options::dry_run`]. Example: [`Options`].
     pub fn dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
         self
     }
 
-    /// Sets [`Options::lock_timeout`].
+    /// Sets [`Options::lock_timeout`]. Example: [`Options`].
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
         self

@@ -187,12 +187,22 @@ impl fmt::Display for DataLoss {
 }
 
 impl Plan {
-    /// Nothing to do.
+    /// Nothing to do. Example: [`Plan::sql`].
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
 
     /// All statements, one per line, each ending in `;`.
+    ///
+    /// ```
+    /// use litekeep_migrate::{Options, Schema, diff};
+    /// let from = Schema::from_sql("CREATE TABLE t (a INTEGER);")?;
+    /// let to = Schema::from_sql("CREATE TABLE t (a INTEGER); CREATE INDEX t_a ON t(a);")?;
+    /// let plan = diff(&from, &to, &Options::default())?;
+    /// assert!(!plan.is_empty());
+    /// assert_eq!(plan.sql(), "CREATE INDEX t_a ON t(a);\n");
+    /// # Ok::<(), litekeep_migrate::MigrateError>(())
+    /// ```
     pub fn sql(&self) -> String {
         let mut out = String::new();
         for stmt in self.steps.iter().flat_map(|s| &s.sql) {

@@ -109,7 +109,7 @@ impl fmt::Display for Fingerprint {
 }
 
 impl Schema {
-    /// Whether the schema defines nothing.
+    /// Whether the schema defines nothing. Example: [`Schema::fingerprint`].
     pub fn is_empty(&self) -> bool {
         self.tables.is_empty()
             && self.indexes.is_empty()
@@ -118,7 +118,7 @@ impl Schema {
     }
 
     /// The normalized statements of every object, sorted: two schemas are the same exactly
-    /// when these are.
+    /// when these are. Example: [`Schema::fingerprint`].
     pub fn statements(&self) -> Vec<String> {
         let objects = self
             .indexes
@@ -135,7 +135,18 @@ impl Schema {
         all
     }
 
-    /// The fingerprint of [`Schema::statements`].
+    /// The fingerprint of [`Schema::statements`]: equal for equal schemas, whatever the
+    /// statements' order, case and spacing.
+    ///
+    /// ```
+    /// use litekeep_migrate::Schema;
+    /// let a = Schema::from_sql("CREATE TABLE t (a INT); CREATE TABLE u (b INT);")?;
+    /// let b = Schema::from_sql("create table u (b INT);\ncreate table t (a INT);")?;
+    /// assert_eq!(a.statements(), b.statements());
+    /// assert_eq!(a.fingerprint(), b.fingerprint());
+    /// assert!(!a.is_empty() && Schema::from_sql("")?.is_empty());
+    /// # Ok::<(), litekeep_migrate::MigrateError>(())
+    /// ```
     pub fn fingerprint(&self) -> Fingerprint {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for stmt in self.statements() {
@@ -147,7 +158,16 @@ impl Schema {
         Fingerprint(hash)
     }
 
-    /// What differs between `self` and `other`, one line per object, for error messages.
+    /// What differs between `self` and `other`, one line per object, for error messages:
+    /// `- statement` only in `self`, `+ statement` only in `other`.
+    ///
+    /// ```
+    /// use litekeep_migrate::Schema;
+    /// let a = Schema::from_sql("CREATE TABLE t (a INT);")?;
+    /// let b = Schema::from_sql("CREATE TABLE t (a INT, b INT);")?;
+    /// assert_eq!(a.describe_difference(&b).len(), 2);
+    /// # Ok::<(), litekeep_migrate::MigrateError>(())
+    /// ```
     pub fn describe_difference(&self, other: &Schema) -> Vec<String> {
         let mine = self.statements();
         let theirs = other.statements();

@@ -175,8 +175,7 @@ fn sql_val(v: &Val) -> String {
 
 fn fresh_db() -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!("lk-prop-migrate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = litekeep_faults::harness::process_scratch("prop-migrate");
     let db = dir.join(format!("{}.db", N.fetch_add(1, Ordering::SeqCst)));
     for s in ["", "-wal", "-shm", ".lock"] {
         let _ = std::fs::remove_file(format!("{}{s}", db.display()));

@@ -46,13 +46,23 @@ pub struct Health {
 }
 
 impl Health {
-    /// Whether the integrity check said "ok".
+    /// Whether the integrity check said "ok". Example: [`Health::is_healthy`].
     pub fn integrity_ok(&self) -> bool {
         self.integrity.len() == 1 && self.integrity[0] == "ok"
     }
 
     /// Whether nothing at all is wrong: integrity ok, no foreign key violation, no leftover,
     /// not on a network filesystem.
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let db = tmp.path().join("app.db");
+    /// rusqlite::Connection::open(&db).unwrap().execute_batch("CREATE TABLE t (x);").unwrap();
+    /// let health = litekeep_recover::check(&db, true)?;
+    /// assert!(health.integrity_ok() && health.is_healthy());
+    /// assert!(health.to_json().contains("\"foreign_key_violations\": 0"));
+    /// # Ok::<(), litekeep_recover::RecoverError>(())
+    /// ```
     pub fn is_healthy(&self) -> bool {
         self.integrity_ok()
             && self.foreign_key_violations == 0
@@ -60,7 +70,8 @@ impl Health {
             && !self.network_filesystem
     }
 
-    /// The report as a JSON document (stable field names, as in this struct).
+    /// The report as a JSON document (stable field names, as in this struct). Example:
+    /// [`Health::is_healthy`].
     pub fn to_json(&self) -> String {
         // Serializing plain strings, numbers and vectors cannot fail.
         serde_json::to_string_pretty(self).unwrap_or_default()
@@ -132,8 +143,8 @@ impl fmt::Display for Health {
 ///
 /// ```
 /// use litekeep_recover::check;
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-check-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let db = dir.join("app.db");
 /// rusqlite::Connection::open(&db).unwrap().execute_batch("CREATE TABLE IF NOT EXISTS t (a)").unwrap();
 /// let health = check(&db, false).unwrap();

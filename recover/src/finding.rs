@@ -78,6 +78,12 @@ pub enum Action {
 
 impl Action {
     /// Whether this action changes the file.
+    ///
+    /// ```
+    /// use litekeep_recover::Action;
+    /// assert!(Action::DropTemp.changes_anything());
+    /// assert!(!Action::Leave { reason: "rows differ".into() }.changes_anything());
+    /// ```
     pub fn changes_anything(&self) -> bool {
         !matches!(self, Action::Leave { .. })
     }

@@ -69,7 +69,13 @@ impl std::fmt::Display for IoFailure {
 }
 
 /// Free bytes for an unprivileged user on the filesystem holding `path` (or its directory,
-/// when the file does not exist yet).
+/// when the file does not exist yet); `None` where it cannot be read.
+///
+/// ```
+/// # let tmp = tempfile::tempdir().unwrap();
+/// let free = litekeep_recover::free_space(&tmp.path().join("not-yet.db"));
+/// assert!(free.is_some());
+/// ```
 pub fn free_space(path: &Path) -> Option<u64> {
     let probe = if path.exists() {
         path

@@ -26,8 +26,8 @@
 //!
 //! ```
 //! use litekeep_recover::{recover, Options};
-//! # let dir = std::env::temp_dir().join(format!("lk-doc-lib-{}", std::process::id()));
-//! # std::fs::create_dir_all(&dir).unwrap();
+//! # let tmp = tempfile::tempdir().unwrap();
+//! # let dir = tmp.path();
 //! let db = dir.join("index.db");
 //! # let _ = std::fs::remove_file(&db);
 //! // Seed 001: the driver renamed `files` to `temp_files`, created the new `files`, and died.
@@ -69,7 +69,7 @@ pub use finding::{Action, Case, Finding};
 pub use io::{IoFailure, free_space, io_failure, what_failed};
 pub use many::{check_many, find_databases};
 pub use names::{LITEKEEP_PREFIX, TempName, Tool, parse_temp_name};
-pub use open::looks_like_database;
+pub use open::{check_journal_files, looks_like_database};
 pub use options::Options;
 pub use repair::{Report, recover};
 pub use scan::{scan, scan_with};

@@ -13,8 +13,8 @@ use crate::open::looks_like_database;
 /// and lock files are skipped by their header; symbolic links are not followed.
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-find-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// rusqlite::Connection::open(dir.join("a.db")).unwrap().execute_batch("CREATE TABLE IF NOT EXISTS t (a)").unwrap();
 /// std::fs::write(dir.join("notes.txt"), "hello").unwrap();
 /// let found = litekeep_recover::find_databases(&dir).unwrap();
@@ -55,8 +55,8 @@ pub fn find_databases(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, RecoverErro
 /// [`check`]s every file of `paths` in parallel; the reports come back in the order of `paths`.
 ///
 /// ```
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-many-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// # for name in ["a.db", "b.db"] {
 /// #     rusqlite::Connection::open(dir.join(name)).unwrap().execute_batch("CREATE TABLE IF NOT EXISTS t (a)").unwrap();
 /// # }

@@ -1,8 +1,7 @@
 //! The names migration tools give the temporary table of a table rebuild, and how to tell from a
 //! name which table it was made for.
 //!
-//! Each pattern was read in the tool's own source (see the README of this crate for the exact
-//! files):
+//! Each pattern was read in the tool's own source:
 //!
 //! | tool | temporary table | order of the rebuild |
 //! |---|---|---|
@@ -45,16 +44,26 @@ pub enum Tool {
 impl Tool {
     /// Whether the temporary table holds the *old* rows under a new name (litekeep's order:
     /// rename the original away first) rather than a new table being filled (everyone else).
+    ///
+    /// ```
+    /// use litekeep_recover::parse_temp_name;
+    /// let litekeep = parse_temp_name("temp_files").unwrap().tool;
+    /// let django = parse_temp_name("new__files").unwrap().tool;
+    /// assert!(litekeep.renames_original_first() && !django.renames_original_first());
+    /// assert!(django.is_strong() && !litekeep.is_strong());
+    /// assert_eq!(django.name(), "Django (new__X)");
+    /// ```
     pub fn renames_original_first(self) -> bool {
         self == Tool::Litekeep
     }
 
-    /// Whether the name alone is evidence: nobody names an ordinary table like this.
+    /// Whether the name alone is evidence: nobody names an ordinary table like this. Example:
+    /// [`Tool::renames_original_first`].
     pub fn is_strong(self) -> bool {
         !matches!(self, Tool::Litekeep | Tool::PrismaOrSqliteDocs)
     }
 
-    /// A short human name.
+    /// A short human name. Example: [`Tool::renames_original_first`].
     pub fn name(self) -> &'static str {
         match self {
             Tool::Litekeep => "litekeep (temp_X)",

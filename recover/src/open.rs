@@ -17,11 +17,46 @@ const HEADER: u64 = 100;
 
 /// Whether `path` starts like a SQLite database (used to pick database files out of a
 /// directory). Unreadable and short files do not.
+///
+/// ```
+/// # let tmp = tempfile::tempdir().unwrap();
+/// let db = tmp.path().join("app.db");
+/// rusqlite::Connection::open(&db).unwrap().execute_batch("CREATE TABLE t (x);").unwrap();
+/// std::fs::write(tmp.path().join("notes.txt"), "not a database").unwrap();
+/// assert!(litekeep_recover::looks_like_database(&db));
+/// assert!(!litekeep_recover::looks_like_database(&tmp.path().join("notes.txt")));
+/// ```
 pub fn looks_like_database(path: &Path) -> bool {
     let mut head = [0u8; 16];
     File::open(path)
         .and_then(|mut f| f.read_exact(&mut head))
         .is_ok_and(|()| &head == MAGIC)
+}
+
+/// Refuses what a neighbour may have planted at the names of the files SQLite keeps beside the
+/// database at `db` (`-wal`, `-shm`, `-journal`): a symbolic link, a directory, a FIFO, a device
+/// or a second name of another file, which SQLite would open and write through. Called before
+/// every connection litekeep opens; see [`litekeep_lock::check_sidecar`] for what it cannot
+/// promise.
+///
+/// # Errors
+/// [`LockError::Refused`](litekeep_lock::LockError::Refused) naming the file and what is there.
+///
+/// ```
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
+/// let db = dir.join("app.db");
+/// litekeep_recover::check_journal_files(&db).unwrap();
+/// std::os::unix::fs::symlink("/etc/passwd", dir.join("app.db-wal")).unwrap();
+/// assert!(litekeep_recover::check_journal_files(&db).is_err());
+/// ```
+pub fn check_journal_files(db: &Path) -> Result<(), litekeep_lock::LockError> {
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut name = db.as_os_str().to_owned();
+        name.push(suffix);
+        litekeep_lock::check_sidecar(Path::new(&name))?;
+    }
+    Ok(())
 }
 
 /// Checks the header, then opens `path` read-only or read-write and makes SQLite read the
@@ -60,6 +95,7 @@ pub(crate) fn open(path: &Path, write: bool, busy: Duration) -> Result<Connectio
             });
         }
     }
+    check_journal_files(path)?;
     let flags = if write {
         OpenFlags::SQLITE_OPEN_READ_WRITE
     } else {

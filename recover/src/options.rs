@@ -43,31 +43,37 @@ impl Default for Options {
 }
 
 impl Options {
-    /// Sets [`Options::dry_run`].
+    /// Sets [`Options::dry_run`]. Example: [`Options`].
     pub fn dry_run(mut self, dry_run: bool) -> Self {
         self.dry_run = dry_run;
         self
     }
 
-    /// Sets [`Options::lock_timeout`].
+    /// Sets [`Options::lock_timeout`]. Example: [`Options`].
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
         self.lock_timeout = timeout;
         self
     }
 
-    /// Sets [`Options::label`].
+    /// Sets [`Options::label`]. Example: [`Options`].
     pub fn label(mut self, label: impl Into<String>) -> Self {
         self.label = label.into();
         self
     }
 
-    /// Adds a table to [`Options::expected_tables`].
+    /// Adds a table to [`Options::expected_tables`]. Example: [`Options`].
     pub fn expect_table(mut self, table: impl Into<String>) -> Self {
         self.expected_tables.push(table.into());
         self
     }
 
-    /// Adds a table to [`Options::confirmed`].
+    /// Adds a table to [`Options::confirmed`] (`litekeep recover --confirm TABLE`): the user's
+    /// word that it is a leftover, where its name alone is no evidence.
+    ///
+    /// ```
+    /// let opts = litekeep_recover::Options::default().confirm("temp_cache");
+    /// assert_eq!(opts.confirmed, ["temp_cache"]);
+    /// ```
     pub fn confirm(mut self, leftover: impl Into<String>) -> Self {
         self.confirmed.push(leftover.into());
         self

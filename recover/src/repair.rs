@@ -44,12 +44,27 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 }
 
 impl Report {
-    /// Whether there was nothing to repair.
+    /// Whether there was nothing to repair. Example: [`recover`].
     pub fn is_clean(&self) -> bool {
         self.findings.is_empty()
     }
 
-    /// The findings left as they were because no repair was provably lossless.
+    /// The findings left as they were because no repair was provably lossless; each says why
+    /// in its [`Action::Leave`].
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let db = tmp.path().join("app.db");
+    /// // Both tables hold row 1, with other values: no lossless repair is provable.
+    /// rusqlite::Connection::open(&db).unwrap().execute_batch(
+    ///     "CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT);
+    ///      CREATE TABLE new__files (id INTEGER PRIMARY KEY, path TEXT);
+    ///      INSERT INTO files VALUES (1, 'a.rs'); INSERT INTO new__files VALUES (1, 'b.rs');",
+    /// ).unwrap();
+    /// let report = litekeep_recover::recover(&db, &litekeep_recover::Options::default())?;
+    /// assert!(!report.applied && report.left().count() == 1);
+    /// # Ok::<(), litekeep_recover::RecoverError>(())
+    /// ```
     pub fn left(&self) -> impl Iterator<Item = &Finding> {
         self.findings
             .iter()
@@ -67,8 +82,8 @@ impl Report {
 ///
 /// ```
 /// use litekeep_recover::{recover, Options};
-/// # let dir = std::env::temp_dir().join(format!("lk-doc-recover-{}", std::process::id()));
-/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let tmp = tempfile::tempdir().unwrap();
+/// # let dir = tmp.path();
 /// let db = dir.join("app.db");
 /// # let _ = std::fs::remove_file(&db);
 /// // A Django rebuild that died after dropping the original:

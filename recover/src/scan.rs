@@ -44,6 +44,18 @@ pub fn scan(conn: &Connection) -> Result<Vec<Finding>, RecoverError> {
 ///
 /// # Errors
 /// As [`scan`].
+///
+/// ```
+/// use litekeep_recover::{Action, Options, scan, scan_with};
+/// let conn = rusqlite::Connection::open_in_memory().unwrap();
+/// // `temp_files` and no `files`: people name ordinary tables `temp_X` too, so the name alone
+/// // is no evidence; an application that expects `files` is.
+/// conn.execute_batch("CREATE TABLE temp_files (id INTEGER PRIMARY KEY);").unwrap();
+/// assert!(matches!(scan(&conn)?[0].action, Action::Leave { .. }));
+/// let expected = scan_with(&conn, &Options::default().expect_table("files"))?;
+/// assert_eq!(expected[0].action, Action::RenameBack);
+/// # Ok::<(), litekeep_recover::RecoverError>(())
+/// ```
 pub fn scan_with(conn: &Connection, options: &Options) -> Result<Vec<Finding>, RecoverError> {
     let path = db_path(conn);
     if nothing_named_like_a_leftover(conn).map_err(RecoverError::db(&path, "reading the schema"))? {

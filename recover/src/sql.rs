@@ -16,6 +16,14 @@ pub fn quote_ident(name: &str) -> String {
 /// collapsed (and removed next to punctuation), text outside string literals lower-cased, and
 /// quotes removed from identifiers that need none. String literals and other quoted identifiers
 /// are kept byte for byte.
+///
+/// ```
+/// use litekeep_recover::normalize;
+/// assert_eq!(
+///     normalize("CREATE TABLE \"t\" ( a  INT, -- note\n b TEXT DEFAULT 'X' )"),
+///     normalize("create table t(a int,b text default 'X')"),
+/// );
+/// ```
 pub fn normalize(sql: &str) -> String {
     let mut out = String::with_capacity(sql.len());
     let mut chars = sql.chars().peekable();
@@ -103,6 +111,11 @@ pub fn mentions(sql: &str, name: &str) -> bool {
 
 /// The identifier tokens of `sql`, unquoted: bare words and `"…"`, `` `…` `` and `[…]` quoted
 /// names. String literals, numbers, comments and punctuation are skipped.
+///
+/// ```
+/// let ids: Vec<String> = litekeep_recover::identifiers("SELECT \"a b\", 'lit' FROM [t] -- c").collect();
+/// assert_eq!(ids, ["SELECT", "a b", "FROM", "t"]);
+/// ```
 pub fn identifiers(sql: &str) -> impl Iterator<Item = String> + '_ {
     let mut chars = sql.chars().peekable();
     std::iter::from_fn(move || {

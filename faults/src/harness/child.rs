@@ -320,6 +320,7 @@ pub fn runnable_copy() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("lk-exe-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        super::remove_at_exit(&dir);
         let copy = dir.join(exe.file_name().unwrap_or_else(|| OsStr::new("test-binary")));
         std::fs::copy(&exe, &copy)
             .unwrap_or_else(|e| panic!("copy {} to {}: {e}", exe.display(), copy.display()));

@@ -90,7 +90,7 @@ pub use child::{
 };
 pub use ledger::Ledger;
 pub use points::{cut_points, op_words};
-pub use scratch::{Scratch, copy_db, remove_db};
+pub use scratch::{Scratch, copy_db, process_scratch, remove_at_exit, remove_db};
 pub use steal::steal_seconds;
 pub use syscalls::fail_syscalls;
 pub use tmpfs::Tmpfs;

@@ -7,8 +7,9 @@
 //! body names `t`), an index, a view and a trigger on `t`. It runs a prefix of one tool's rebuild
 //! of `t` to a new definition (a column added, a column's type changed, or both), each statement
 //! in autocommit mode as the tools do, with `legacy_alter_table` on or off, writes up to three
-//! rows into whatever is called `t` after the crash, and calls `recover` with `t` expected, on a
-//! real file with the default rollback journal. Then:
+//! rows into whatever is called `t` after the crash (a row the leftover holds is copied from it
+//! with `INSERT … SELECT`, as a tool copies), and calls `recover` with `t` expected, on a real
+//! file with the default rollback journal. Then:
 //!
 //! - `recover` returns `Ok`;
 //! - whenever nothing was applied, the file is byte for byte what it was before the call;
@@ -423,6 +424,58 @@ impl CrashCase {
             ]
         }
     }
+
+    /// The write of row `id` into whatever is called `t` after the crash. A row the rebuild's
+    /// leftover already holds is copied from it the way a tool copies, `INSERT … SELECT`: the
+    /// stored value read back, converted by the new column's affinity (a REAL 12.0 into a TEXT
+    /// column is `'12.0'`), with `vals` only in the columns the leftover lacks; any other row
+    /// gets `vals` as literals (missing ones are NULL).
+    fn rewrite_sql(
+        &self,
+        conn: &Connection,
+        cols: &[(String, String)],
+        id: i64,
+        vals: &[Value],
+    ) -> rusqlite::Result<String> {
+        let (t, tmp) = (q(self.table), self.temp());
+        let names: Vec<String> = cols[1..].iter().map(|(n, _)| q(n)).collect();
+        let lits: Vec<String> = (0..names.len())
+            .map(|i| vals.get(i).map_or("NULL".to_owned(), lit))
+            .collect();
+        let held = columns(conn, &tmp)?.is_some()
+            && conn
+                .query_row(
+                    &format!("SELECT 1 FROM {} WHERE \"id\" = {id}", q(&tmp)),
+                    [],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+        if !held {
+            return Ok(format!(
+                "INSERT INTO {t} (\"id\", {}) VALUES ({id}, {})",
+                names.join(", "),
+                lits.join(", ")
+            ));
+        }
+        let copied: Vec<String> = cols[1..]
+            .iter()
+            .zip(&lits)
+            .map(|((name, _), lit)| {
+                if self.cols.iter().any(|c| c.name.eq_ignore_ascii_case(name)) {
+                    q(name)
+                } else {
+                    lit.clone()
+                }
+            })
+            .collect();
+        Ok(format!(
+            "INSERT INTO {t} (\"id\", {}) SELECT \"id\", {} FROM {} WHERE \"id\" = {id}",
+            names.join(", "),
+            copied.join(", "),
+            q(&tmp)
+        ))
+    }
 }
 
 /// What one [`recover_crash`] case did, for tallies and for choosing seed inputs.
@@ -494,8 +547,8 @@ pub fn recover_crash(case: &CrashCase, dir: &Path) {
     recover_crash_outcome(case, dir);
 }
 
-/// The files a case makes in its directory.
-const FILES: [&str; 5] = ["", "-journal", "-wal", "-shm", ".lock"];
+/// The files a case makes in its directory (`recover` takes the lock and the write gate).
+const FILES: [&str; 6] = ["", "-journal", "-wal", "-shm", ".lock", ".write.lock"];
 
 fn remove_files(db: &Path) {
     for suffix in FILES {
@@ -562,16 +615,9 @@ fn run(case: &CrashCase, dir: &Path) -> CrashOutcome {
         let Some(cols) = columns(&conn, t).or_fail(&log, "columns") else {
             break;
         };
-        let names: Vec<String> = cols[1..].iter().map(|(n, _)| q(n)).collect();
-        let lits: Vec<String> = (0..names.len())
-            .map(|i| vals.get(i).map_or("NULL".to_owned(), lit))
-            .collect();
-        let sql = format!(
-            "INSERT INTO {} (\"id\", {}) VALUES ({id}, {})",
-            q(t),
-            names.join(", "),
-            lits.join(", ")
-        );
+        let sql = case
+            .rewrite_sql(&conn, &cols, *id, vals)
+            .or_fail(&log, "the write after the crash");
         if conn.execute_batch(&sql).is_ok() {
             log.0.push(sql);
             outcome.written_after += 1;

@@ -11,8 +11,7 @@ use rusqlite::Connection;
 use rusqlite::types::Value;
 
 pub fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lk-migrate-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = harness::process_scratch("migrate-tests");
     let slug: String = name
         .chars()
         .map(|c| if c.is_alphanumeric() { c } else { '_' })

@@ -1,7 +1,12 @@
 //! The `litekeep` command-line tool: migrate, diff, schema, recover, check, and run a command
-//! under the lock they all take. Human output by default, one JSON document with `--json`. Exit status 0 on
-//! success, 1 on failure (with a one-line cause on stderr), 2 on bad usage, 75 (EX_TEMPFAIL)
-//! when the lock stays held past the timeout.
+//! under the lock they all take; plus its shell completions and man page. Human output by
+//! default, one JSON document with `--json`. Exit status 0 on success, 1 on failure (with a
+//! one-line cause on stderr), 2 on bad usage, 75 (EX_TEMPFAIL) when the lock stays held past
+//! the timeout.
+//!
+//! The man page is printed by the binary (`litekeep man`) rather than written at build time:
+//! `cargo install` installs binaries only, so a build script's page would never reach the
+//! user, and a page the binary prints always matches its options.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -10,7 +15,7 @@ use std::time::Duration;
 mod plan_output;
 mod sides;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use litekeep::lock::{FileLock, Mode, Wait};
 use litekeep::migrate::{MigrateError, Report as MigrateReport};
 use litekeep::recover::{RecoverError, check, check_many};
@@ -25,7 +30,14 @@ const EXIT_LOCKED: u8 = 75;
     version,
     about = "Keeps a SQLite database healthy when many processes open, write and migrate it.",
     after_help = "Every command that changes a database takes the exclusive lock on <db>.lock first; \
-                  `litekeep lock` takes the same lock around any command."
+                  `litekeep lock` takes the same lock around any command.\n\n\
+                  Examples:\n  \
+                  litekeep migrate --db app.db --schema schema.sql --dry-run\n  \
+                  litekeep recover --db app.db\n  \
+                  litekeep check --dir ~/.cache/indexer --quick\n  \
+                  litekeep lock --db app.db --timeout 5s -- sqlite3 app.db .dump\n  \
+                  litekeep completions bash > ~/.local/share/bash-completion/completions/litekeep\n  \
+                  litekeep man > ~/.local/share/man/man1/litekeep.1"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -155,6 +167,22 @@ enum Cmd {
         #[arg(last = true, required = true, value_name = "CMD")]
         command: Vec<String>,
     },
+    /// Print a completion script for a shell.
+    #[command(
+        after_help = "Examples:\n  litekeep completions bash > ~/.local/share/bash-completion/completions/litekeep\n  litekeep completions zsh > ~/.zfunc/_litekeep\n  litekeep completions fish > ~/.config/fish/completions/litekeep.fish"
+    )]
+    Completions {
+        /// The shell: bash, zsh, fish (also elvish, powershell).
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) of litekeep, or of one of its commands.
+    #[command(
+        after_help = "Examples:\n  litekeep man > ~/.local/share/man/man1/litekeep.1\n  litekeep man migrate > ~/.local/share/man/man1/litekeep-migrate.1\n  litekeep man | man -l -"
+    )]
+    Man {
+        /// The command whose page to print (default: litekeep's own).
+        command: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -216,6 +244,19 @@ impl From<RecoverError> for Failure {
 
 fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
     match cmd {
+        Cmd::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "litekeep",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Man { command } => {
+            man_page(command.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Migrate {
             db,
             schema,
@@ -461,6 +502,31 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
             Ok(exit_code_of(status))
         }
     }
+}
+
+/// Prints the man page of `litekeep`, or of its command `sub` (as `litekeep-<sub>(1)`).
+fn man_page(sub: Option<&str>) -> Result<(), Failure> {
+    let top = Cli::command();
+    let page = match sub {
+        None => top,
+        Some(name) => {
+            let found = top.find_subcommand(name).cloned().ok_or_else(|| {
+                let names: Vec<&str> = top.get_subcommands().map(|c| c.get_name()).collect();
+                Failure::new(format!(
+                    "no command `{name}`; the man pages are: litekeep, {}",
+                    names.join(", ")
+                ))
+            })?;
+            let full = format!("litekeep-{name}");
+            found
+                .name(full.clone())
+                .bin_name(full)
+                .version(env!("CARGO_PKG_VERSION"))
+        }
+    };
+    clap_mangen::Man::new(page)
+        .render(&mut std::io::stdout())
+        .map_err(|e| Failure::new(format!("cannot write the man page: {e}")))
 }
 
 /// One line saying what is wrong with an unhealthy database.
