@@ -26,14 +26,16 @@
 //! The children are this program re-executed with `--child`; each waits for a `go` line on
 //! stdin so that all start together, and reports its latencies (µs) on one line when done.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
 use litekeep::{Database, Durability};
 use litekeep_faults::harness::steal_seconds;
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::TransactionBehavior;
+use support::{go, go_and_collect, median, percentile, us};
 
 const SCHEMA: &str = "CREATE TABLE events (id INTEGER PRIMARY KEY, who INTEGER NOT NULL, n INTEGER NOT NULL, body TEXT);";
 const WRITERS: [&str; 3] = ["rusqlite", "nogate", "gate"];
@@ -203,16 +205,6 @@ struct Cells {
     failed: u64,
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
 /// `a / b` round by round: "0.97x [0.91–1.04]".
 fn ratios(a: &[f64], b: &[f64]) -> String {
     let r: Vec<f64> = a.iter().zip(b).map(|(a, b)| a / b).collect();
@@ -229,23 +221,6 @@ fn ratio_numbers(a: &[f64], b: &[f64]) -> serde_json::Value {
     serde_json::json!({ "median": median(&r), "lowest": lo, "highest": hi })
 }
 
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let at = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[at]
-}
-
-/// Microseconds as a human reads them: "48 µs", "3.2 ms", "0.81 s".
-fn us(v: u64) -> String {
-    match v {
-        0..1_000 => format!("{v} µs"),
-        1_000..1_000_000 => format!("{:.1} ms", v as f64 / 1e3),
-        _ => format!("{:.2} s", v as f64 / 1e6),
-    }
-}
-
 /// Runs `procs` children of `writer`, each `each` transactions of `batch` rows; returns the
 /// wall time, every transaction's latency (µs) and how many failed.
 fn run(
@@ -257,7 +232,7 @@ fn run(
     normal: bool,
 ) -> (Duration, Vec<u64>, u64) {
     let exe = std::env::current_exe().expect("current_exe");
-    let mut kids: Vec<_> = (0..procs)
+    let kids: Vec<_> = (0..procs)
         .map(|_| {
             Command::new(&exe)
                 .args(["--child", writer])
@@ -270,34 +245,7 @@ fn run(
                 .expect("spawn")
         })
         .collect();
-    let mut outs: Vec<_> = kids
-        .iter_mut()
-        .map(|k| BufReader::new(k.stdout.take().expect("stdout")).lines())
-        .collect();
-    for out in &mut outs {
-        assert_eq!(out.next().expect("ready").expect("read"), "ready");
-    }
-    let start = Instant::now();
-    for k in &mut kids {
-        writeln!(k.stdin.as_mut().expect("stdin"), "go").expect("go");
-    }
-    let mut lat = Vec::new();
-    let mut failed = 0;
-    for out in &mut outs {
-        let line = out.next().expect("done").expect("read");
-        let mut words = line.split_whitespace();
-        assert_eq!(words.next(), Some("done"), "a child failed: {line}");
-        failed += words
-            .next()
-            .and_then(|w| w.parse::<u64>().ok())
-            .unwrap_or(0);
-        lat.extend(words.filter_map(|w| w.parse::<u64>().ok()));
-    }
-    let elapsed = start.elapsed();
-    for mut k in kids {
-        let _ = k.wait();
-    }
-    (elapsed, lat, failed)
+    go_and_collect(kids)
 }
 
 fn child(writer: &str, db: &Path, n: u64, batch: u64, normal: bool) {
@@ -315,13 +263,7 @@ fn child(writer: &str, db: &Path, n: u64, batch: u64, normal: bool) {
         failed += u64::from(!ok);
     };
     if writer == "rusqlite" {
-        let mut conn = Connection::open(db).expect("open");
-        conn.busy_timeout(Duration::from_secs(10)).expect("busy");
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {};",
-            durability.pragma()
-        ))
-        .expect("pragmas");
+        let mut conn = support::plain_connection(db, durability.pragma());
         go();
         for i in 0..n {
             let start = Instant::now();
@@ -358,11 +300,4 @@ fn child(writer: &str, db: &Path, n: u64, batch: u64, normal: bool) {
     }
     let words: Vec<String> = lat.iter().map(u64::to_string).collect();
     println!("done {failed} {}", words.join(" "));
-}
-
-/// Says `ready` and waits for the parent's `go`.
-fn go() {
-    println!("ready");
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line).expect("go");
 }

@@ -322,7 +322,7 @@ impl Database {
     }
 
     /// Refuses `what` when this thread is inside a `write` of this database.
-    fn refuse_inside_write(&self, what: &'static str) -> Result<(), Error> {
+    pub(crate) fn refuse_inside_write(&self, what: &'static str) -> Result<(), Error> {
         if WRITING.with_borrow(|w| w.contains(&self.key())) {
             return Err(Error::InsideWrite {
                 path: self.inner.path.clone(),

@@ -15,6 +15,9 @@ pub enum Error {
     /// Bringing the schema up to date.
     #[error(transparent)]
     Migrate(#[from] litekeep_migrate::MigrateError),
+    /// The owner service ([`crate::Service`]): its election, socket, or the owner's answer.
+    #[error(transparent)]
+    Owner(#[from] litekeep_owner::OwnerError),
     /// Repairing what an interrupted migration left behind.
     #[error(transparent)]
     Recover(#[from] litekeep_recover::RecoverError),
@@ -37,7 +40,7 @@ pub enum Error {
     InsideWrite {
         /// The database.
         path: PathBuf,
-        /// What was called: "Database::write" or "Database::migrate".
+        /// What was called: "Database::write", "Database::migrate" or "Service::call".
         what: &'static str,
     },
     /// SQLite would not switch the file to WAL mode.

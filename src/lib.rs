@@ -24,7 +24,9 @@
 //! The member crates are re-exported: [`lock`] ([`litekeep_lock`]), the cross-process lock
 //! every other piece takes; [`migrate`] ([`litekeep_migrate`]), desired-schema migrations in one
 //! transaction; [`recover`] ([`litekeep_recover`]), repair of what interrupted migrations left
-//! behind, plus health checks. With the `tokio` feature, `Database::read_async` and
+//! behind, plus health checks; [`owner`] ([`litekeep_owner`]), one process owning the file and
+//! serving the others' requests, on which [`Service`] routes every process's writes to one owner
+//! that commits them in groups, exactly once across failover. With the `tokio` feature, `Database::read_async` and
 //! `Database::write_async` run on tokio's blocking pool and never block the executor.
 
 #![deny(missing_docs)]
@@ -32,12 +34,14 @@
 #[cfg(feature = "tokio")]
 mod async_api;
 mod builder;
+mod calls;
 mod database;
 mod durability;
 mod error;
 mod pool;
 mod registry;
 mod retry;
+mod service;
 mod wal;
 
 pub use builder::Builder;
@@ -47,8 +51,10 @@ pub use error::Error;
 pub use litekeep_lock as lock;
 pub use litekeep_migrate as migrate;
 pub use litekeep_migrate::Extension;
+pub use litekeep_owner as owner;
 pub use litekeep_recover as recover;
 pub use rusqlite;
+pub use service::{Handler, Service, ServiceBuilder, SqliteService};
 
 /// The README's and the book's examples, compiled and run as doc-tests so the front door and
 /// the guide cannot rot.

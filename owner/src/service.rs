@@ -1,0 +1,163 @@
+//! [`Service`]: what the owner runs on the requests; [`Batch`] and [`Call`]: one group commit's
+//! requests and their outcomes.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::failure::Failure;
+
+/// A client's id: 16 random bytes, the same for all of one [`Node`](crate::Node)'s calls.
+pub type ClientId = [u8; 16];
+
+/// What the owner runs on the requests its clients send: the application's handler, batched.
+///
+/// Every process of a program joins with the same service (the owner runs the handler on the
+/// client's request, so the requests are the program's own types). The owner hands the
+/// service one [`Batch`] at a time: the requests waiting, at most `max_batch` of them, pulled
+/// while the batch has run for less than `max_batch_time`. The service answers every call it
+/// pulled ([`Call::answer`]); the answers are sent only after [`Service::run`] returns, so a
+/// service that commits once per batch answers nothing before its commit.
+///
+/// ```
+/// use litekeep_owner::{Batch, Service};
+/// /// Doubles numbers: no state, nothing to commit.
+/// struct Double;
+/// impl Service for Double {
+///     type Request = u64;
+///     type Response = u64;
+///     fn run(&self, batch: &mut Batch<'_, u64, u64>) {
+///         let mut i = 0;
+///         while let Some(call) = batch.get(i) {
+///             let n = call.request * 2;
+///             call.answer(Ok(n));
+///             i += 1;
+///         }
+///     }
+/// }
+/// ```
+pub trait Service: Send + Sync + 'static {
+    /// The application's request.
+    type Request: Serialize + DeserializeOwned + Send + 'static;
+    /// The application's response.
+    type Response: Serialize + DeserializeOwned + Send + 'static;
+
+    /// Runs one batch: answers every call it takes with [`Batch::get`].
+    fn run(&self, batch: &mut Batch<'_, Self::Request, Self::Response>);
+
+    /// Whether this service records each call's outcome (client id, sequence number, encoded
+    /// outcome) durably with the call's effects, and answers a call it has recorded with the
+    /// recorded outcome instead of running it again. A client whose owner dies after it sent a
+    /// request sends it again to the next owner only when this is true; otherwise it reports
+    /// [`OwnerError::OutcomeUnknown`](crate::OwnerError::OutcomeUnknown). Default: false.
+    fn records_outcomes(&self) -> bool {
+        false
+    }
+}
+
+/// A call's answer as the service gives it: a value, or the bytes of a recorded
+/// [`Outcome`](crate::wire::Outcome).
+pub(crate) enum Answer<Resp> {
+    Value(Result<Resp, Failure>),
+    Encoded(Vec<u8>),
+}
+
+/// One request in a batch.
+pub struct Call<Req, Resp> {
+    /// The calling client.
+    pub client: ClientId,
+    /// The client's sequence number for this request (a retry keeps it).
+    pub seq: u64,
+    /// The client will send no request numbered below this again.
+    pub acked_below: u64,
+    /// The client may have sent this request before (to this or an earlier owner): only then
+    /// can an outcome be recorded for it already.
+    pub retry: bool,
+    /// The request.
+    pub request: Req,
+    /// Whether the outcome should be looked up and recorded: false for a call of the owner's
+    /// own process that was never sent elsewhere (it cannot outlive the owner, so nobody could
+    /// ask again), true for every other.
+    pub record: bool,
+    pub(crate) answer: Option<Answer<Resp>>,
+}
+
+impl<Req, Resp> Call<Req, Resp> {
+    /// Answers the call.
+    pub fn answer(&mut self, outcome: Result<Resp, Failure>) {
+        self.answer = Some(Answer::Value(outcome));
+    }
+
+    /// Answers the call with a recorded outcome: the CBOR encoding of an
+    /// [`Outcome`](crate::wire::Outcome), as [`encode_outcome`](crate::encode_outcome) made it.
+    pub fn answer_recorded(&mut self, outcome: Vec<u8>) {
+        self.answer = Some(Answer::Encoded(outcome));
+    }
+
+    /// Whether the call has been answered.
+    pub fn answered(&self) -> bool {
+        self.answer.is_some()
+    }
+
+    /// Forgets the answer (a transaction that is run again answers again).
+    pub fn unanswer(&mut self) {
+        self.answer = None;
+    }
+
+    /// The answer given, if it is a value.
+    pub fn outcome(&self) -> Option<&Result<Resp, Failure>> {
+        match &self.answer {
+            Some(Answer::Value(v)) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// The calls of one group commit: the service takes them one by one with [`Batch::get`].
+pub struct Batch<'q, Req, Resp> {
+    pub(crate) calls: Vec<Call<Req, Resp>>,
+    pub(crate) pull: &'q mut dyn FnMut() -> Option<Call<Req, Resp>>,
+    pub(crate) started: Instant,
+    pub(crate) max_calls: usize,
+    pub(crate) max_time: Duration,
+}
+
+impl<Req, Resp> Batch<'_, Req, Resp> {
+    /// The `i`-th call of the batch. At `i == len()` it takes the next waiting request into
+    /// the batch, if the batch's bounds allow (fewer than `max_batch` calls, less than
+    /// `max_batch_time` since it began) and one is waiting; otherwise `None`. A service that
+    /// runs its transaction again (after a transient error) walks the batch from 0 again.
+    pub fn get(&mut self, i: usize) -> Option<&mut Call<Req, Resp>> {
+        let room = self.calls.is_empty()
+            || (self.calls.len() < self.max_calls && self.started.elapsed() < self.max_time);
+        if i == self.calls.len()
+            && room
+            && let Some(call) = (self.pull)()
+        {
+            self.calls.push(call);
+        }
+        self.calls.get_mut(i)
+    }
+
+    /// How many calls the batch has taken so far.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Whether the batch has taken no call yet.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// Answers every call taken with `failure` (a commit that failed); takes the first
+    /// waiting call first if none was taken yet, so that the failure reaches somebody.
+    pub fn fail_all(&mut self, failure: &Failure) {
+        if self.calls.is_empty() {
+            let _ = self.get(0);
+        }
+        for call in &mut self.calls {
+            call.answer(Err(failure.clone()));
+        }
+    }
+}

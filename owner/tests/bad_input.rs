@@ -1,0 +1,317 @@
+//! Bad input at a real owner process: garbage, a frame over the limit, a client that never
+//! speaks, a client SIGKILLed in the middle of a frame, 1,000 connections at once, a handler
+//! that panics, a full queue, another protocol version, a peer that may not write the file.
+//! Each gets a clear error or is dropped, and the owner goes on serving.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::sockets;
+use litekeep_faults::harness::{self, Child, Scratch};
+use litekeep_owner::wire::{self, FromOwner, Hello, ToOwner};
+
+fn socket_of(db: &Path) -> PathBuf {
+    let generation = sockets(db)[0];
+    db.with_file_name(litekeep_owner::socket_name("app.db", generation))
+}
+
+fn raw(db: &Path) -> UnixStream {
+    let s = UnixStream::connect(socket_of(db)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s
+}
+
+fn hello(protocol: u32) -> Vec<u8> {
+    wire::frame(&ToOwner::Hello(Hello {
+        protocol,
+        client: vec![7; 16],
+        program: "raw".into(),
+        version: "1.0".into(),
+        fingerprint: None,
+    }))
+}
+
+/// The next message, `None` at the end of the connection.
+fn read_msg(s: &mut UnixStream) -> Option<FromOwner> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let mut payload = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut payload).ok()?;
+    Some(wire::decode(&payload).unwrap())
+}
+
+/// The failure of the error frame that must come next, then the end of the connection.
+fn error_then_end(s: &mut UnixStream) -> litekeep_owner::Failure {
+    let failure = match read_msg(s) {
+        Some(FromOwner::Error { error }) => error,
+        other => panic!(
+            "wanted an error frame, got {other:?} ({:?})",
+            s.read(&mut [0u8; 16])
+        ),
+    };
+    assert!(read_msg(s).is_none(), "the owner closes the connection");
+    failure
+}
+
+fn welcome(s: &mut UnixStream) {
+    s.write_all(&hello(wire::PROTOCOL)).unwrap();
+    assert!(matches!(read_msg(s), Some(FromOwner::Welcome(_))));
+}
+
+/// How many requests the owner ran before this one (a child process asks).
+fn served(db: &Path) -> u64 {
+    let exit = Child::build("call-once")
+        .db(db)
+        .env("LK_REQ", "served")
+        .run();
+    let line = exit
+        .find("OK ")
+        .unwrap_or_else(|| panic!("{}", exit.describe()));
+    line.trim().parse().unwrap()
+}
+
+/// An owner child of `db` (created empty), with extra environment.
+fn owner(db: &Path, envs: &[(&str, &str)]) -> Child {
+    std::fs::write(db, b"").unwrap();
+    let child = envs
+        .iter()
+        .fold(Child::build("own").db(db), |s, (k, v)| s.env(k, v))
+        .spawn();
+    child.expect_line("OWNER ");
+    child
+}
+
+/// NOT A REAL TEST: the entry point of the child processes; returns at once without a role.
+#[test]
+fn child_process_entry() {
+    let Some(role) = harness::role() else { return };
+    if common::run_role(&role) {
+        return;
+    }
+    let db = harness::db();
+    match role.as_str() {
+        // Sends its hello, then the first bytes of a call, and waits to be killed.
+        "half-frame" => {
+            let mut s = raw(&db);
+            welcome(&mut s);
+            let body = wire::encode(&common::Req::Echo(vec![1; 1000])).unwrap();
+            let frame = wire::call_frame(1, 1, false, &body);
+            s.write_all(&frame[..frame.len() / 2]).unwrap();
+            harness::say("READY");
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        // Opens LK_CONNS connections, says hello on each, then calls on each.
+        "many" => {
+            let n: usize = std::env::var("LK_CONNS").unwrap().parse().unwrap();
+            let mut conns: Vec<UnixStream> = (0..n).map(|_| raw(&db)).collect();
+            for s in &mut conns {
+                welcome(s);
+            }
+            harness::say("CONNECTED");
+            let body = wire::encode(&common::Req::Pid).unwrap();
+            let mut ok = 0;
+            for (i, s) in conns.iter_mut().enumerate() {
+                s.write_all(&wire::call_frame(i as u64 + 1, 0, false, &body))
+                    .unwrap();
+                if let Some(FromOwner::Reply { ok: Some(_), .. }) = read_msg(s) {
+                    ok += 1;
+                }
+            }
+            harness::say(format!("OK {ok}"));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn garbage_and_oversized_frames_get_an_error_and_the_owner_serves_on() {
+    let dir = Scratch::new("owner-garbage");
+    let db = dir.join("app.db");
+    let _owner = owner(&db, &[("LK_MAX_FRAME", "65536")]);
+    let before = served(&db);
+    // An HTTP request: its first four bytes read as a length of about 1.2 GB.
+    let mut s = raw(&db);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let f = error_then_end(&mut s);
+    assert_eq!(f.kind, litekeep_owner::FailureKind::TooLarge, "{f}");
+    // A hello, then bytes that are not CBOR.
+    let mut s = raw(&db);
+    welcome(&mut s);
+    s.write_all(&[0, 0, 0, 5, 0xff, 0xfe, 0x00, 0x13, 0x37])
+        .unwrap();
+    let f = error_then_end(&mut s);
+    assert_eq!(f.kind, litekeep_owner::FailureKind::BadFrame, "{f}");
+    // A hello, then a frame over the limit.
+    let mut s = raw(&db);
+    welcome(&mut s);
+    s.write_all(&(1u32 << 20).to_be_bytes()).unwrap();
+    let f = error_then_end(&mut s);
+    assert_eq!(f.kind, litekeep_owner::FailureKind::TooLarge, "{f}");
+    assert!(f.message.contains("1048576"), "{f}");
+    // A call whose body is not the service's request: an error reply, the connection stays.
+    let mut s = raw(&db);
+    welcome(&mut s);
+    s.write_all(&wire::call_frame(1, 1, false, b"\x63abc"))
+        .unwrap();
+    match read_msg(&mut s) {
+        Some(FromOwner::Reply {
+            seq: 1,
+            error: Some(f),
+            ..
+        }) => {
+            assert_eq!(f.kind, litekeep_owner::FailureKind::BadRequest, "{f}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(served(&db), before + 1, "nothing else ran");
+}
+
+#[test]
+fn a_client_that_never_speaks_is_dropped_after_the_handshake_timeout() {
+    let dir = Scratch::new("owner-silent");
+    let db = dir.join("app.db");
+    let _owner = owner(&db, &[("LK_HANDSHAKE_MS", "300")]);
+    let started = Instant::now();
+    let mut silent = raw(&db);
+    let f = error_then_end(&mut silent);
+    assert_eq!(f.kind, litekeep_owner::FailureKind::HandshakeTimeout, "{f}");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    served(&db);
+}
+
+#[test]
+fn a_request_cut_off_by_a_sigkill_mid_frame_is_never_applied() {
+    let dir = Scratch::new("owner-half");
+    let db = dir.join("app.db");
+    let _owner = owner(&db, &[]);
+    let before = served(&db);
+    let half = Child::build("half-frame").db(&db).spawn();
+    half.expect_line("READY");
+    assert!(half.kill().killed());
+    assert_eq!(served(&db), before + 1, "the cut request never ran");
+}
+
+#[test]
+fn a_thousand_connections_at_once_are_all_served() {
+    let dir = Scratch::new("owner-thousand");
+    let db = dir.join("app.db");
+    let _owner = owner(&db, &[]);
+    let children: Vec<Child> = (0..4)
+        .map(|_| Child::build("many").db(&db).env("LK_CONNS", "250").spawn())
+        .collect();
+    for c in &children {
+        c.expect_line("CONNECTED");
+    }
+    for c in children {
+        let done = c.finish();
+        assert_eq!(done, "OK 250");
+    }
+    served(&db);
+}
+
+#[test]
+fn a_panicking_handler_fails_its_request_and_the_owner_serves_on() {
+    let dir = Scratch::new("owner-panic");
+    let db = dir.join("app.db");
+    let _owner = owner(&db, &[]);
+    let exit = Child::build("call-once")
+        .db(&db)
+        .env("LK_REQ", "panic")
+        .run();
+    let line = exit
+        .find("ERR ")
+        .unwrap_or_else(|| panic!("{}", exit.describe()));
+    assert!(line.starts_with("panicked "), "{line}");
+    served(&db);
+}
+
+#[test]
+fn a_full_queue_answers_an_error_naming_its_depth() {
+    let dir = Scratch::new("owner-full");
+    let db = dir.join("app.db");
+    let _owner = owner(&db, &[("LK_QUEUE_DEPTH", "2")]);
+    let callers: Vec<Child> = (0..8)
+        .map(|_| {
+            Child::build("call-once")
+                .db(&db)
+                .env("LK_REQ", "sleep300")
+                .spawn()
+        })
+        .collect();
+    let lines: Vec<String> = callers
+        .into_iter()
+        .map(|c| c.wait().lines.join(" "))
+        .collect();
+    let full: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("ERR queue_full"))
+        .collect();
+    assert!(!full.is_empty(), "{lines:?}");
+    assert!(full[0].contains("2 requests waiting"), "{}", full[0]);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.starts_with("OK ") || l.starts_with("ERR queue_full")),
+        "{lines:?}"
+    );
+    served(&db);
+}
+
+#[test]
+fn another_protocol_version_is_refused_naming_both() {
+    let dir = Scratch::new("owner-protocol");
+    let db = dir.join("app.db");
+    let _owner = owner(&db, &[]);
+    let mut s = raw(&db);
+    s.write_all(&hello(99)).unwrap();
+    let f = error_then_end(&mut s);
+    assert_eq!(f.kind, litekeep_owner::FailureKind::ProtocolVersion, "{f}");
+    assert!(
+        f.message.contains("99") && f.message.contains(&format!("speaks {}", wire::PROTOCOL)),
+        "{f}"
+    );
+}
+
+#[test]
+fn a_peer_that_may_not_write_the_file_is_refused() {
+    if !harness::is_root() {
+        eprintln!("SKIPPED: running a child as nobody needs root");
+        return;
+    }
+    let dir = Scratch::new("owner-nobody");
+    let db = dir.join("app.db");
+    let _owner = owner(&db, &[]);
+    let before = served(&db);
+    let nobody = |what: &str| {
+        let exit = Child::build("call-once")
+            .db(&db)
+            .env("LK_CLIENT_ONLY", "1")
+            .env("LK_TIMEOUT_MS", "1000")
+            .as_user(65534, 65534)
+            .run();
+        let line = exit
+            .find("ERR ")
+            .unwrap_or_else(|| panic!("{what}: {}", exit.describe()));
+        line.to_owned()
+    };
+    // The socket's mode follows the file's write bits (0644: only its owner may connect).
+    let line = nobody("socket 0600");
+    assert!(
+        line.contains("Permission denied") || line.contains("refused"),
+        "{line}"
+    );
+    // Even where the socket lets anyone connect, the owner checks the peer's credentials.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(socket_of(&db), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let line = nobody("socket 0777");
+    assert!(line.starts_with("refused "), "{line}");
+    assert!(
+        line.contains("uid 65534") && line.contains("may not write"),
+        "{line}"
+    );
+    assert_eq!(served(&db), before + 1, "nobody's requests never ran");
+}

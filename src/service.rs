@@ -1,0 +1,386 @@
+//! [`Service`]: every process's writes of a database routed to one owner process, which runs
+//! them in group commits, exactly once across failover (see `litekeep_owner` for election,
+//! the socket and the protocol).
+//!
+//! The owner runs a batch of requests in one `BEGIN IMMEDIATE` transaction of its writer
+//! connection, through the write gate ([`Database::write`]): each request in its own
+//! `SAVEPOINT`, so that a request whose handler fails (or panics) is rolled back alone and
+//! gets its own error; for each request of another process it records (client id, sequence
+//! number, encoded outcome) in `_litekeep_calls` in the same transaction; then it commits
+//! once, and only then answers. A client whose owner died after the commit and before the
+//! answer sends the request again to the next owner, which finds the record and answers with
+//! it instead of running the request twice. Readers keep reading the file directly.
+//!
+//! Lock order: the owner holds `<db>.owner.lock` for as long as it owns, and takes the write
+//! gate around each batch; migrations take the schema lock, then the gate. No process waits
+//! for the owner lock (it is only ever tried), so the order cannot deadlock; a call from
+//! inside a write or a migration of the same database is refused (the owner would wait for
+//! the gate that very write holds).
+
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use litekeep_owner::{Batch, Call, ClientId, Failure, FailureKind, Node, Options};
+use rusqlite::Connection;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::calls;
+use crate::database::Database;
+use crate::error::Error;
+
+/// The application's handler: runs one request on the owner's writer connection, inside the
+/// request's own savepoint of the batch's transaction. Its error rolls back that request
+/// alone; it must not `COMMIT`, `ROLLBACK` or `RELEASE` itself.
+pub trait Handler<Req, Resp>:
+    Fn(&Connection, &Req) -> rusqlite::Result<Resp> + Send + Sync + 'static
+{
+}
+
+impl<Req, Resp, F> Handler<Req, Resp> for F where
+    F: Fn(&Connection, &Req) -> rusqlite::Result<Resp> + Send + Sync + 'static
+{
+}
+
+type AfterCommit = Arc<dyn Fn(usize) + Send + Sync>;
+type HandlerFn<Req, Resp> = Arc<dyn Fn(&Connection, &Req) -> rusqlite::Result<Resp> + Send + Sync>;
+
+/// The owner's side: what runs a batch of requests.
+pub struct SqliteService<Req, Resp> {
+    db: Database,
+    handler: HandlerFn<Req, Resp>,
+    created: AtomicBool,
+    retention: Duration,
+    /// Per client, below which sequence number its records were last forgotten.
+    forgotten: Mutex<std::collections::HashMap<ClientId, u64>>,
+    batches: AtomicU64,
+    after_commit: Option<AfterCommit>,
+    _types: PhantomData<fn(Req) -> Resp>,
+}
+
+/// How often (in batches) the owner forgets records older than the retention.
+const SWEEP_EVERY: u64 = 1024;
+/// How far a client's acknowledged sequence numbers move before its records are forgotten.
+const FORGET_STEP: u64 = 32;
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl<Req, Resp> SqliteService<Req, Resp>
+where
+    Req: Serialize + DeserializeOwned + Send + 'static,
+    Resp: Serialize + DeserializeOwned + Send + 'static,
+{
+    /// Runs one call in its savepoint; records it. `Err` only for what breaks the batch's
+    /// transaction (then nothing of the batch is applied).
+    fn run_one(&self, tx: &Connection, call: &mut Call<Req, Resp>) -> rusqlite::Result<()> {
+        call.unanswer();
+        if call.record
+            && call.retry
+            && let Some(outcome) = calls::recorded(tx, &call.client, call.seq)?
+        {
+            call.answer_recorded(outcome);
+            return Ok(());
+        }
+        tx.prepare_cached("SAVEPOINT litekeep_call")?.execute([])?;
+        let ran = catch_unwind(AssertUnwindSafe(|| (self.handler)(tx, &call.request)));
+        let outcome = match ran {
+            Ok(Ok(resp)) => {
+                tx.prepare_cached("RELEASE litekeep_call")?.execute([])?;
+                Ok(resp)
+            }
+            Ok(Err(e)) => {
+                if tx.is_autocommit() || crate::retry::is_transient(&e) {
+                    // SQLite rolled the whole transaction back (a full disk, an I/O error) or
+                    // it is to be run again: the batch fails or is retried as a whole.
+                    return Err(e);
+                }
+                tx.execute_batch("ROLLBACK TO litekeep_call; RELEASE litekeep_call")?;
+                Err(Failure::new(
+                    FailureKind::Handler,
+                    format!("{}: the handler failed: {e}", self.db.path().display()),
+                ))
+            }
+            Err(panic) => {
+                if tx.is_autocommit() {
+                    return Err(rusqlite::Error::ExecuteReturnedResults);
+                }
+                tx.execute_batch("ROLLBACK TO litekeep_call; RELEASE litekeep_call")?;
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                Err(Failure::new(
+                    FailureKind::Panicked,
+                    format!("the handler panicked on this request ({what}); it was rolled back"),
+                ))
+            }
+        };
+        if !call.record {
+            call.answer(outcome);
+            return Ok(());
+        }
+        let encoded = litekeep_owner::encode_outcome(&outcome).map_err(|e| {
+            rusqlite::Error::ToSqlConversionFailure(format!("encoding an outcome: {e}").into())
+        })?;
+        calls::record(tx, &call.client, call.seq, &encoded, unix_now())?;
+        self.forget(tx, call)?;
+        call.answer_recorded(encoded);
+        Ok(())
+    }
+
+    /// Forgets a client's records below its acknowledged mark, every [`FORGET_STEP`].
+    fn forget(&self, tx: &Connection, call: &Call<Req, Resp>) -> rusqlite::Result<()> {
+        let mut forgotten = self
+            .forgotten
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let last = forgotten.get(&call.client).copied().unwrap_or(0);
+        if call.acked_below < last + FORGET_STEP {
+            return Ok(());
+        }
+        calls::forget_below(tx, &call.client, call.acked_below)?;
+        if forgotten.len() > 65_536 {
+            forgotten.clear();
+        }
+        forgotten.insert(call.client, call.acked_below);
+        Ok(())
+    }
+}
+
+impl<Req, Resp> litekeep_owner::Service for SqliteService<Req, Resp>
+where
+    Req: Serialize + DeserializeOwned + Send + 'static,
+    Resp: Serialize + DeserializeOwned + Send + 'static,
+{
+    type Request = Req;
+    type Response = Resp;
+
+    fn run(&self, batch: &mut Batch<'_, Req, Resp>) {
+        let sweep = self
+            .batches
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY);
+        let written = self.db.write(|tx| {
+            if !self.created.load(Ordering::Relaxed) {
+                tx.execute_batch(calls::CREATE)?;
+            }
+            if sweep {
+                let before = unix_now() - self.retention.as_secs() as i64;
+                calls::forget_older(tx, before)?;
+            }
+            let mut i = 0;
+            while let Some(call) = batch.get(i) {
+                self.run_one(tx, call)?;
+                i += 1;
+            }
+            Ok(())
+        });
+        match written {
+            Ok(()) => {
+                self.created.store(true, Ordering::Relaxed);
+                if let Some(hook) = &self.after_commit {
+                    hook(batch.len());
+                }
+            }
+            Err(e) => {
+                let f = Failure::new(
+                    FailureKind::CommitFailed,
+                    format!("{e}; nothing of this request's batch was applied"),
+                );
+                batch.fail_all(&f);
+            }
+        }
+    }
+
+    fn records_outcomes(&self) -> bool {
+        true
+    }
+}
+
+/// A database's writes routed through one owner process: see this module's docs.
+///
+/// ```
+/// use litekeep::Database;
+/// # let dir = std::env::temp_dir().join(format!("lk-doc-service-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let db = Database::builder(dir.join("notes.db"))
+///     .schema("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);")
+///     .open()?;
+/// // Every process of the program joins with the same handler; one of them owns.
+/// let notes = db
+///     .service(|conn, body: &String| {
+///         conn.execute("INSERT INTO notes (body) VALUES (?1)", [body])?;
+///         Ok(conn.last_insert_rowid())
+///     })
+///     .version("1.0")
+///     .join()?;
+/// let id: i64 = notes.call("hello".to_owned())?;
+/// let n: i64 = db.read(|c| c.query_row("SELECT count(*) FROM notes", [], |r| r.get(0)))?;
+/// assert_eq!((id, n), (1, 1));
+/// # drop(notes); std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok::<(), litekeep::Error>(())
+/// ```
+pub struct Service<Req, Resp>
+where
+    Req: Serialize + DeserializeOwned + Send + 'static,
+    Resp: Serialize + DeserializeOwned + Send + 'static,
+{
+    node: Node<SqliteService<Req, Resp>>,
+}
+
+impl<Req, Resp> Clone for Service<Req, Resp>
+where
+    Req: Serialize + DeserializeOwned + Send + 'static,
+    Resp: Serialize + DeserializeOwned + Send + 'static,
+{
+    fn clone(&self) -> Self {
+        Service {
+            node: self.node.clone(),
+        }
+    }
+}
+
+impl<Req, Resp> Service<Req, Resp>
+where
+    Req: Serialize + DeserializeOwned + Send + 'static,
+    Resp: Serialize + DeserializeOwned + Send + 'static,
+{
+    /// Runs `request` at the owner (in this process when it owns), in the owner's next group
+    /// commit, and gives the handler's answer once it is committed.
+    ///
+    /// # Errors
+    /// [`Error::Owner`] with the owner crate's error: the handler's failure
+    /// ([`litekeep_owner::FailureKind::Handler`]), a failed commit, a timeout (outcome
+    /// unknown), no owner reachable; [`Error::InsideWrite`] from inside a [`Database::write`]
+    /// of the same database on this thread.
+    pub fn call(&self, request: Req) -> Result<Resp, Error> {
+        // The owner's batch would wait for the write this thread is in (in this process, or
+        // for its gate in another): refused at once, before it can fail anyone else's batch.
+        self.node
+            .service()
+            .db
+            .refuse_inside_write("Service::call")?;
+        Ok(self.node.call(request)?)
+    }
+
+    /// Whether this process is the owner now.
+    pub fn is_owner(&self) -> bool {
+        self.node.is_owner()
+    }
+
+    /// The underlying node (election, generation, stepping down).
+    pub fn node(&self) -> &Node<SqliteService<Req, Resp>> {
+        &self.node
+    }
+}
+
+/// How to join a database's [`Service`]: [`Database::service`] makes one.
+#[must_use = "a service builder does nothing until .join()"]
+pub struct ServiceBuilder<Req, Resp> {
+    db: Database,
+    handler: HandlerFn<Req, Resp>,
+    options: Options,
+    retention: Duration,
+    after_commit: Option<AfterCommit>,
+}
+
+impl<Req, Resp> ServiceBuilder<Req, Resp>
+where
+    Req: Serialize + DeserializeOwned + Send + 'static,
+    Resp: Serialize + DeserializeOwned + Send + 'static,
+{
+    /// The program's version (dotted numbers; default "0"): a process of a higher version
+    /// takes ownership from an owner of a lower one (see `litekeep_owner`'s "Rolling deploys").
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.options = self.options.with_version(version);
+        self
+    }
+
+    /// Sets the owner crate's options wholesale (timeouts, batch bounds, queue depth,
+    /// connection limit, whether this process may own).
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// How long a call waits for its answer (default 30 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options = self.options.timeout(timeout);
+        self
+    }
+
+    /// How long the owner keeps a call's record for its retry (default 1 hour; keep it longer
+    /// than any call's timeout).
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Called in the owner after each batch's commit, before its answers go out, with the
+    /// number of calls committed (for metrics).
+    pub fn after_commit(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.after_commit = Some(Arc::new(hook));
+        self
+    }
+
+    /// Joins the database's service: becomes its owner if no process is, else a client.
+    ///
+    /// # Errors
+    /// [`Error::Owner`] when the owner lock or the socket's directory cannot be opened, or
+    /// this process became the owner and could not bind its socket.
+    pub fn join(self) -> Result<Service<Req, Resp>, Error> {
+        let fingerprint = *self
+            .db
+            .inner
+            .fingerprint
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut options = self.options;
+        if let Some(f) = fingerprint {
+            options = options.fingerprint(f.to_string());
+        }
+        let service = SqliteService {
+            db: self.db.clone(),
+            handler: self.handler,
+            created: AtomicBool::new(false),
+            retention: self.retention,
+            forgotten: Mutex::default(),
+            batches: AtomicU64::new(0),
+            after_commit: self.after_commit,
+            _types: PhantomData,
+        };
+        let node = Node::join(self.db.path(), service, options)?;
+        Ok(Service { node })
+    }
+}
+
+impl Database {
+    /// Starts joining this database's owner service with `handler` (see [`Service`]): every
+    /// process of the program calls it with the same handler.
+    pub fn service<Req, Resp>(&self, handler: impl Handler<Req, Resp>) -> ServiceBuilder<Req, Resp>
+    where
+        Req: Serialize + DeserializeOwned + Send + 'static,
+        Resp: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let program = std::env::args_os()
+            .next()
+            .map(std::path::PathBuf::from)
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "litekeep".to_owned());
+        ServiceBuilder {
+            db: self.clone(),
+            handler: Arc::new(handler),
+            options: Options::new(program, "0"),
+            retention: Duration::from_secs(3600),
+            after_commit: None,
+        }
+    }
+}
