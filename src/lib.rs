@@ -25,7 +25,9 @@
 //! every other piece takes; [`migrate`] ([`litekeep_migrate`]), desired-schema migrations in one
 //! transaction; [`recover`] ([`litekeep_recover`]), repair of what interrupted migrations left
 //! behind, plus health checks. With the `tokio` feature, `Database::read_async` and
-//! `Database::write_async` run on tokio's blocking pool and never block the executor.
+//! `Database::write_async` run on tokio's blocking pool and never block the executor. With the
+//! `duckdb` feature, `duckdb_file::open` opens DuckDB files after checking the DuckDB library's
+//! version (build with `eval "$(scripts/duckdb-env)"` first).
 
 #![deny(missing_docs)]
 
@@ -33,6 +35,8 @@
 mod async_api;
 mod builder;
 mod database;
+#[cfg(feature = "duckdb")]
+pub mod duckdb_file;
 mod durability;
 mod error;
 mod pool;
@@ -42,6 +46,10 @@ mod wal;
 
 pub use builder::Builder;
 pub use database::Database;
+/// The `duckdb` crate this build links (feature `duckdb`), for its `Connection`, `params!` and
+/// types.
+#[cfg(feature = "duckdb")]
+pub use duckdb;
 pub use durability::Durability;
 pub use error::Error;
 pub use litekeep_lock as lock;
