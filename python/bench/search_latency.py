@@ -115,6 +115,8 @@ def markdown(doc: dict) -> str:
         "",
         f"Produced by `python/bench/search_latency.py` ({doc['rows']:,} rows, {doc['rounds']} "
         f"interleaved rounds, DuckDB {doc['duckdb']}, Python {doc['python']}, {doc['cpus']} CPUs, "
+        f"1-minute load average {doc['load_average_1min'][0]} at the start and "
+        f"{doc['load_average_1min'][1]} at the end, "
         f"{doc['steal_s']} s stolen by the hypervisor during the run).",
         "",
         "| mode | queries | p50 ms | p99 ms | max ms | p50 / in-process |",
@@ -147,6 +149,7 @@ def main() -> None:
         return
 
     steal_before = steal_seconds()
+    load_before = os.getloadavg()[0]
     samples: dict[str, list[float]] = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory(prefix="lk-search-latency-") as scratch:
         db = os.path.join(scratch, "index.duckdb")
@@ -172,6 +175,7 @@ def main() -> None:
         "duckdb": duckdb.__version__,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "steal_s": None if steal_before is None or steal_after is None
         else round(steal_after - steal_before, 2),
         "modes": {**modes, "litekeep_serve": None},
