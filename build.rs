@@ -12,11 +12,12 @@ use std::env;
 use std::path::Path;
 
 fn main() {
-    println!("cargo:rerun-if-env-changed=DUCKDB_LIB_DIR");
     println!("cargo:rerun-if-changed=build.rs");
     if env::var_os("CARGO_FEATURE_DUCKDB").is_none() {
         return;
     }
+    // Only with the feature: a default build is not redone when the variable changes.
+    println!("cargo:rerun-if-env-changed=DUCKDB_LIB_DIR");
     let Some(dir) = env::var_os("DUCKDB_LIB_DIR") else {
         fail(
             "DUCKDB_LIB_DIR is not set: run `eval \"$(scripts/duckdb-env)\"` first, or set it to a directory holding libduckdb.so",
