@@ -26,8 +26,10 @@
 //! transaction; [`recover`] ([`litekeep_recover`]), repair of what interrupted migrations left
 //! behind, plus health checks; [`owner`] ([`litekeep_owner`]), one process owning the file and
 //! serving the others' requests, on which [`Service`] routes every process's writes to one owner
-//! that commits them in groups, exactly once across failover. With the `tokio` feature, `Database::read_async` and
-//! `Database::write_async` run on tokio's blocking pool and never block the executor.
+//! that commits them in groups, exactly once across failover. With the `tokio` feature,
+//! `Database::read_async` and `Database::write_async` run on tokio's blocking pool and never
+//! block the executor. With the `duckdb` feature, `duckdb_file::open` opens DuckDB files after
+//! checking the DuckDB library's version (build with `eval "$(scripts/duckdb-env)"` first).
 
 #![deny(missing_docs)]
 
@@ -36,6 +38,8 @@ mod async_api;
 mod builder;
 mod calls;
 mod database;
+#[cfg(feature = "duckdb")]
+pub mod duckdb_file;
 mod durability;
 mod error;
 mod pool;
@@ -46,6 +50,10 @@ mod wal;
 
 pub use builder::Builder;
 pub use database::Database;
+/// The `duckdb` crate this build links (feature `duckdb`), for its `Connection`, `params!` and
+/// types.
+#[cfg(feature = "duckdb")]
+pub use duckdb;
 pub use durability::Durability;
 pub use error::Error;
 pub use litekeep_lock as lock;

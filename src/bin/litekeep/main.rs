@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
+mod engines;
 mod plan_output;
 mod sides;
 
@@ -160,6 +161,14 @@ enum Cmd {
         /// quick_check instead of integrity_check.
         #[arg(long)]
         quick: bool,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the database engines this build can open and their library versions; fails when
+    /// the DuckDB library found at run time is not the version this build was made for.
+    #[command(after_help = "Example:\n  litekeep engines\n  litekeep engines --json")]
+    Engines {
         /// Print one JSON document.
         #[arg(long)]
         json: bool,
@@ -493,6 +502,10 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
                     )
                 }));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Engines { json } => {
+            engines::print(json)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Lock {
