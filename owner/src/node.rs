@@ -551,11 +551,14 @@ impl<S: Service> NodeInner<S> {
     }
 }
 
-/// Stops an owner: no new requests, the taken ones answered (at most `bound`), its socket
-/// removed, then the owner lock released, then its connections closed, each after telling
-/// its client (at most a second more, so that a process that exits next lets them finish).
+/// Stops an owner: no new requests, the taken ones answered (at most `bound`), the service
+/// told ([`Service::stepping_down`]), its socket removed, then the owner lock released, then
+/// its connections closed, each after telling its client (at most a second more, so that a
+/// process that exits next lets them finish).
 fn stop<S: Service>(mut owned: Owned<S>, place: &Place, bound: Duration, except: Option<u64>) {
     owned.queue.drain(bound);
+    let service = owned.queue.service();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| service.stepping_down()));
     owned.server.stop_accepting();
     place.remove_socket(owned.generation);
     drop(owned.guard);

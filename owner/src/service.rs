@@ -79,6 +79,14 @@ pub trait Service: Send + Sync + 'static {
         let _ = conn;
     }
 
+    /// The owner is stepping down: it has stopped taking calls and answered those it took
+    /// (within its bound), and is about to release the owner lock. The place to let go of
+    /// what the next owner will need — a file only one process may open. Called once per
+    /// ownership, on the thread that steps down; calls that come after it are refused
+    /// (`stepping_down`) before they reach the service, but for connections ending
+    /// ([`disconnected`](Service::disconnected)). Default: nothing.
+    fn stepping_down(&self) {}
+
     /// A connection that was [`connected`](Service::connected) ended: its client hung up, it
     /// broke a rule of the protocol, or the owner is stepping down. Called once, on the
     /// connection's thread, after its last call was answered: the place to let go at once of

@@ -49,6 +49,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 mod body;
 mod client;
+#[cfg(feature = "duckdb")]
+mod duckdb;
 mod server;
 mod service;
 mod sessions;

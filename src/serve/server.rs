@@ -281,6 +281,11 @@ pub fn start(options: &ServeOptions) -> Result<Started, ServeError> {
             );
             start_with(options, move || Ok(engine))
         }
+        #[cfg(feature = "duckdb")]
+        EngineKind::DuckDb => start_with(options, || {
+            super::duckdb::DuckEngine::open(options).map_err(ServeError::from)
+        }),
+        #[cfg(not(feature = "duckdb"))]
         EngineKind::DuckDb => Err(ServeError::NotBuilt {
             path: options.db.clone(),
             engine: EngineKind::DuckDb,

@@ -46,6 +46,10 @@ pub(crate) trait Engine: Send + Sync + 'static {
 
     /// The outcome recorded for (client, seq), if any.
     fn recorded(&self, client: &ClientId, seq: u64) -> Option<Vec<u8>>;
+
+    /// Lets go of the database (the server steps down; no call runs any more): what the next
+    /// owner must be able to open. Default: nothing.
+    fn close(&self) {}
 }
 
 /// Bounds on transactions held across calls.
@@ -334,6 +338,13 @@ impl<E: Engine> litekeep_owner::Service for SqlService<E> {
             }
         }
         true
+    }
+
+    fn stepping_down(&self) {
+        if let Some(Ok(engine)) = self.engine.get() {
+            self.sessions.clear(|s| engine.rollback(s));
+            engine.close();
+        }
     }
 
     fn connected(&self, _conn: ConnId) {

@@ -80,6 +80,17 @@ impl<S> Sessions<S> {
         lock(&slot).take()
     }
 
+    /// Takes every connection's transaction away, rolling back (with `rollback`) those open
+    /// (the server steps down).
+    pub fn clear(&self, mut rollback: impl FnMut(S)) {
+        let slots: Vec<_> = lock(&self.slots).drain().map(|(_, v)| v).collect();
+        for slot in slots {
+            if let Some(Slot::Open { session, .. }) = lock(&slot).take() {
+                rollback(session);
+            }
+        }
+    }
+
     /// Marks (client, seq) as running until the mark is dropped.
     pub fn running(&self, key: (ClientId, u64)) -> Running<'_, S> {
         lock(&self.running).insert(key);
