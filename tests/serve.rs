@@ -132,18 +132,22 @@ fn servers_started_at_once_end_with_one() {
     assert_eq!(pids.len(), 1, "every start names the same server: {pids:?}");
     assert!(started <= 1, "at most one of them started it");
     assert_eq!(owner_pid(&db), Some(pids[0] as u32));
-    let serving: Vec<_> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                c.windows(db.as_os_str().len())
-                    .any(|w| w == db.as_os_str().as_encoded_bytes())
+    // The losers said who serves and are leaving: soon one server process is left.
+    let serving = || -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                    c.windows(db.as_os_str().len())
+                        .any(|w| w == db.as_os_str().as_encoded_bytes())
+                })
             })
-        })
-        .filter(|pid| alive(*pid))
-        .collect();
-    assert_eq!(serving, [pids[0] as u32], "one server process is left");
+            .filter(|pid| alive(*pid))
+            .collect()
+    };
+    wait_until(Duration::from_secs(20), || serving().len() == 1);
+    assert_eq!(serving(), [pids[0] as u32], "one server process is left");
 }
 
 #[test]

@@ -48,7 +48,7 @@ fn a_sigkilled_duckdb_server_is_replaced_by_the_next_call_of_a_client() {
     // A DuckDB server takes a good part of 100 ms to start on a loaded 2-core machine: killed
     // every 50-250 ms, as the SQLite test does, most would die before they serve. Seed 004's
     // scenario kills it every 1-2 s.
-    replaced_by_the_next_call(DUCKDB, "serve-duck-replaced", 200, 300..1200);
+    replaced_by_the_next_call(DUCKDB, "serve-duck-replaced", 5, 300..1200);
 }
 
 #[test]

@@ -72,7 +72,7 @@ fn exactly_once_across_server_sigkills_right_after_commits() {
 
 #[test]
 fn a_sigkilled_server_is_replaced_by_the_next_call_of_a_client() {
-    replaced_by_the_next_call(SQLITE, "serve-replaced", 400, 50..250);
+    replaced_by_the_next_call(SQLITE, "serve-replaced", 8, 50..250);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -87,6 +87,18 @@ pub(crate) fn reach(
     Ok(conn)
 }
 
+/// The file's directory (to reach its socket by) and its owner lock, beside the file with its
+/// permissions: every user who may write the file may own it.
+pub(crate) fn open_place(path: &Path) -> Result<(Place, FileLock), OwnerError> {
+    let place = Place::new(path).map_err(|source| OwnerError::Io {
+        path: path.to_path_buf(),
+        op: "opening the file's directory",
+        source,
+    })?;
+    let lock = FileLock::open_beside(owner_lock_path(path), path)?;
+    Ok((place, lock))
+}
+
 /// The owner's protocol version in its `protocol_version` failure's message.
 fn protocol_in(message: &str) -> u32 {
     message
@@ -169,12 +181,7 @@ impl Connection {
     /// [`OwnerError::Lock`] when the file's directory or owner lock cannot be opened.
     pub fn open(path: &Path, hello: &Hello, timeout: Duration) -> Result<Connection, OwnerError> {
         let started = Instant::now();
-        let place = Place::new(path).map_err(|source| OwnerError::Io {
-            path: path.to_path_buf(),
-            op: "opening the file's directory",
-            source,
-        })?;
-        let lock = FileLock::open_beside(owner_lock_path(path), path)?;
+        let (place, lock) = open_place(path)?;
         let max = crate::wire::DEFAULT_MAX_FRAME;
         match reach(&place, &lock, hello, max, started + timeout) {
             Ok(mut conn) => {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use litekeep_lock::{FileLock, LockError, LockGuard, Wait};
 
-use crate::address::{Place, first_line, owner_lock_path};
+use crate::address::{Place, first_line};
 use crate::client::{CallError, Conn};
 use crate::connection::{Reach, reach};
 use crate::error::OwnerError;
@@ -139,14 +139,7 @@ impl<S: Service> Node<S> {
         service: S,
         options: Options,
     ) -> Result<Node<S>, OwnerError> {
-        let path = path.as_ref();
-        let place = Place::new(path).map_err(|source| OwnerError::Io {
-            path: path.to_path_buf(),
-            op: "opening the file's directory",
-            source,
-        })?;
-        // Beside the file, with its permissions: every user who may write it may own it.
-        let lock = FileLock::open_beside(owner_lock_path(path), path)?;
+        let (place, lock) = crate::connection::open_place(path.as_ref())?;
         let candidate = options.candidate;
         let inner = Arc::new_cyclic(|me| NodeInner {
             me: me.clone(),

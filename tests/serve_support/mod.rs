@@ -149,7 +149,8 @@ fn engine() -> EngineKind {
 ///   `LK_CRASH_PERMILLE`, SIGKILLs itself right after that share of its commits, before
 ///   answering them.
 /// - `writer`: `LK_COUNT` inserts of (`LK_NAME`, n) into `ledger`, each acknowledged one
-///   appended to the ledger file `LK_LEDGER`; it starts servers itself when `LK_START` is set,
+///   appended to the ledger file `LK_LEDGER` (`LK_COUNT=0`: until its stdin closes); it
+///   starts servers itself when `LK_START` is set,
 ///   else waits for one; says `ERR …` for each call that failed and `DONE <errors>` at the end.
 pub fn run_role(role: &str) -> bool {
     let db = harness::db();
@@ -188,8 +189,18 @@ pub fn run_role(role: &str) -> bool {
             }
             let mut c = Client::connect(&db, opts).unwrap();
             harness::say("READY");
+            let stop = harness::stop_on_stdin_close();
+            let go_on = |n: u64| {
+                if count == 0 {
+                    !stop.load(std::sync::atomic::Ordering::SeqCst)
+                } else {
+                    n < count
+                }
+            };
             let mut errors = 0;
-            for n in 0..count {
+            let mut n = 0;
+            while go_on(n) {
+                n += 1;
                 let insert = Request::write(
                     "INSERT INTO ledger (client, n) VALUES (?, ?)",
                     vec![Value::Text(name.clone()), Value::Integer(n as i64)],
@@ -356,14 +367,14 @@ pub fn exactly_once_across_server_kills(engine: EngineKind, name: &str, count: u
     );
 }
 
-/// Ledgered writer processes that start `litekeep serve` themselves (the real binary) while
-/// the server is SIGKILLed again and again, every `kill_every` (a range of milliseconds): each
-/// kill is followed by a new server, started by the next call; every acknowledged write is in
-/// the file once.
+/// Ledgered writer processes that start `litekeep serve` themselves (the real binary), while
+/// the server is SIGKILLed `kills` times, every `kill_every` (a range of milliseconds): after
+/// each kill a new server serves, started by the next call of a writer (nobody else starts
+/// one here); no call fails; every acknowledged write is in the file once.
 pub fn replaced_by_the_next_call(
     engine: EngineKind,
     name: &str,
-    count: u64,
+    kills: usize,
     kill_every: std::ops::Range<u64>,
 ) {
     let dir = Scratch::new(name);
@@ -371,29 +382,37 @@ pub fn replaced_by_the_next_call(
     let _stop = StopServer(db.clone());
     create_ledger(&db, engine);
     let mut rng = harness::rng(name);
-    let ws = writers(&db, dir.path(), engine, 2, count, true);
+    let mut ws = writers(&db, dir.path(), engine, 2, 0, true);
+    let mut owners = Vec::new();
+    for _ in 0..kills {
+        std::thread::sleep(Duration::from_millis(rng.u64(kill_every.clone())));
+        let serving = wait_until(Duration::from_secs(60), || {
+            owner_pid(&db).is_some_and(|p| !owners.contains(&p))
+        });
+        assert!(serving, "no new server after {} kill(s)", owners.len());
+        let pid = owner_pid(&db).unwrap();
+        owners.push(pid);
+        signal(pid, libc::SIGKILL);
+    }
+    let replaced = wait_until(Duration::from_secs(60), || {
+        owner_pid(&db).is_some_and(|p| !owners.contains(&p))
+    });
+    assert!(replaced, "the last killed server was not replaced");
+    for w in &mut ws {
+        w.close_stdin();
+    }
     let mut said = vec![Vec::new(); 2];
-    let mut owners = std::collections::BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while !ws.iter().zip(&mut said).all(|(w, lines)| done(w, lines)) {
         assert!(Instant::now() < deadline, "the writers did not finish");
-        std::thread::sleep(Duration::from_millis(rng.u64(kill_every.clone())));
-        if let Some(pid) = owner_pid(&db) {
-            owners.insert(pid);
-            signal(pid, libc::SIGKILL);
-        }
+        std::thread::sleep(Duration::from_millis(5));
     }
     for (w, lines) in ws.into_iter().zip(&said) {
         let errors: Vec<&String> = lines.iter().filter(|l| l.starts_with("ERR")).collect();
         assert!(errors.is_empty(), "a writer's call failed: {errors:?}");
         w.wait();
     }
-    assert!(
-        owners.len() >= 3,
-        "servers were killed and replaced: {owners:?}"
-    );
-    assert_eq!(
-        check_exactly_once(&db, dir.path(), engine, 2),
-        2 * count as usize
-    );
+    let acked = check_exactly_once(&db, dir.path(), engine, 2);
+    eprintln!("{acked} writes acknowledged across {kills} server SIGKILLs");
+    assert!(acked > 0);
 }
