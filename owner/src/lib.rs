@@ -43,7 +43,10 @@
 //! the process listening is that pid: a socket bound by anyone else (a squatter) is never
 //! called. The new owner removes, while holding the lock, every socket of this file's name
 //! pattern that it finds (a dead owner's), before binding its own; an owner removes only its
-//! own socket, by its generation, before it releases the lock.
+//! own socket, by its generation, before it releases the lock. Anything else at a socket's
+//! name (a link or a file someone planted) is never followed, changed or removed: the owner
+//! passes over that generation (the lock's record names each one tried) and binds the next
+//! one's name, up to eight times.
 //!
 //! # The socket's place
 //!
