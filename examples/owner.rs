@@ -16,6 +16,10 @@
 //!   process is taken (from a monotonic clock stamp each writes into a shared file after each
 //!   success).
 //!
+//! Each writes cell also says the calls per commit of its owner, and the CPU time (user and
+//! system) and context switches of all its processes per transaction: on a machine that other
+//! work loads, the cost per transaction moves less than the throughput does.
+//!
 //! Prints a table and, with `--json PATH`, writes the numbers as JSON. Measures; asserts
 //! nothing.
 //!
@@ -149,6 +153,25 @@ struct Cell {
     /// The owner's commits and the calls they committed (owner cells).
     commits: u64,
     calls: u64,
+    /// CPU time (user + system) and context switches of the cell's processes, over all rounds.
+    cpu_us: u64,
+    switches: u64,
+    /// Transactions over all rounds.
+    tx: u64,
+}
+
+/// CPU time (µs, user + system) and context switches (voluntary and not) of this process's
+/// children that have ended and been waited for.
+fn children_usage() -> (u64, u64) {
+    // SAFETY: getrusage writes the one struct passed, which outlives the call.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; RUSAGE_CHILDREN is a valid `who`.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    (
+        us(u.ru_utime) + us(u.ru_stime),
+        (u.ru_nvcsw + u.ru_nivcsw) as u64,
+    )
 }
 
 fn writes(o: &Opts, dir: &Path) -> serde_json::Value {
@@ -174,9 +197,14 @@ fn writes(o: &Opts, dir: &Path) -> serde_json::Value {
                             .expect("create"),
                     );
                     let each = (o.total / procs).max(1);
+                    let before = children_usage();
                     let (elapsed, lat, failed, tail) =
                         run_writers(WRITERS[w], &db, procs, each, sync);
+                    let after = children_usage();
                     let cell = &mut cells[d][i][w];
+                    cell.cpu_us += after.0 - before.0;
+                    cell.switches += after.1 - before.1;
+                    cell.tx += each * procs;
                     cell.rates.push((each * procs) as f64 / elapsed.as_secs_f64());
                     cell.lat.extend(lat);
                     cell.failed += failed;
@@ -201,9 +229,9 @@ fn writes(o: &Opts, dir: &Path) -> serde_json::Value {
         o.total, o.rounds
     );
     println!(
-        "| sync | N | writer | tx/s | vs gate | vs rusqlite | p50 | p99 | slowest | failed | calls per commit |"
+        "| sync | N | writer | tx/s | vs gate | vs rusqlite | p50 | p99 | slowest | failed | calls per commit | CPU per tx | switches per tx |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut rows = Vec::new();
     for &(d, _) in &syncs {
         let sync = ["FULL", "NORMAL"][d];
@@ -224,8 +252,10 @@ fn writes(o: &Opts, dir: &Path) -> serde_json::Value {
                     c.lat.last().copied().unwrap_or(0),
                 );
                 let per_commit = (c.commits > 0).then(|| c.calls as f64 / c.commits as f64);
+                let cpu = c.cpu_us as f64 / c.tx.max(1) as f64;
+                let switches = c.switches as f64 / c.tx.max(1) as f64;
                 println!(
-                    "| {sync} | {procs} | {} | {rate:.0} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {sync} | {procs} | {} | {rate:.0} | {} | {} | {} | {} | {} | {} | {} | {cpu:.0} µs | {switches:.1} |",
                     WRITERS[w],
                     shown(vs(1)),
                     shown(vs(0)),
@@ -241,6 +271,7 @@ fn writes(o: &Opts, dir: &Path) -> serde_json::Value {
                     "vs_gate": vs(1), "vs_rusqlite": vs(0),
                     "p50_us": p50, "p99_us": p99, "max_us": max, "failed": c.failed,
                     "calls_per_commit": per_commit,
+                    "cpu_us_per_tx": cpu, "switches_per_tx": switches,
                 }));
             }
         }
