@@ -205,7 +205,8 @@ fn writes(o: &Opts, dir: &Path) -> serde_json::Value {
                     cell.cpu_us += after.0 - before.0;
                     cell.switches += after.1 - before.1;
                     cell.tx += each * procs;
-                    cell.rates.push((each * procs) as f64 / elapsed.as_secs_f64());
+                    cell.rates
+                        .push((each * procs) as f64 / elapsed.as_secs_f64());
                     cell.lat.extend(lat);
                     cell.failed += failed;
                     for line in tail {
@@ -368,7 +369,10 @@ fn child_writes(writer: &str, db: &Path, n: u64, sync: &str) {
             // An owner serves the others until the parent closes its stdin; then it says how
             // many commits it made for how many calls.
             let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
-            let (commits, calls) = (commits.load(Ordering::Relaxed), calls.load(Ordering::Relaxed));
+            let (commits, calls) = (
+                commits.load(Ordering::Relaxed),
+                calls.load(Ordering::Relaxed),
+            );
             if commits > 0 {
                 println!("commits {commits} {calls}");
             }
@@ -389,10 +393,10 @@ fn insert_service_with(
     after_commit: impl Fn(usize) + Send + Sync + 'static,
 ) -> litekeep::Service<(i64, i64), ()> {
     db.service(|conn, (who, n): &(i64, i64)| conn.execute(INSERT, (who, n)).map(drop))
-    .version("1.0")
-    .after_commit(after_commit)
-    .join()
-    .expect("join")
+        .version("1.0")
+        .after_commit(after_commit)
+        .join()
+        .expect("join")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -73,7 +73,10 @@ pub fn go_and_collect_tail(
     for k in &mut kids {
         drop(k.stdin.take());
     }
-    let tail = outs.into_iter().flat_map(|out| out.map_while(Result::ok)).collect();
+    let tail = outs
+        .into_iter()
+        .flat_map(|out| out.map_while(Result::ok))
+        .collect();
     for mut k in kids {
         let _ = k.wait();
     }

@@ -60,12 +60,17 @@
 //!
 //! # Group commit
 //!
-//! Each connection has a thread at the owner. The thread that brings a request and finds no
-//! batch running runs the batch itself ([`Service::run`]): it takes the requests waiting, up
-//! to `max_batch` of them and for up to `max_batch_time`, including those that arrive while it
-//! runs; when the service has committed, every call of the batch is answered. With one
-//! request waiting the batch is that request, at once. A process that owns runs its own calls
-//! in the same queue, without the socket. A full queue answers `queue_full`, naming its depth.
+//! Each connection has a thread at the owner, which reads its requests and queues them. The
+//! thread that brings a request and finds no batch running runs one batch itself
+//! ([`Service::run`]): it takes the requests waiting, up to `max_batch` of them and for up to
+//! `max_batch_time`, including those that arrive while it runs; when the service has
+//! committed, every call of the batch is answered — whoever ran the batch writes the replies.
+//! With one request waiting the batch is that request, at once. Requests that arrive while a
+//! batch runs wait; when it is done, the owner's committer thread runs batches until none
+//! waits. A connection's thread goes back to reading as soon as it has queued a request, and
+//! sleeps only there (in `poll`, so that its client's reading of a reply does not wake it). A
+//! process that owns runs its own calls in the same queue, without the socket. A full queue
+//! answers `queue_full`, naming its depth.
 //!
 //! # Exactly once
 //!
@@ -119,9 +124,10 @@
 //! - **Calls.** `{"t": "call", "seq": uint, "acked_below": uint, "body": bytes}`: `seq` is the
 //!   client's sequence number of the request (a retry keeps it) and is the request id the
 //!   reply carries; `acked_below` says every request of this client numbered below it was
-//!   answered and will not be sent again. One call at a time per connection: the owner reads
-//!   the next frame after it answered. The reply: `{"t": "reply", "seq": uint, "ok": bytes}`
-//!   or `{"t": "reply", "seq": uint, "error": failure}`.
+//!   answered and will not be sent again. One call at a time per connection: a client sends
+//!   the next call once it has the reply (an owner answers a connection's calls in the order
+//!   they came). The reply: `{"t": "reply", "seq": uint, "ok": bytes}` or
+//!   `{"t": "reply", "seq": uint, "error": failure}`.
 //! - **Errors.** A failure is `{"kind": text, "message": text, "applied": "no" | "unknown"}`;
 //!   kinds are [`FailureKind`]'s snake_case names. `{"t": "error", "error": failure}` ends a
 //!   connection (a refusal, a bad frame, a timeout) or answers a message the owner does not
@@ -147,6 +153,7 @@ mod node;
 mod options;
 mod peer;
 mod queue;
+mod reply;
 mod server;
 mod service;
 pub mod wire;

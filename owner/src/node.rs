@@ -1,7 +1,7 @@
 //! [`Node`]: one process's membership of a file's service — its owner, or a client of it.
 
 use std::collections::BTreeSet;
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -293,7 +293,7 @@ impl<S: Service> NodeInner<S> {
                         record: sent,
                         answer: None,
                     };
-                    let (finished, _ticket) = match queue.submit(call, false) {
+                    let (finished, _ticket) = match queue.submit_local(call) {
                         Ok(done) => done,
                         Err((call, f)) if f.kind == FailureKind::SteppingDown => {
                             // Stepped down meanwhile: the request goes to the next owner.
@@ -530,38 +530,10 @@ impl<S: Service> NodeInner<S> {
     /// Connects to the owner the owner lock names, checks that the process listening is that
     /// owner, and shakes hands; asks an older owner to hand over.
     fn connect(&self, deadline: Instant) -> Result<Conn, Reach> {
-        let holder = self
-            .lock
-            .holder()
-            .ok_or_else(|| Reach::Not("no process owns it (the owner lock is free)".into()))?;
-        let generation = holder
-            .label
-            .as_deref()
-            .and_then(generation_in)
-            .ok_or_else(|| {
-                Reach::Not(format!(
-                    "pid {} holds the owner lock but has not named its socket yet",
-                    holder.pid
-                ))
-            })?;
-        let address = self.place.socket_path(generation);
-        let stream = self
-            .place
-            .connect(generation)
-            .map_err(|e| Reach::Not(format!("connecting to {}: {e}", address.display())))?;
-        // A socket of that name bound by anyone but the owner (a squatter) is refused.
-        let listening = crate::address::peer(&stream)
-            .map_err(|e| Reach::Not(format!("reading the peer of {}: {e}", address.display())))?
-            .pid
-            .as_raw_nonzero()
-            .get() as u32;
-        if holder.verified && listening != holder.pid {
-            return Err(Reach::Not(format!(
-                "{} is bound by pid {listening}, not by the owner (pid {}); not calling it",
-                address.display(),
-                holder.pid
-            )));
-        }
+        let (stream, address) = match self.reach_recorded_owner() {
+            Some(found) => found,
+            None => self.reach_lock_holder()?,
+        };
         let hello = Hello {
             protocol: PROTOCOL,
             client: self.client.to_vec(),
@@ -597,6 +569,68 @@ impl<S: Service> NodeInner<S> {
             return Err(Reach::Not("the older owner did not hand over".into()));
         }
         Ok(conn)
+    }
+
+    /// Connects to the owner the owner lock's record names, when the process listening on its
+    /// generation's socket is the record's pid. Only a holder of the owner lock writes the
+    /// record, and an owner removes its socket before it lets the lock go, so that process is
+    /// the owner; the kernel's list of locks need not be read (each read of `/proc/locks` holds
+    /// up every lock operation on the machine, and takes milliseconds when it is long). `None`
+    /// when the record names no owner, its socket does not answer, or someone else listens there
+    /// (a squatter, or an owner in another pid namespace): the kernel decides then.
+    fn reach_recorded_owner(&self) -> Option<(UnixStream, std::path::PathBuf)> {
+        let record = first_line(self.lock.path());
+        let generation = generation_in(&record)?;
+        let pid: u32 = record
+            .split(' ')
+            .find_map(|w| w.strip_prefix("pid="))?
+            .parse()
+            .ok()?;
+        let stream = self.place.connect(generation).ok()?;
+        let listening = crate::address::peer(&stream)
+            .ok()?
+            .pid
+            .as_raw_nonzero()
+            .get() as u32;
+        (listening == pid).then(|| (stream, self.place.socket_path(generation)))
+    }
+
+    /// Connects to the owner the kernel says holds the owner lock (`/proc/locks`), checking that
+    /// the process listening on its socket is that one.
+    fn reach_lock_holder(&self) -> Result<(UnixStream, std::path::PathBuf), Reach> {
+        let holder = self
+            .lock
+            .holder()
+            .ok_or_else(|| Reach::Not("no process owns it (the owner lock is free)".into()))?;
+        let generation = holder
+            .label
+            .as_deref()
+            .and_then(generation_in)
+            .ok_or_else(|| {
+                Reach::Not(format!(
+                    "pid {} holds the owner lock but has not named its socket yet",
+                    holder.pid
+                ))
+            })?;
+        let address = self.place.socket_path(generation);
+        let stream = self
+            .place
+            .connect(generation)
+            .map_err(|e| Reach::Not(format!("connecting to {}: {e}", address.display())))?;
+        // A socket of that name bound by anyone but the owner (a squatter) is refused.
+        let listening = crate::address::peer(&stream)
+            .map_err(|e| Reach::Not(format!("reading the peer of {}: {e}", address.display())))?
+            .pid
+            .as_raw_nonzero()
+            .get() as u32;
+        if holder.verified && listening != holder.pid {
+            return Err(Reach::Not(format!(
+                "{} is bound by pid {listening}, not by the owner (pid {}); not calling it",
+                address.display(),
+                holder.pid
+            )));
+        }
+        Ok((stream, address))
     }
 
     /// Steps down for a newer version `version` asking on connection `conn`; whether it did.

@@ -1,5 +1,6 @@
 //! The owner's side of the socket: the accepting thread and one thread per connection, which
-//! checks the peer, reads the hello, then reads calls and runs each through the queue.
+//! checks the peer, reads the hello, then reads calls and queues each (whoever runs its batch
+//! writes its reply: see `queue.rs` and `reply.rs`).
 
 use std::collections::HashMap;
 use std::io::BufReader;
@@ -13,7 +14,8 @@ use std::time::Duration;
 use crate::failure::{Failure, FailureKind};
 use crate::node::NodeInner;
 use crate::options::Options;
-use crate::queue::{Finished, Queue, Ticket};
+use crate::queue::{Queue, Replier};
+use crate::reply::Replies;
 use crate::service::{Call, Service};
 use crate::wire::{self, FromOwner, Outcome, PROTOCOL, ReadError, ToOwner, Welcome};
 
@@ -174,6 +176,7 @@ fn accept_loop<S: Service>(listener: &UnixListener, shared: &Arc<Shared<S>>) {
             }
             conns.insert(id, stream.as_raw_fd());
         }
+        let stream = Arc::new(stream);
         let conn_shared = shared.clone();
         let spawned = thread::Builder::new()
             .name("litekeep-owner-conn".into())
@@ -204,7 +207,7 @@ fn refuse(stream: &UnixStream, failure: Failure) {
     let _ = wire::send_all(stream, &wire::frame(&FromOwner::Error { error: failure }));
 }
 
-fn serve<S: Service>(stream: &UnixStream, id: u64, shared: &Arc<Shared<S>>) {
+fn serve<S: Service>(stream: &Arc<UnixStream>, id: u64, shared: &Arc<Shared<S>>) {
     let options = &shared.options;
     match crate::address::peer(stream) {
         Ok(cred) => {
@@ -221,7 +224,7 @@ fn serve<S: Service>(stream: &UnixStream, id: u64, shared: &Arc<Shared<S>>) {
     }
     let _ = stream.set_write_timeout(Some(options.frame_timeout));
     let _ = stream.set_read_timeout(Some(options.handshake_timeout));
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut reader = BufReader::with_capacity(64 * 1024, &**stream);
     let set = |t: Option<Duration>| {
         let _ = stream.set_read_timeout(t);
     };
@@ -232,7 +235,12 @@ fn serve<S: Service>(stream: &UnixStream, id: u64, shared: &Arc<Shared<S>>) {
         Some(options.handshake_timeout),
     ) {
         Ok(bytes) => bytes,
-        Err(e) => return frame_error(stream, e, "the hello"),
+        Err(e) => {
+            if let Some(f) = frame_error(e, "the hello") {
+                refuse(stream, f);
+            }
+            return;
+        }
     };
     let hello = match wire::decode::<ToOwner>(&hello) {
         Ok(ToOwner::Hello(hello)) => hello,
@@ -270,7 +278,14 @@ fn serve<S: Service>(stream: &UnixStream, id: u64, shared: &Arc<Shared<S>>) {
         return;
     }
     set(None);
+    // Replies go through the connection's line: the batch that answers a call writes them.
+    let replies = Replies::new(stream.clone());
+    let end = |f: Failure| replies.send(wire::frame(&FromOwner::Error { error: f }), None);
     loop {
+        // Asleep in poll(2) until the next request (or the end) comes: see wait_readable.
+        if reader.buffer().is_empty() {
+            let _ = wire::wait_readable(stream, None);
+        }
         let frame = match wire::read_frame(
             &mut reader,
             options.max_frame,
@@ -285,50 +300,44 @@ fn serve<S: Service>(stream: &UnixStream, id: u64, shared: &Arc<Shared<S>>) {
                         FailureKind::SteppingDown,
                         "the owner stepped down; a request it did not answer on this connection was not applied",
                     );
-                    return refuse(stream, f);
+                    return end(f);
                 }
-                return frame_error(stream, e, "a frame");
+                if let Some(f) = frame_error(e, "a frame") {
+                    end(f);
+                }
+                return;
             }
         };
-        let reply = match wire::decode::<ToOwner>(&frame) {
+        match wire::decode::<ToOwner>(&frame) {
             Ok(ToOwner::Call {
                 seq,
                 acked_below,
                 retry,
                 body,
-            }) => call(shared, client, seq, acked_below, retry, &body),
+            }) => call(shared, &replies, client, seq, acked_below, retry, &body),
             Ok(ToOwner::Handover { version }) => {
                 handover(shared, stream, id, &version);
                 return;
             }
-            Ok(ToOwner::Hello(_)) => (
-                FromOwner::Error {
-                    error: Failure::new(FailureKind::Unsupported, "a second hello"),
-                },
-                None,
-            ),
+            Ok(ToOwner::Hello(_)) => {
+                let error = Failure::new(FailureKind::Unsupported, "a second hello");
+                replies.send(wire::frame(&FromOwner::Error { error }), None);
+            }
             Err(e) => {
                 if has_tag(&frame) {
                     let error = Failure::new(
                         FailureKind::Unsupported,
                         format!("a message this owner does not support: {e}"),
                     );
-                    (FromOwner::Error { error }, None)
+                    replies.send(wire::frame(&FromOwner::Error { error }), None);
                 } else {
                     let f = Failure::new(
                         FailureKind::BadFrame,
                         format!("a frame that is not a message of this protocol: {e}"),
                     );
-                    return refuse(stream, f);
+                    return end(f);
                 }
             }
-        };
-        let (reply, ticket) = reply;
-        let sent = wire::send_all(stream, &wire::frame(&reply));
-        // The call counts as done for a drain only once its client has the answer.
-        drop(ticket);
-        if sent.is_err() {
-            return;
         }
     }
 }
@@ -343,50 +352,52 @@ fn has_tag(frame: &[u8]) -> bool {
         .any(|(k, v)| k.as_text() == Some("t") && v.is_text())
 }
 
-fn frame_error(stream: &UnixStream, e: ReadError, what: &str) {
+/// The failure to tell a client whose frame could not be read, if any (none when it just left).
+fn frame_error(e: ReadError, what: &str) -> Option<Failure> {
     match e {
-        ReadError::Closed | ReadError::Io(_) => {
-            if let ReadError::Io(e) = &e
-                && matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                )
-            {
-                let f = Failure::new(
-                    FailureKind::HandshakeTimeout,
-                    format!("{what} did not arrive whole in time; the connection is closed"),
-                );
-                refuse(stream, f);
-            }
+        ReadError::Closed => None,
+        ReadError::Io(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Some(Failure::new(
+                FailureKind::HandshakeTimeout,
+                format!("{what} did not arrive whole in time; the connection is closed"),
+            ))
         }
-        ReadError::TooLarge(len) => {
-            let f = Failure::new(
-                FailureKind::TooLarge,
-                format!(
-                    "{what} announced {len} bytes, over this owner's limit; the connection is closed"
-                ),
-            );
-            refuse(stream, f);
-        }
+        ReadError::Io(_) => None,
+        ReadError::TooLarge(len) => Some(Failure::new(
+            FailureKind::TooLarge,
+            format!(
+                "{what} announced {len} bytes, over this owner's limit; the connection is closed"
+            ),
+        )),
     }
 }
 
+/// Queues a client's call; its reply is written by whoever finishes it (or here, at once,
+/// when it is refused).
 fn call<S: Service>(
     shared: &Arc<Shared<S>>,
+    replies: &Arc<Replies<S>>,
     client: [u8; 16],
     seq: u64,
     acked_below: u64,
     retry: bool,
     body: &[u8],
-) -> (FromOwner, Option<Ticket<S>>) {
+) {
+    let failed = |f: Failure| {
+        replies.send(wire::reply_frame(seq, &Outcome::from_result(Err(f))), None);
+    };
     let request = match wire::decode::<S::Request>(body) {
         Ok(r) => r,
         Err(e) => {
-            let f = Failure::new(
+            return failed(Failure::new(
                 FailureKind::BadRequest,
                 format!("the request does not decode as this service's request: {e}"),
-            );
-            return (FromOwner::reply(seq, Outcome::from_result(Err(f))), None);
+            ));
         }
     };
     let call = Call {
@@ -398,20 +409,14 @@ fn call<S: Service>(
         record: true,
         answer: None,
     };
-    let (finished, ticket) = match shared.queue.submit(call, true) {
-        Ok(done) => done,
-        Err((_, f)) => return (FromOwner::reply(seq, Outcome::from_result(Err(f))), None),
-    };
-    let reply = match finished {
-        Finished::Remote(outcome) => FromOwner::reply(seq, outcome),
-        Finished::Local(r) => FromOwner::reply(
-            seq,
-            Outcome::from_result(
-                r.and_then(|v| wire::encode(&v).map_err(|e| Failure::new(FailureKind::Other, e))),
-            ),
-        ),
-    };
-    (reply, ticket)
+    let to = replies.clone();
+    let reply: Replier<S> = Box::new(move |outcome, ticket| {
+        // The call counts as done for a drain only once its client has the answer.
+        to.send(wire::reply_frame(seq, outcome), Some(ticket));
+    });
+    if let Err((_, f, _)) = shared.queue.submit_remote(call, reply) {
+        failed(f);
+    }
 }
 
 fn handover<S: Service>(shared: &Arc<Shared<S>>, stream: &UnixStream, id: u64, version: &str) {

@@ -187,6 +187,31 @@ pub fn call_frame(seq: u64, acked_below: u64, retry: bool, body: &[u8]) -> Vec<u
     })
 }
 
+/// The frame of the reply to call `seq` with `outcome`, without copying the outcome.
+pub fn reply_frame(seq: u64, outcome: &Outcome) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct ReplyRef<'a> {
+        t: &'static str,
+        seq: u64,
+        #[serde(skip_serializing_if = "Option::is_none", serialize_with = "some_bytes")]
+        ok: Option<&'a [u8]>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a Failure>,
+    }
+    fn some_bytes<S: serde::Serializer>(v: &Option<&[u8]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_bytes(b),
+            None => s.serialize_none(),
+        }
+    }
+    frame(&ReplyRef {
+        t: "reply",
+        seq,
+        ok: outcome.ok.as_deref(),
+        error: outcome.error.as_ref(),
+    })
+}
+
 /// Encodes `value` as one CBOR item.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
@@ -225,6 +250,34 @@ pub fn send_all(fd: impl AsFd, mut bytes: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Waits until `fd` has something to read, or its peer hung up, for at most `timeout` (`None`:
+/// no limit); whether it has.
+///
+/// Readers wait here, in poll(2), rather than in a blocking read: a Unix stream socket wakes
+/// every thread waiting on it when its peer consumes what it sent ("write space"), a reader
+/// blocked in read(2) included, which then finds nothing and sleeps again — a wasted pair of
+/// context switches per message on each side. poll's waiters wake only for what they asked.
+pub fn wait_readable(fd: impl AsFd, timeout: Option<Duration>) -> io::Result<bool> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let left = deadline.map(|d| {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            Timespec {
+                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(left.subsec_nanos()),
+            }
+        });
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        match poll(&mut fds, left.as_ref()) {
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Why a frame could not be read.
@@ -413,6 +466,7 @@ mod tests {
             Outcome::from_result(Err(Failure::new(FailureKind::QueueFull, "full"))),
         ] {
             let reply = FromOwner::reply(9, outcome.clone());
+            assert_eq!(frame(&reply), reply_frame(9, &outcome));
             match decode::<FromOwner>(&frame(&reply)[4..]).unwrap() {
                 FromOwner::Reply { seq: 9, ok, error } => {
                     assert_eq!(Outcome { ok, error }, outcome)
