@@ -105,9 +105,15 @@ where
     Req: Serialize + DeserializeOwned + Send + 'static,
     Resp: Serialize + DeserializeOwned + Send + 'static,
 {
-    /// Runs one call in its savepoint; records it. `Err` only for what breaks the batch's
-    /// transaction (then nothing of the batch is applied).
-    fn run_one(&self, tx: &Connection, call: &mut Call<Req, Resp>) -> rusqlite::Result<()> {
+    /// Runs one call in its savepoint; adds its record to `records` (written with the batch's
+    /// others). `Err` only for what breaks the batch's transaction (then nothing of the batch is
+    /// applied).
+    fn run_one(
+        &self,
+        tx: &Connection,
+        call: &mut Call<Req, Resp>,
+        records: &mut Vec<calls::Record>,
+    ) -> rusqlite::Result<()> {
         call.unanswer();
         if call.record
             && call.retry
@@ -158,9 +164,10 @@ where
         let encoded = litekeep_owner::encode_outcome(&outcome).map_err(|e| {
             rusqlite::Error::ToSqlConversionFailure(format!("encoding an outcome: {e}").into())
         })?;
-        calls::record(tx, &call.client, call.seq, &encoded, unix_now())?;
+        records.push((call.client, call.seq, encoded));
         self.forget(tx, call)?;
-        call.answer_recorded(encoded);
+        // The value itself: its reply is encoded from it (not decoded back from the record).
+        call.answer(outcome);
         Ok(())
     }
 
@@ -174,16 +181,20 @@ where
                 ran = false;
                 if !self.created.load(Ordering::Relaxed) {
                     tx.execute_batch(calls::CREATE)?;
+                    // Room for the records' statements beside the application's own.
+                    tx.set_prepared_statement_cache_capacity(64);
                 }
                 if sweep {
                     let before = unix_now() - self.retention.as_secs() as i64;
                     calls::forget_older(tx, before)?;
                 }
+                let mut records = Vec::new();
                 let mut i = 0;
                 while let Some(call) = batch.get(i) {
-                    self.run_one(tx, call)?;
+                    self.run_one(tx, call, &mut records)?;
                     i += 1;
                 }
+                calls::record_all(tx, &records, unix_now())?;
                 ran = true;
                 Ok(())
             },

@@ -54,7 +54,7 @@ fn read_before(
         let _ = stream.set_read_timeout(t.map(|t| t.max(Duration::from_micros(1))));
     };
     match wire::read_frame(reader, max, set, Some(left)) {
-        Ok(bytes) => wire::decode::<FromOwner>(&bytes).map_err(CallError::Protocol),
+        Ok(bytes) => wire::decode_from_owner(&bytes).map_err(CallError::Protocol),
         Err(ReadError::Io(e))
             if matches!(
                 e.kind(),

@@ -308,7 +308,7 @@ fn serve<S: Service>(stream: &Arc<UnixStream>, id: u64, shared: &Arc<Shared<S>>)
                 return;
             }
         };
-        match wire::decode::<ToOwner>(&frame) {
+        match wire::decode_to_owner(&frame) {
             Ok(ToOwner::Call {
                 seq,
                 acked_below,

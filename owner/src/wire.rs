@@ -187,6 +187,60 @@ pub fn call_frame(seq: u64, acked_below: u64, retry: bool, body: &[u8]) -> Vec<u
     })
 }
 
+/// The fields of a call, read in one pass (a [`ToOwner`] is internally tagged, which serde
+/// reads by buffering the whole map first).
+#[derive(Deserialize)]
+struct CallFields {
+    t: String,
+    seq: u64,
+    #[serde(default)]
+    acked_below: u64,
+    #[serde(default)]
+    retry: bool,
+    #[serde(with = "bytes")]
+    body: Vec<u8>,
+}
+
+/// The fields of a reply, read in one pass.
+#[derive(Deserialize)]
+struct ReplyFields {
+    t: String,
+    seq: u64,
+    #[serde(default, with = "opt_bytes")]
+    ok: Option<Vec<u8>>,
+    #[serde(default)]
+    error: Option<Failure>,
+}
+
+/// Decodes a frame a client sent: a call in one pass, any other message as [`ToOwner`].
+pub fn decode_to_owner(bytes: &[u8]) -> Result<ToOwner, String> {
+    if let Ok(c) = decode::<CallFields>(bytes)
+        && c.t == "call"
+    {
+        return Ok(ToOwner::Call {
+            seq: c.seq,
+            acked_below: c.acked_below,
+            retry: c.retry,
+            body: c.body,
+        });
+    }
+    decode(bytes)
+}
+
+/// Decodes a frame an owner sent: a reply in one pass, any other message as [`FromOwner`].
+pub fn decode_from_owner(bytes: &[u8]) -> Result<FromOwner, String> {
+    if let Ok(r) = decode::<ReplyFields>(bytes)
+        && r.t == "reply"
+    {
+        return Ok(FromOwner::Reply {
+            seq: r.seq,
+            ok: r.ok,
+            error: r.error,
+        });
+    }
+    decode(bytes)
+}
+
 /// The frame of the reply to call `seq` with `outcome`, without copying the outcome.
 pub fn reply_frame(seq: u64, outcome: &Outcome) -> Vec<u8> {
     #[derive(Serialize)]
@@ -450,23 +504,43 @@ mod tests {
         );
         // A CBOR byte string of 3 bytes is 0x43 followed by them.
         assert!(f.windows(4).any(|w| w == [0x43, 0, 255, 1]), "{f:?}");
-        match decode::<ToOwner>(&f[4..]).unwrap() {
-            ToOwner::Call {
-                seq,
-                acked_below,
-                body,
-                ..
-            } => {
-                assert_eq!((seq, acked_below, body), (7, 3, vec![0, 255, 1]));
+        for decoded in [
+            decode::<ToOwner>(&f[4..]).unwrap(),
+            decode_to_owner(&f[4..]).unwrap(),
+            decode_to_owner(&call_frame(7, 3, false, &[0, 255, 1])[4..]).unwrap(),
+        ] {
+            match decoded {
+                ToOwner::Call {
+                    seq,
+                    acked_below,
+                    body,
+                    ..
+                } => {
+                    assert_eq!((seq, acked_below, body), (7, 3, vec![0, 255, 1]));
+                }
+                other => panic!("{other:?}"),
             }
-            other => panic!("{other:?}"),
         }
+        // Other messages take the general path.
+        let handover = frame(&ToOwner::Handover {
+            version: "2.0".into(),
+        });
+        assert!(matches!(
+            decode_to_owner(&handover[4..]),
+            Ok(ToOwner::Handover { version }) if version == "2.0"
+        ));
         for outcome in [
             Outcome::from_result(Ok(vec![1, 2])),
             Outcome::from_result(Err(Failure::new(FailureKind::QueueFull, "full"))),
         ] {
             let reply = FromOwner::reply(9, outcome.clone());
             assert_eq!(frame(&reply), reply_frame(9, &outcome));
+            match decode_from_owner(&frame(&reply)[4..]).unwrap() {
+                FromOwner::Reply { seq: 9, ok, error } => {
+                    assert_eq!(Outcome { ok, error }, outcome)
+                }
+                other => panic!("{other:?}"),
+            }
             match decode::<FromOwner>(&frame(&reply)[4..]).unwrap() {
                 FromOwner::Reply { seq: 9, ok, error } => {
                     assert_eq!(Outcome { ok, error }, outcome)
