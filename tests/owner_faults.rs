@@ -437,18 +437,6 @@ fn a_commit_whose_sync_fails_twice_answers_outcome_unknown_and_a_resend_applies_
 // ---------------------------------------------------------------------------------------------
 // A power cut of the owner.
 
-/// Whether the process `pid` is still running (not a zombie waiting to be reaped).
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit(')')
-                .next()
-                .map(|r| r.trim_start().starts_with('Z'))
-        })
-        .is_some_and(|zombie| !zombie)
-}
-
 /// One run: an owner with `cut` armed, three writers of `count` calls each. Gives whether the
 /// power was cut, and the owner's counters when it was not.
 fn run_writers(
@@ -480,7 +468,7 @@ fn run_writers(
         .collect();
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut done = 0;
-    while done < writers.len() && running(owner.pid()) {
+    while done < writers.len() && harness::running(owner.pid()) {
         assert!(Instant::now() < deadline, "the writers did not finish");
         if writers
             .iter()
@@ -489,7 +477,7 @@ fn run_writers(
             done += 1;
         }
     }
-    if running(owner.pid()) {
+    if harness::running(owner.pid()) {
         // Every writer finished before the cut point: no cut.
         for w in writers {
             w.wait().assert_success();
