@@ -214,31 +214,37 @@ struct ReplyFields {
 
 /// Decodes a frame a client sent: a call in one pass, any other message as [`ToOwner`].
 pub fn decode_to_owner(bytes: &[u8]) -> Result<ToOwner, String> {
-    if let Ok(c) = decode::<CallFields>(bytes)
-        && c.t == "call"
-    {
-        return Ok(ToOwner::Call {
+    decode_common(bytes, |c: CallFields| {
+        (c.t == "call").then_some(ToOwner::Call {
             seq: c.seq,
             acked_below: c.acked_below,
             retry: c.retry,
             body: c.body,
-        });
-    }
-    decode(bytes)
+        })
+    })
 }
 
 /// Decodes a frame an owner sent: a reply in one pass, any other message as [`FromOwner`].
 pub fn decode_from_owner(bytes: &[u8]) -> Result<FromOwner, String> {
-    if let Ok(r) = decode::<ReplyFields>(bytes)
-        && r.t == "reply"
-    {
-        return Ok(FromOwner::Reply {
+    decode_common(bytes, |r: ReplyFields| {
+        (r.t == "reply").then_some(FromOwner::Reply {
             seq: r.seq,
             ok: r.ok,
             error: r.error,
-        });
+        })
+    })
+}
+
+/// `bytes` as the common message `F` (read in one pass) when `common` takes it, else as a `T`
+/// read the general way.
+fn decode_common<F: DeserializeOwned, T: DeserializeOwned>(
+    bytes: &[u8],
+    common: impl FnOnce(F) -> Option<T>,
+) -> Result<T, String> {
+    match decode::<F>(bytes).ok().and_then(common) {
+        Some(message) => Ok(message),
+        None => decode(bytes),
     }
-    decode(bytes)
 }
 
 /// The frame of the reply to call `seq` with `outcome`, without copying the outcome.
