@@ -16,11 +16,15 @@
 //!   process is taken (from a monotonic clock stamp each writes into a shared file after each
 //!   success).
 //!
+//! Each writes cell also says the calls per commit of its owner, and the CPU time (user and
+//! system) and context switches of all its processes per transaction: on a machine that other
+//! work loads, the cost per transaction moves less than the throughput does.
+//!
 //! Prints a table and, with `--json PATH`, writes the numbers as JSON. Measures; asserts
 //! nothing.
 //!
 //! ```text
-//! cargo run --release --example owner [--total 8000] [--rounds 3] [--procs 1,2,4,8,16,64] [--kills 100] [--json out.json] [--only writes|rtt|failover]
+//! cargo run --release --example owner [--total 8000] [--rounds 3] [--procs 1,2,4,8,16,64] [--kills 100] [--json out.json] [--only writes|rtt|failover] [--sync full,normal] [--writers rusqlite,gate,owner]
 //! ```
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -36,7 +40,9 @@ use litekeep::{Database, Durability};
 use litekeep_faults::harness::steal_seconds;
 use litekeep_owner::{Batch, Node, Options, Service};
 use rusqlite::TransactionBehavior;
-use support::{go, go_and_collect, median, percentile, us};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use support::{go, go_and_collect_tail, median, percentile, us};
 
 const SCHEMA: &str = "CREATE TABLE events (id INTEGER PRIMARY KEY, who INTEGER NOT NULL, n INTEGER NOT NULL, body TEXT);";
 const INSERT: &str =
@@ -55,6 +61,8 @@ fn main() {
         kills: 100,
         json: None,
         only: None,
+        syncs: vec!["full".into(), "normal".into()],
+        writers: WRITERS.iter().map(|w| (*w).to_owned()).collect(),
     };
     let mut words = args.iter().skip(1);
     while let Some(w) = words.next() {
@@ -71,6 +79,8 @@ fn main() {
             }
             "--json" => o.json = Some(PathBuf::from(value())),
             "--only" => o.only = Some(value()),
+            "--sync" => o.syncs = value().split(',').map(str::to_owned).collect(),
+            "--writers" => o.writers = value().split(',').map(str::to_owned).collect(),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -119,6 +129,10 @@ struct Opts {
     kills: usize,
     json: Option<PathBuf>,
     only: Option<String>,
+    /// Which durabilities the writes run with: full, normal.
+    syncs: Vec<String>,
+    /// Which writers run: rusqlite, gate, owner.
+    writers: Vec<String>,
 }
 
 fn cores() -> usize {
@@ -128,13 +142,53 @@ fn cores() -> usize {
 // ---------------------------------------------------------------------------------------------
 // Writes.
 
+/// One cell's figures over the rounds.
+#[derive(Clone, Default)]
+struct Cell {
+    /// Transactions per second, each round.
+    rates: Vec<f64>,
+    /// Every transaction's latency, µs, over all rounds.
+    lat: Vec<u64>,
+    failed: u64,
+    /// The owner's commits and the calls they committed (owner cells).
+    commits: u64,
+    calls: u64,
+    /// CPU time (user + system) and context switches of the cell's processes, over all rounds.
+    cpu_us: u64,
+    switches: u64,
+    /// Transactions over all rounds.
+    tx: u64,
+}
+
+/// CPU time (µs, user + system) and context switches (voluntary and not) of this process's
+/// children that have ended and been waited for.
+fn children_usage() -> (u64, u64) {
+    // SAFETY: getrusage writes the one struct passed, which outlives the call.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; RUSAGE_CHILDREN is a valid `who`.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+    let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    (
+        us(u.ru_utime) + us(u.ru_stime),
+        (u.ru_nvcsw + u.ru_nivcsw) as u64,
+    )
+}
+
 fn writes(o: &Opts, dir: &Path) -> serde_json::Value {
-    // cells[durability][N][writer]: (rates per round, latencies over all rounds, failed)
-    let mut cells = vec![vec![vec![(Vec::new(), Vec::new(), 0u64); 3]; o.procs.len()]; 2];
+    let syncs: Vec<(usize, &str)> = ["full", "normal"]
+        .into_iter()
+        .enumerate()
+        .filter(|(_, s)| o.syncs.iter().any(|w| w == s))
+        .collect();
+    let writers: Vec<usize> = (0..3)
+        .filter(|&w| o.writers.iter().any(|x| x == WRITERS[w]))
+        .collect();
+    let mut cells = vec![vec![vec![Cell::default(); 3]; o.procs.len()]; 2];
     for round in 0..o.rounds {
-        for (d, sync) in ["full", "normal"].iter().enumerate() {
+        for &(d, sync) in &syncs {
             for (i, &procs) in o.procs.iter().enumerate() {
-                for w in (0..3).map(|w| (w + round) % 3) {
+                for k in 0..writers.len() {
+                    let w = writers[(k + round) % writers.len()];
                     let db = dir.join(format!("w-{}-{sync}-{procs}-{round}.db", WRITERS[w]));
                     drop(
                         Database::builder(&db)
@@ -143,11 +197,26 @@ fn writes(o: &Opts, dir: &Path) -> serde_json::Value {
                             .expect("create"),
                     );
                     let each = (o.total / procs).max(1);
-                    let (elapsed, lat, failed) = run_writers(WRITERS[w], &db, procs, each, sync);
+                    let before = children_usage();
+                    let (elapsed, lat, failed, tail) =
+                        run_writers(WRITERS[w], &db, procs, each, sync);
+                    let after = children_usage();
                     let cell = &mut cells[d][i][w];
-                    cell.0.push((each * procs) as f64 / elapsed.as_secs_f64());
-                    cell.1.extend(lat);
-                    cell.2 += failed;
+                    cell.cpu_us += after.0 - before.0;
+                    cell.switches += after.1 - before.1;
+                    cell.tx += each * procs;
+                    cell.rates
+                        .push((each * procs) as f64 / elapsed.as_secs_f64());
+                    cell.lat.extend(lat);
+                    cell.failed += failed;
+                    for line in tail {
+                        let mut words = line.split_whitespace();
+                        if words.next() == Some("commits") {
+                            let mut num = || words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+                            cell.commits += num();
+                            cell.calls += num();
+                        }
+                    }
                     for suffix in ["", "-wal", "-shm", ".lock", ".write.lock", ".owner.lock"] {
                         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
                     }
@@ -160,35 +229,50 @@ fn writes(o: &Opts, dir: &Path) -> serde_json::Value {
         "\nsingle-row write transactions, {} in all at every N, {} rounds",
         o.total, o.rounds
     );
-    println!("| sync | N | writer | tx/s | vs gate | vs rusqlite | p50 | p99 | slowest | failed |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!(
+        "| sync | N | writer | tx/s | vs gate | vs rusqlite | p50 | p99 | slowest | failed | calls per commit | CPU per tx | switches per tx |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut rows = Vec::new();
-    for (d, sync) in ["FULL", "NORMAL"].iter().enumerate() {
+    for &(d, _) in &syncs {
+        let sync = ["FULL", "NORMAL"][d];
         for (i, &procs) in o.procs.iter().enumerate() {
-            for w in 0..3 {
-                cells[d][i][w].1.sort_unstable();
-                let (rates, lat, failed) = &cells[d][i][w];
-                let rate = median(rates);
-                let vs = |other: usize| rate / median(&cells[d][i][other].0);
+            for &w in &writers {
+                cells[d][i][w].lat.sort_unstable();
+                let c = &cells[d][i][w];
+                let rate = median(&c.rates);
+                // The ratio to another writer of the same cell, when it ran.
+                let vs = |other: usize| {
+                    let theirs = median(&cells[d][i][other].rates);
+                    (theirs > 0.0).then(|| rate / theirs)
+                };
+                let shown = |r: Option<f64>| r.map_or("—".to_owned(), |r| format!("{r:.2}x"));
                 let (p50, p99, max) = (
-                    percentile(lat, 0.5),
-                    percentile(lat, 0.99),
-                    lat.last().copied().unwrap_or(0),
+                    percentile(&c.lat, 0.5),
+                    percentile(&c.lat, 0.99),
+                    c.lat.last().copied().unwrap_or(0),
                 );
+                let per_commit = (c.commits > 0).then(|| c.calls as f64 / c.commits as f64);
+                let cpu = c.cpu_us as f64 / c.tx.max(1) as f64;
+                let switches = c.switches as f64 / c.tx.max(1) as f64;
                 println!(
-                    "| {sync} | {procs} | {} | {rate:.0} | {:.2}x | {:.2}x | {} | {} | {} | {failed} |",
+                    "| {sync} | {procs} | {} | {rate:.0} | {} | {} | {} | {} | {} | {} | {} | {cpu:.0} µs | {switches:.1} |",
                     WRITERS[w],
-                    vs(1),
-                    vs(0),
+                    shown(vs(1)),
+                    shown(vs(0)),
                     us(p50),
                     us(p99),
-                    us(max)
+                    us(max),
+                    c.failed,
+                    per_commit.map_or("—".to_owned(), |p| format!("{p:.1}")),
                 );
                 rows.push(serde_json::json!({
                     "synchronous": sync, "n": procs, "writer": WRITERS[w],
-                    "tx_per_s": rate, "tx_per_s_rounds": rates,
+                    "tx_per_s": rate, "tx_per_s_rounds": c.rates,
                     "vs_gate": vs(1), "vs_rusqlite": vs(0),
-                    "p50_us": p50, "p99_us": p99, "max_us": max, "failed": failed,
+                    "p50_us": p50, "p99_us": p99, "max_us": max, "failed": c.failed,
+                    "calls_per_commit": per_commit,
+                    "cpu_us_per_tx": cpu, "switches_per_tx": switches,
                 }));
             }
         }
@@ -197,14 +281,14 @@ fn writes(o: &Opts, dir: &Path) -> serde_json::Value {
 }
 
 /// Starts `procs` children of `writer`, each doing `each` transactions; returns the wall time
-/// from "go", every latency (µs) and the failures.
+/// from "go", every latency (µs), the failures and what the children said after.
 fn run_writers(
     writer: &str,
     db: &Path,
     procs: u64,
     each: u64,
     sync: &str,
-) -> (Duration, Vec<u64>, u64) {
+) -> (Duration, Vec<u64>, u64, Vec<String>) {
     let kids: Vec<Child> = (0..procs)
         .map(|_| {
             spawn(&[
@@ -216,7 +300,7 @@ fn run_writers(
             ])
         })
         .collect();
-    go_and_collect(kids)
+    go_and_collect_tail(kids)
 }
 
 fn child_writes(writer: &str, db: &Path, n: u64, sync: &str) {
@@ -268,7 +352,12 @@ fn child_writes(writer: &str, db: &Path, n: u64, sync: &str) {
                 .durability(durability)
                 .open()
                 .expect("open");
-            let service = insert_service(&db);
+            let (commits, calls) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+            let (c, k) = (commits.clone(), calls.clone());
+            let service = insert_service_with(&db, move |n| {
+                c.fetch_add(1, Ordering::Relaxed);
+                k.fetch_add(n as u64, Ordering::Relaxed);
+            });
             go();
             for i in 0..n {
                 let start = Instant::now();
@@ -277,8 +366,16 @@ fn child_writes(writer: &str, db: &Path, n: u64, sync: &str) {
             }
             let words: Vec<String> = lat.iter().map(u64::to_string).collect();
             println!("done {failed} {}", words.join(" "));
-            // An owner serves the others until the parent closes its stdin.
+            // An owner serves the others until the parent closes its stdin; then it says how
+            // many commits it made for how many calls.
             let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            let (commits, calls) = (
+                commits.load(Ordering::Relaxed),
+                calls.load(Ordering::Relaxed),
+            );
+            if commits > 0 {
+                println!("commits {commits} {calls}");
+            }
             return;
         }
     }
@@ -287,8 +384,17 @@ fn child_writes(writer: &str, db: &Path, n: u64, sync: &str) {
 }
 
 fn insert_service(db: &Database) -> litekeep::Service<(i64, i64), ()> {
+    insert_service_with(db, |_| {})
+}
+
+/// The benchmark's service, with `after_commit` called after each of the owner's commits.
+fn insert_service_with(
+    db: &Database,
+    after_commit: impl Fn(usize) + Send + Sync + 'static,
+) -> litekeep::Service<(i64, i64), ()> {
     db.service(|conn, (who, n): &(i64, i64)| conn.execute(INSERT, (who, n)).map(drop))
         .version("1.0")
+        .after_commit(after_commit)
         .join()
         .expect("join")
 }

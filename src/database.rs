@@ -156,7 +156,18 @@ impl Database {
     /// ```
     pub fn write<T>(
         &self,
+        f: impl FnMut(&Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, Error> {
+        self.write_noting(f, &mut None)
+    }
+
+    /// [`Database::write`], noting in `code` the extended result code of the SQLite error it
+    /// fails with, if it fails with one (the variants of [`Error`] keep the error whole, but
+    /// [`Error::DiskFull`] does not say which file operation found the disk full).
+    pub(crate) fn write_noting<T>(
+        &self,
         mut f: impl FnMut(&Transaction<'_>) -> rusqlite::Result<T>,
+        code: &mut Option<i32>,
     ) -> Result<T, Error> {
         let _writing = self.enter_write("Database::write")?;
         let mut conn = self
@@ -201,6 +212,7 @@ impl Database {
                     }
                 }
                 Err(source) => {
+                    *code = source.sqlite_error().map(|e| e.extended_code);
                     return Err(Error::sqlite(&self.inner.path, "writing", source));
                 }
             }

@@ -11,6 +11,16 @@
 //! answer sends the request again to the next owner, which finds the record and answers with
 //! it instead of running the request twice. Readers keep reading the file directly.
 //!
+//! A batch whose transaction fails (an I/O error, a full disk) answers every call of it with a
+//! `commit_failed` failure; the owner goes on serving. When nothing of the batch can have been
+//! written — an error before the `COMMIT`, a write of the write-ahead log that failed or found
+//! the disk full, an error that is not an I/O error — the failure says "not applied", and a
+//! caller may send the request again. A `COMMIT` whose other file operations failed (its sync,
+//! the update of the WAL index) may have left the whole transaction in the log, where a
+//! recovery would find it if every process of the database stopped before the next commit; so
+//! the owner runs the batch again at once, which writes over it: when that commits, the calls
+//! are answered as usual, exactly once; when it fails too, they are answered "outcome unknown".
+//!
 //! Lock order: the owner holds `<db>.owner.lock` for as long as it owns, and takes the write
 //! gate around each batch; migrations take the schema lock, then the gate. No process waits
 //! for the owner lock (it is only ever tried), so the order cannot deadlock; a call from
@@ -23,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use litekeep_owner::{Batch, Call, ClientId, Failure, FailureKind, Node, Options};
+use litekeep_owner::{Applied, Batch, Call, ClientId, Failure, FailureKind, Node, Options};
 use rusqlite::Connection;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -61,6 +71,24 @@ pub struct SqliteService<Req, Resp> {
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
+/// How a batch's transaction failed: surely with nothing of it written, or in its COMMIT in a
+/// way that may have left the whole transaction in the write-ahead log.
+enum Failed {
+    Nothing(Error),
+    Maybe(Error),
+}
+
+/// Whether a COMMIT that failed with extended result code `code` may have left its whole
+/// transaction in the write-ahead log, where a recovery (after every process of the database
+/// stopped) would find it: any I/O error but a failed write of the log (the commit frame is the
+/// last one written) — a failed sync, a failed update of the WAL index after the frames were
+/// written. A full disk (a write refused) and errors that are not I/O errors (a deferred
+/// constraint) leave nothing.
+fn may_be_in_the_log(code: i32) -> bool {
+    use rusqlite::ffi;
+    (code & 0xff) == ffi::SQLITE_IOERR && code != ffi::SQLITE_IOERR_WRITE
+}
+
 /// How often (in batches) the owner forgets records older than the retention.
 const SWEEP_EVERY: u64 = 1024;
 /// How far a client's acknowledged sequence numbers move before its records are forgotten.
@@ -77,9 +105,15 @@ where
     Req: Serialize + DeserializeOwned + Send + 'static,
     Resp: Serialize + DeserializeOwned + Send + 'static,
 {
-    /// Runs one call in its savepoint; records it. `Err` only for what breaks the batch's
-    /// transaction (then nothing of the batch is applied).
-    fn run_one(&self, tx: &Connection, call: &mut Call<Req, Resp>) -> rusqlite::Result<()> {
+    /// Runs one call in its savepoint; adds its record to `records` (written with the batch's
+    /// others). `Err` only for what breaks the batch's transaction (then nothing of the batch is
+    /// applied).
+    fn run_one(
+        &self,
+        tx: &Connection,
+        call: &mut Call<Req, Resp>,
+        records: &mut Vec<calls::Record>,
+    ) -> rusqlite::Result<()> {
         call.unanswer();
         if call.record
             && call.retry
@@ -130,10 +164,46 @@ where
         let encoded = litekeep_owner::encode_outcome(&outcome).map_err(|e| {
             rusqlite::Error::ToSqlConversionFailure(format!("encoding an outcome: {e}").into())
         })?;
-        calls::record(tx, &call.client, call.seq, &encoded, unix_now())?;
+        records.push((call.client, call.seq, encoded));
         self.forget(tx, call)?;
-        call.answer_recorded(encoded);
+        // The value itself: its reply is encoded from it (not decoded back from the record).
+        call.answer(outcome);
         Ok(())
+    }
+
+    /// Runs the batch's calls in one transaction through [`Database::write`] and commits.
+    fn transaction(&self, batch: &mut Batch<'_, Req, Resp>, sweep: bool) -> Result<(), Failed> {
+        // Whether the calls of the last attempt all ran: then an error is the COMMIT's.
+        let mut ran = false;
+        let mut code = None;
+        let written = self.db.write_noting(
+            |tx| {
+                ran = false;
+                if !self.created.load(Ordering::Relaxed) {
+                    tx.execute_batch(calls::CREATE)?;
+                    // Room for the records' statements beside the application's own.
+                    tx.set_prepared_statement_cache_capacity(64);
+                }
+                if sweep {
+                    let before = unix_now() - self.retention.as_secs() as i64;
+                    calls::forget_older(tx, before)?;
+                }
+                let mut records = Vec::new();
+                let mut i = 0;
+                while let Some(call) = batch.get(i) {
+                    self.run_one(tx, call, &mut records)?;
+                    i += 1;
+                }
+                calls::record_all(tx, &records, unix_now())?;
+                ran = true;
+                Ok(())
+            },
+            &mut code,
+        );
+        written.map_err(|e| match code {
+            Some(code) if ran && may_be_in_the_log(code) => Failed::Maybe(e),
+            _ => Failed::Nothing(e),
+        })
     }
 
     /// Forgets a client's records below its acknowledged mark, every [`FORGET_STEP`].
@@ -168,21 +238,15 @@ where
             .batches
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(SWEEP_EVERY);
-        let written = self.db.write(|tx| {
-            if !self.created.load(Ordering::Relaxed) {
-                tx.execute_batch(calls::CREATE)?;
-            }
-            if sweep {
-                let before = unix_now() - self.retention.as_secs() as i64;
-                calls::forget_older(tx, before)?;
-            }
-            let mut i = 0;
-            while let Some(call) = batch.get(i) {
-                self.run_one(tx, call)?;
-                i += 1;
-            }
-            Ok(())
-        });
+        let mut written = self.transaction(batch, sweep);
+        // A commit that failed after its frames may have reached the log may come back after
+        // a crash, records and all. Running the batch again, at once, writes over those frames;
+        // when that commit succeeds, the batch is in exactly once.
+        let mut unsure = None;
+        if let Err(Failed::Maybe(e)) = &written {
+            unsure = Some(e.to_string());
+            written = self.transaction(batch, false);
+        }
         match written {
             Ok(()) => {
                 self.created.store(true, Ordering::Relaxed);
@@ -190,11 +254,20 @@ where
                     hook(batch.len());
                 }
             }
-            Err(e) => {
-                let f = Failure::new(
-                    FailureKind::CommitFailed,
-                    format!("{e}; nothing of this request's batch was applied"),
-                );
+            Err(Failed::Nothing(e) | Failed::Maybe(e)) => {
+                let f = match unsure {
+                    None => Failure::new(
+                        FailureKind::CommitFailed,
+                        format!("{e}; nothing of this request's batch was applied"),
+                    ),
+                    Some(first) => Failure::new(
+                        FailureKind::CommitFailed,
+                        format!(
+                            "the commit of this request's batch failed ({first}) after its writes may have reached the write-ahead log, and running the batch again failed too ({e}): the batch may come back if every process of this database stops before the next commit; outcome unknown — read back what the request would have written before you send it again"
+                        ),
+                    )
+                    .applied(Applied::Unknown),
+                };
                 batch.fail_all(&f);
             }
         }

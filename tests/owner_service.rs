@@ -127,18 +127,6 @@ fn kind<T>(r: &Result<T, litekeep::Error>) -> String {
     }
 }
 
-/// Whether the process `pid` is still running (not a zombie waiting to be reaped).
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit(')')
-                .next()
-                .map(|r| r.trim_start().starts_with('Z'))
-        })
-        .is_some_and(|zombie| !zombie)
-}
-
 /// The pid holding the owner lock of `db`, if any.
 fn owner_pid(db: &Path) -> Option<u32> {
     litekeep::lock::FileLock::open(litekeep::owner::owner_lock_path(db))
@@ -194,7 +182,7 @@ fn every_acknowledged_write_is_there_exactly_once_through_sigkills_of_owners_and
         // Reap the writers that ended on their own (done, or killed by their own after-commit
         // crash), and start the slots that have more to do.
         for (i, s) in slots.iter_mut().enumerate() {
-            let Some(child) = s.child.take_if(|c| !running(c.pid())) else {
+            let Some(child) = s.child.take_if(|c| !harness::running(c.pid())) else {
                 continue;
             };
             let exit = child.wait();

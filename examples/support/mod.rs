@@ -35,7 +35,16 @@ pub fn us(v: u64) -> String {
 /// Waits for every child's `ready`, says `go` to all, then reads each child's `done <failed>
 /// <latency>…` line; closes their stdin and waits for them. Gives the time from `go` to the
 /// last `done`, every latency and the failures.
-pub fn go_and_collect(mut kids: Vec<std::process::Child>) -> (std::time::Duration, Vec<u64>, u64) {
+pub fn go_and_collect(kids: Vec<std::process::Child>) -> (std::time::Duration, Vec<u64>, u64) {
+    let (elapsed, lat, failed, _) = go_and_collect_tail(kids);
+    (elapsed, lat, failed)
+}
+
+/// [`go_and_collect`], and the lines the children printed after their `done` line, until they
+/// ended (an owner's figures, which it has only once the others are done).
+pub fn go_and_collect_tail(
+    mut kids: Vec<std::process::Child>,
+) -> (std::time::Duration, Vec<u64>, u64, Vec<String>) {
     use std::io::{BufRead, BufReader, Write};
     let mut outs: Vec<_> = kids
         .iter_mut()
@@ -61,11 +70,17 @@ pub fn go_and_collect(mut kids: Vec<std::process::Child>) -> (std::time::Duratio
     }
     let elapsed = start.elapsed();
     // A child that serves the others (an owner) leaves once its stdin closes.
-    for mut k in kids {
+    for k in &mut kids {
         drop(k.stdin.take());
+    }
+    let tail = outs
+        .into_iter()
+        .flat_map(|out| out.map_while(Result::ok))
+        .collect();
+    for mut k in kids {
         let _ = k.wait();
     }
-    (elapsed, lat, failed)
+    (elapsed, lat, failed, tail)
 }
 
 /// Says `ready` and waits for the parent's `go`.

@@ -112,7 +112,19 @@ impl Place {
     /// Binds and listens on `generation`'s socket, readable and writable by whoever may write
     /// the file (its write bits; `0600` when it has none or cannot be read), before any
     /// client can connect.
+    ///
+    /// Something already at the name is never followed, changed or removed: the error says
+    /// what it is (kind [`io::ErrorKind::AlreadyExists`]).
     pub fn listen(&self, generation: u64) -> io::Result<UnixListener> {
+        let path = self.socket_path(generation);
+        if let Some(what) = taken_by(&path)? {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{what} is at the owner's socket name, where only a socket is ever made; it is left as it is (remove it)"
+                ),
+            ));
+        }
         let address = self.socket_address(generation);
         let fd = rustix::net::socket_with(
             AddressFamily::UNIX,
@@ -201,6 +213,33 @@ impl Place {
     pub fn remove_socket(&self, generation: u64) {
         let _ = std::fs::remove_file(self.socket_path(generation));
     }
+}
+
+/// What is at `path`, described, when something is (never followed): `a symbolic link (to
+/// x)`, `a regular file`, …; `None` when the name is free.
+fn taken_by(path: &Path) -> io::Result<Option<String>> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let kind = meta.file_type();
+    let what = if kind.is_symlink() {
+        let target = std::fs::read_link(path).unwrap_or_default();
+        format!("a symbolic link (to {})", target.display())
+    } else if kind.is_file() {
+        "a regular file".to_owned()
+    } else if kind.is_dir() {
+        "a directory".to_owned()
+    } else if kind.is_fifo() {
+        "a named pipe (FIFO)".to_owned()
+    } else if kind.is_socket() {
+        "a socket that is not a dead owner's".to_owned()
+    } else {
+        "a device or other special file".to_owned()
+    };
+    Ok(Some(what))
 }
 
 /// The first line of the lock file at `path` (its holder record), read without following a

@@ -42,11 +42,20 @@ fn read_before(
     if left.is_zero() {
         return Err(CallError::Timeout);
     }
-    stream
-        .set_read_timeout(Some(left.max(Duration::from_micros(1))))
-        .map_err(|_| CallError::Lost)?;
-    match wire::read_frame(reader, max, |_| {}, None) {
-        Ok(bytes) => wire::decode::<FromOwner>(&bytes).map_err(CallError::Protocol),
+    if reader.buffer().is_empty() {
+        match wire::wait_readable(stream, Some(left)) {
+            Ok(true) => {}
+            Ok(false) => return Err(CallError::Timeout),
+            Err(_) => return Err(CallError::Lost),
+        }
+    }
+    // The rest of a frame that began comes within what is left of the call's time (the read
+    // timeout is set only when a frame does not arrive whole at once).
+    let set = |t: Option<Duration>| {
+        let _ = stream.set_read_timeout(t.map(|t| t.max(Duration::from_micros(1))));
+    };
+    match wire::read_frame(reader, max, set, Some(left)) {
+        Ok(bytes) => wire::decode_from_owner(&bytes).map_err(CallError::Protocol),
         Err(ReadError::Io(e))
             if matches!(
                 e.kind(),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use litekeep_lock::FileLock;
 
-use crate::address::{Place, owner_lock_path};
+use crate::address::{Place, first_line, owner_lock_path};
 use crate::client::{CallError, Conn};
 use crate::error::OwnerError;
 use crate::failure::{Failure, FailureKind};
@@ -27,8 +27,9 @@ pub(crate) enum Reach {
     HandedOver,
 }
 
-/// Connects to the owner the owner lock `lock` names, checks that the process listening is
-/// that owner, and shakes hands with `hello`.
+/// Connects to the owner of the file (the owner lock's record first, the kernel's holder of
+/// the lock when the record does not answer), checks that the process listening is that owner,
+/// and shakes hands with `hello`.
 pub(crate) fn reach(
     place: &Place,
     lock: &FileLock,
@@ -36,6 +37,58 @@ pub(crate) fn reach(
     max_frame: u32,
     deadline: Instant,
 ) -> Result<Conn, Reach> {
+    let (stream, address) = match reach_recorded_owner(place, lock) {
+        Some(found) => found,
+        None => reach_lock_holder(place, lock)?,
+    };
+    let conn = match Conn::handshake(stream, hello, max_frame, deadline) {
+        Ok(c) => c,
+        Err(CallError::Refused(f)) if f.kind == FailureKind::ProtocolVersion => {
+            return Err(Reach::Protocol(protocol_in(&f.message)));
+        }
+        Err(CallError::Refused(f)) if f.kind == FailureKind::Refused => {
+            return Err(Reach::Refused(f));
+        }
+        Err(e) => {
+            return Err(Reach::Not(format!(
+                "handshake with {}: {e:?}",
+                address.display()
+            )));
+        }
+    };
+    if conn.welcome.protocol != PROTOCOL {
+        return Err(Reach::Protocol(conn.welcome.protocol));
+    }
+    Ok(conn)
+}
+
+/// Connects to the owner the owner lock's record names, when the process listening on its
+/// generation's socket is the record's pid. Only a holder of the owner lock writes the
+/// record, and an owner removes its socket before it lets the lock go, so that process is
+/// the owner; the kernel's list of locks need not be read (each read of `/proc/locks` holds
+/// up every lock operation on the machine, and takes milliseconds when it is long). `None`
+/// when the record names no owner, its socket does not answer, or someone else listens there
+/// (a squatter, or an owner in another pid namespace): the kernel decides then.
+fn reach_recorded_owner(place: &Place, lock: &FileLock) -> Option<(UnixStream, PathBuf)> {
+    let record = first_line(lock.path());
+    let generation = generation_in(&record)?;
+    let pid: u32 = record
+        .split(' ')
+        .find_map(|w| w.strip_prefix("pid="))?
+        .parse()
+        .ok()?;
+    let stream = place.connect(generation).ok()?;
+    let listening = crate::address::peer(&stream)
+        .ok()?
+        .pid
+        .as_raw_nonzero()
+        .get() as u32;
+    (listening == pid).then(|| (stream, place.socket_path(generation)))
+}
+
+/// Connects to the owner the kernel says holds the owner lock (`/proc/locks`), checking that
+/// the process listening on its socket is that one.
+fn reach_lock_holder(place: &Place, lock: &FileLock) -> Result<(UnixStream, PathBuf), Reach> {
     let holder = lock
         .holder()
         .ok_or_else(|| Reach::Not("no process owns it (the owner lock is free)".into()))?;
@@ -66,25 +119,7 @@ pub(crate) fn reach(
             holder.pid
         )));
     }
-    let conn = match Conn::handshake(stream, hello, max_frame, deadline) {
-        Ok(c) => c,
-        Err(CallError::Refused(f)) if f.kind == FailureKind::ProtocolVersion => {
-            return Err(Reach::Protocol(protocol_in(&f.message)));
-        }
-        Err(CallError::Refused(f)) if f.kind == FailureKind::Refused => {
-            return Err(Reach::Refused(f));
-        }
-        Err(e) => {
-            return Err(Reach::Not(format!(
-                "handshake with {}: {e:?}",
-                address.display()
-            )));
-        }
-    };
-    if conn.welcome.protocol != PROTOCOL {
-        return Err(Reach::Protocol(conn.welcome.protocol));
-    }
-    Ok(conn)
+    Ok((stream, address))
 }
 
 /// The file's directory (to reach its socket by) and its owner lock, beside the file with its
@@ -110,8 +145,8 @@ fn protocol_in(message: &str) -> u32 {
 }
 
 /// One connection to the owner of a file, for a client that speaks the protocol itself: it
-/// finds the owner as a [`Node`](crate::Node) does (the owner lock's holder, its socket, the
-/// `SO_PEERCRED` check), shakes hands, and sends calls one at a time. It never becomes the
+/// finds the owner as a [`Node`](crate::Node) does (the owner lock's record or holder, its
+/// socket, the `SO_PEERCRED` check), shakes hands, and sends calls one at a time. It never becomes the
 /// owner, never sends a request twice on its own, and keeps no pool: what to do when the
 /// connection breaks is the caller's (see the crate docs' "Exactly once").
 ///

@@ -43,7 +43,10 @@
 //! the process listening is that pid: a socket bound by anyone else (a squatter) is never
 //! called. The new owner removes, while holding the lock, every socket of this file's name
 //! pattern that it finds (a dead owner's), before binding its own; an owner removes only its
-//! own socket, by its generation, before it releases the lock.
+//! own socket, by its generation, before it releases the lock. Anything else at a socket's
+//! name (a link or a file someone planted) is never followed, changed or removed: the owner
+//! passes over that generation (the lock's record names each one tried) and binds the next
+//! one's name, up to eight times.
 //!
 //! # The socket's place
 //!
@@ -57,12 +60,17 @@
 //!
 //! # Group commit
 //!
-//! Each connection has a thread at the owner. The thread that brings a request and finds no
-//! batch running runs the batch itself ([`Service::run`]): it takes the requests waiting, up
-//! to `max_batch` of them and for up to `max_batch_time`, including those that arrive while it
-//! runs; when the service has committed, every call of the batch is answered. With one
-//! request waiting the batch is that request, at once. A process that owns runs its own calls
-//! in the same queue, without the socket. A full queue answers `queue_full`, naming its depth.
+//! Each connection has a thread at the owner, which reads its requests and queues them. The
+//! thread that brings a request and finds no batch running runs one batch itself
+//! ([`Service::run`]): it takes the requests waiting, up to `max_batch` of them and for up to
+//! `max_batch_time`, including those that arrive while it runs; when the service has
+//! committed, every call of the batch is answered — whoever ran the batch writes the replies.
+//! With one request waiting the batch is that request, at once. Requests that arrive while a
+//! batch runs wait; when it is done, the owner's committer thread runs batches until none
+//! waits. A connection's thread goes back to reading as soon as it has queued a request, and
+//! sleeps only there (in `poll`, so that its client's reading of a reply does not wake it). A
+//! process that owns runs its own calls in the same queue, without the socket. A full queue
+//! answers `queue_full`, naming its depth.
 //!
 //! # Exactly once
 //!
@@ -118,9 +126,10 @@
 //! - **Calls.** `{"t": "call", "seq": uint, "acked_below": uint, "body": bytes}`: `seq` is the
 //!   client's sequence number of the request (a retry keeps it) and is the request id the
 //!   reply carries; `acked_below` says every request of this client numbered below it was
-//!   answered and will not be sent again. One call at a time per connection: the owner reads
-//!   the next frame after it answered. The reply: `{"t": "reply", "seq": uint, "ok": bytes}`
-//!   or `{"t": "reply", "seq": uint, "error": failure}`.
+//!   answered and will not be sent again. One call at a time per connection: a client sends
+//!   the next call once it has the reply (an owner answers a connection's calls in the order
+//!   they came). The reply: `{"t": "reply", "seq": uint, "ok": bytes}` or
+//!   `{"t": "reply", "seq": uint, "error": failure}`.
 //! - **Errors.** A failure is `{"kind": text, "message": text, "applied": "no" | "unknown"}`;
 //!   kinds are [`FailureKind`]'s snake_case names. `{"t": "error", "error": failure}` ends a
 //!   connection (a refusal, a bad frame, a timeout) or answers a message the owner does not
@@ -153,6 +162,7 @@ mod node;
 mod options;
 mod peer;
 mod queue;
+mod reply;
 mod server;
 mod service;
 pub mod wire;

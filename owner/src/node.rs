@@ -1,6 +1,7 @@
 //! [`Node`]: one process's membership of a file's service — its owner, or a client of it.
 
 use std::collections::BTreeSet;
+use std::os::unix::net::UnixListener;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -14,13 +15,17 @@ use crate::connection::{Reach, reach};
 use crate::error::OwnerError;
 use crate::failure::FailureKind;
 use crate::options::{Options, compare_versions};
-use crate::queue::{Finished, Queue};
+use crate::queue::{Direct, Finished, Queue};
 use crate::server::Server;
 use crate::service::{Call, ClientId, Service};
 use crate::wire::{self, Hello, PROTOCOL, Welcome};
 
 /// The owner lock's label: this, then the generation.
 const LABEL: &str = "litekeep owner gen=";
+
+/// How many generations' socket names, taken by something other than a socket, an owner
+/// passes over before it gives up.
+const TAKEN_NAMES: u32 = 8;
 
 /// After handing over to a newer version, how long a process leaves the election to it.
 const HANDED_OVER_PAUSE: Duration = Duration::from_secs(2);
@@ -139,7 +144,8 @@ impl<S: Service> Node<S> {
         service: S,
         options: Options,
     ) -> Result<Node<S>, OwnerError> {
-        let (place, lock) = crate::connection::open_place(path.as_ref())?;
+        let path = path.as_ref();
+        let (place, lock) = crate::connection::open_place(path)?;
         let candidate = options.candidate;
         let inner = Arc::new_cyclic(|me| NodeInner {
             me: me.clone(),
@@ -283,7 +289,18 @@ impl<S: Service> NodeInner<S> {
                         conn: None,
                         answer: None,
                     };
-                    let (finished, _ticket) = match queue.submit(call, false) {
+                    let call = match queue.try_direct(call, false) {
+                        Ok(Direct::Done(finished, _ticket)) => {
+                            return local_result(finished).map_err(|f| self.failed(f));
+                        }
+                        Ok(Direct::Queue(call)) => call,
+                        Err((call, f)) if f.kind == FailureKind::SteppingDown => {
+                            request = Some(call.request);
+                            continue;
+                        }
+                        Err((_, f)) => return Err(self.failed(f)),
+                    };
+                    let (finished, _ticket) = match queue.submit_local(call) {
                         Ok(done) => done,
                         Err((call, f)) if f.kind == FailureKind::SteppingDown => {
                             // Stepped down meanwhile: the request goes to the next owner.
@@ -292,13 +309,7 @@ impl<S: Service> NodeInner<S> {
                         }
                         Err((_, f)) => return Err(self.failed(f)),
                     };
-                    let result = match finished {
-                        Finished::Local(r) => r,
-                        Finished::Remote(o) => o.into_result().and_then(|b| {
-                            wire::decode(&b).map_err(|e| crate::Failure::new(FailureKind::Other, e))
-                        }),
-                    };
-                    return result.map_err(|f| self.failed(f));
+                    return local_result(finished).map_err(|f| self.failed(f));
                 }
                 Target::Remote(mut conn) => {
                     let bytes = match body.take() {
@@ -442,25 +453,13 @@ impl<S: Service> NodeInner<S> {
         if let Role::Owner(o) = &*role {
             return Ok(Some(o.queue.clone()));
         }
-        let previous = generation_in(&first_line(self.lock.path())).unwrap_or(0);
-        let generation = previous + 1;
-        let labelled = self.lock.clone().with_label(format!("{LABEL}{generation}"));
-        let guard = match labelled.exclusive(Wait::None) {
-            Ok(g) => g,
-            Err(LockError::WouldBlock { .. } | LockError::WouldDeadlock { .. }) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let Some((guard, generation, listener)) = self.lock_and_bind()? else {
+            return Ok(None);
         };
         let io = |op| {
             let path = self.place.socket_path(generation);
             move |source| OwnerError::Io { path, op, source }
         };
-        self.place
-            .remove_stale_sockets()
-            .map_err(io("removing a dead owner's socket"))?;
-        let listener = self
-            .place
-            .listen(generation)
-            .map_err(io("binding the owner's socket"))?;
         let queue = Queue::new(self.service.clone(), self.options.limits);
         let welcome = Welcome {
             protocol: PROTOCOL,
@@ -493,6 +492,41 @@ impl<S: Service> NodeInner<S> {
         });
         lock(&self.pool).clear();
         Ok(Some(queue))
+    }
+
+    /// Takes the owner lock without waiting (`None` when another process holds it), removes the
+    /// sockets dead owners left and binds this generation's. A name that something other than
+    /// a socket has taken (planted by whoever can write the directory) is left as it is, and
+    /// the next generation's name is tried; the record of the lock names each generation
+    /// tried, so the next one is always one more.
+    fn lock_and_bind(&self) -> Result<Option<(LockGuard, u64, UnixListener)>, OwnerError> {
+        let mut tries = 0;
+        loop {
+            let previous = generation_in(&first_line(self.lock.path())).unwrap_or(0);
+            let generation = previous + 1;
+            let labelled = self.lock.clone().with_label(format!("{LABEL}{generation}"));
+            let guard = match labelled.exclusive(Wait::None) {
+                Ok(g) => g,
+                Err(LockError::WouldBlock { .. } | LockError::WouldDeadlock { .. }) => {
+                    return Ok(None);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let io = |op| {
+                let path = self.place.socket_path(generation);
+                move |source| OwnerError::Io { path, op, source }
+            };
+            self.place
+                .remove_stale_sockets()
+                .map_err(io("removing a dead owner's socket"))?;
+            match self.place.listen(generation) {
+                Ok(listener) => return Ok(Some((guard, generation, listener))),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < TAKEN_NAMES => {
+                    tries += 1;
+                }
+                Err(e) => return Err(io("binding the owner's socket")(e)),
+            }
+        }
     }
 
     /// Connects to the owner the owner lock names, checks that the process listening is that
@@ -541,6 +575,18 @@ impl<S: Service> NodeInner<S> {
         };
         stop(owned, &self.place, self.options.timeout, except);
         true
+    }
+}
+
+/// A call of this process's outcome, as its caller gets it.
+fn local_result<Resp: serde::de::DeserializeOwned>(
+    finished: Finished<Resp>,
+) -> Result<Resp, crate::Failure> {
+    match finished {
+        Finished::Local(r) => r,
+        Finished::Remote(o) => o
+            .into_result()
+            .and_then(|b| wire::decode(&b).map_err(|e| crate::Failure::new(FailureKind::Other, e))),
     }
 }
 

@@ -1,11 +1,17 @@
-//! The owner's queue and its group commit, leader/follower: the thread that brings a request
-//! and finds no batch running runs the batch itself (no hand-off to another thread when the
-//! owner is idle); requests that arrive meanwhile wait, and the leader of the batch that
-//! answers them hands the lead to the first one still waiting.
+//! The owner's queue and its group commit.
+//!
+//! The thread that brings a call and finds no batch running runs one batch itself, at once (no
+//! hand-off to another thread when the owner is idle). Calls that arrive while a batch runs
+//! wait in the queue; when a batch is done and calls are waiting, the lead passes to the
+//! queue's committer thread, which runs batches until none is waiting, then goes back to
+//! sleep. Whoever runs a batch answers its calls: a call of this process by waking its waiter,
+//! a client's by handing the outcome to its [`Replier`], which writes the reply to the client's
+//! connection. So a connection thread goes back to reading its socket as soon as it has queued
+//! a call, and sleeps only there: one wake-up per call, not two.
 
 use std::collections::{HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use crate::failure::{Applied, Failure, FailureKind};
@@ -27,19 +33,69 @@ pub(crate) enum Finished<Resp> {
     Remote(Outcome),
 }
 
-enum SlotState<Resp> {
-    Waiting,
-    /// The leader handed the lead to this slot's waiter.
-    Lead,
-    Done(Finished<Resp>),
+/// What [`Queue::try_direct`] did with a call.
+pub(crate) enum Direct<S: Service> {
+    /// The service ran it at once: its outcome, and its ticket to drop once the caller has it.
+    Done(Finished<S::Response>, Ticket<S>),
+    /// The service left it to the queue.
+    Queue(Call<S::Request, S::Response>),
+}
+
+/// Where a client's outcome goes: called once, by whoever finished the call, with the outcome
+/// and the call's [`Ticket`], to drop once the client has the reply.
+pub(crate) type Replier<S> = Box<dyn FnOnce(&Outcome, Ticket<S>) + Send>;
+
+struct SlotInner<S: Service> {
+    done: Option<Finished<S::Response>>,
+    /// A client's call: who gets its outcome (more than one when a retry of it came while it
+    /// was queued or running).
+    repliers: Vec<(Replier<S>, Ticket<S>)>,
 }
 
 struct Slot<S: Service> {
     call: Mutex<Option<Call<S::Request, S::Response>>>,
     key: Option<(ClientId, u64)>,
     remote: bool,
-    state: Mutex<SlotState<S::Response>>,
+    inner: Mutex<SlotInner<S>>,
     cv: Condvar,
+}
+
+impl<S: Service> Slot<S> {
+    fn new(call: Call<S::Request, S::Response>, key: Option<(ClientId, u64)>) -> Arc<Slot<S>> {
+        Arc::new(Slot {
+            call: Mutex::new(Some(call)),
+            key,
+            remote: key.is_some(),
+            inner: Mutex::new(SlotInner {
+                done: None,
+                repliers: Vec::new(),
+            }),
+            cv: Condvar::new(),
+        })
+    }
+
+    /// Records the outcome and answers: wakes a local waiter, or hands a client's outcome to
+    /// its repliers.
+    fn finish(&self, finished: Finished<S::Response>) {
+        let mut inner = lock(&self.inner);
+        if let Finished::Remote(outcome) = &finished {
+            for (reply, ticket) in inner.repliers.drain(..) {
+                reply(outcome, ticket);
+            }
+        }
+        inner.done = Some(finished);
+        drop(inner);
+        self.cv.notify_all();
+    }
+
+    /// Adds a replier to a client's call: answered at once when the call is done already.
+    fn attach(&self, reply: Replier<S>, ticket: Ticket<S>) {
+        let mut inner = lock(&self.inner);
+        match &inner.done {
+            Some(Finished::Remote(outcome)) => reply(outcome, ticket),
+            _ => inner.repliers.push((reply, ticket)),
+        }
+    }
 }
 
 struct State<S: Service> {
@@ -48,8 +104,15 @@ struct State<S: Service> {
     accepting: bool,
     /// Clients' calls queued or running, by (client, seq): a retry of one joins it.
     in_flight: HashMap<(ClientId, u64), Arc<Slot<S>>>,
-    /// Calls submitted whose waiters have not finished with them ([`Ticket`]).
+    /// Calls submitted whose answers have not reached their callers ([`Ticket`]).
     busy: usize,
+}
+
+/// The committer thread's bell: `go` when it is handed the lead, `stop` when the queue is gone.
+#[derive(Default)]
+struct Handoff {
+    flags: Mutex<(bool, bool)>,
+    cv: Condvar,
 }
 
 /// The queue of one owner.
@@ -58,40 +121,55 @@ pub(crate) struct Queue<S: Service> {
     limits: Limits,
     state: Mutex<State<S>>,
     idle: Condvar,
+    /// None when its thread could not be started: a leader then runs batches until none waits.
+    committer: Option<Arc<Handoff>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A submitted call, until its waiter has answered its client; counted for a drain.
+/// A submitted call, until its answer has reached its caller; counted for a drain.
 pub(crate) struct Ticket<S: Service> {
-    queue: Arc<Queue<S>>,
+    queue: Weak<Queue<S>>,
 }
 
 impl<S: Service> Drop for Ticket<S> {
     fn drop(&mut self) {
-        let mut st = lock(&self.queue.state);
+        let Some(queue) = self.queue.upgrade() else {
+            return;
+        };
+        let mut st = lock(&queue.state);
         st.busy -= 1;
         if st.busy == 0 {
-            self.queue.idle.notify_all();
+            queue.idle.notify_all();
         }
     }
 }
 
 impl<S: Service> Queue<S> {
     pub fn new(service: Arc<S>, limits: Limits) -> Arc<Queue<S>> {
-        Arc::new(Queue {
-            service,
-            limits,
-            state: Mutex::new(State {
-                waiting: VecDeque::new(),
-                leading: false,
-                accepting: true,
-                in_flight: HashMap::new(),
-                busy: 0,
-            }),
-            idle: Condvar::new(),
+        Arc::new_cyclic(|me: &Weak<Queue<S>>| {
+            let handoff = Arc::new(Handoff::default());
+            let (queue, bell) = (me.clone(), handoff.clone());
+            let committer = std::thread::Builder::new()
+                .name("litekeep-owner-commit".into())
+                .spawn(move || commit_loop(&queue, &bell))
+                .ok()
+                .map(|_| handoff);
+            Queue {
+                service,
+                limits,
+                state: Mutex::new(State {
+                    waiting: VecDeque::new(),
+                    leading: false,
+                    accepting: true,
+                    in_flight: HashMap::new(),
+                    busy: 0,
+                }),
+                idle: Condvar::new(),
+                committer,
+            }
         })
     }
 
@@ -100,20 +178,16 @@ impl<S: Service> Queue<S> {
         &self.service
     }
 
-    /// Runs `call`: at once on this thread when the service takes it
-    /// ([`Service::direct`]), else in a batch (leading it, when no batch runs); gives its
-    /// outcome, with a ticket to drop once the client has it. A call of a client whose same
-    /// (client, seq) is queued or running joins that one instead of running twice. A call
-    /// refused before it was queued (the owner steps down, the queue is full) comes back with
-    /// the failure.
+    /// Offers `call` to the service to run at once on this thread ([`Service::direct`]),
+    /// counted for a drain while it runs. A call refused (the owner steps down) comes back
+    /// with the failure; a panic of the service fails this call alone (`panicked`, outcome
+    /// unknown).
     #[allow(clippy::type_complexity)]
-    pub fn submit(
+    pub fn try_direct(
         self: &Arc<Self>,
         mut call: Call<S::Request, S::Response>,
         remote: bool,
-    ) -> Result<(Finished<S::Response>, Option<Ticket<S>>), (Call<S::Request, S::Response>, Failure)>
-    {
-        let key = remote.then_some((call.client, call.seq));
+    ) -> Result<Direct<S>, (Call<S::Request, S::Response>, Failure)> {
         let mut st = lock(&self.state);
         if !st.accepting {
             drop(st);
@@ -123,117 +197,156 @@ impl<S: Service> Queue<S> {
             );
             return Err((call, f));
         }
-        if let Some(slot) = key.and_then(|k| st.in_flight.get(&k)).cloned() {
-            st.busy += 1;
-            drop(st);
-            let ticket = Ticket {
-                queue: self.clone(),
-            };
-            return Ok((self.wait(&slot), Some(ticket)));
-        }
-        // Counted from here, so that a drain waits for a call the service runs directly.
         st.busy += 1;
         drop(st);
-        let ticket = Ticket {
-            queue: self.clone(),
-        };
-        let direct = catch_unwind(AssertUnwindSafe(|| self.service.direct(&mut call)));
-        match direct {
-            Ok(true) => return Ok((finish(call.answer.take(), remote), Some(ticket))),
-            Ok(false) => {}
+        let ticket = self.ticket();
+        match catch_unwind(AssertUnwindSafe(|| self.service.direct(&mut call))) {
+            Ok(true) => Ok(Direct::Done(finish(call.answer.take(), remote), ticket)),
+            Ok(false) => Ok(Direct::Queue(call)),
             Err(_) => {
                 let f = Failure::new(
                     FailureKind::Panicked,
                     "the service panicked while running this request",
                 )
                 .applied(Applied::Unknown);
-                return Ok((finished_failure(f, remote), Some(ticket)));
+                Ok(Direct::Done(finished_failure(f, remote), ticket))
             }
         }
-        let mut st = lock(&self.state);
-        // The same call may have come again (a retry) while the service looked at this one.
-        if let Some(slot) = key.and_then(|k| st.in_flight.get(&k)).cloned() {
-            drop(st);
-            return Ok((self.wait(&slot), Some(ticket)));
+    }
+
+    /// Why a call is refused before it is queued, if it is: the owner steps down, or the
+    /// queue is full.
+    fn refusal(&self, st: &State<S>) -> Option<Failure> {
+        if !st.accepting {
+            return Some(Failure::new(
+                FailureKind::SteppingDown,
+                "the owner is stepping down; the request goes to the next owner",
+            ));
         }
         if st.waiting.len() >= self.limits.depth {
             let depth = self.limits.depth;
-            drop(st);
-            drop(ticket);
-            let f = Failure::new(
+            return Some(Failure::new(
                 FailureKind::QueueFull,
                 format!(
                     "the owner's queue is full ({depth} requests waiting, its depth); try again later or raise the queue depth"
                 ),
-            );
+            ));
+        }
+        None
+    }
+
+    /// Runs a call of this process in a batch (running the batch itself when none runs) and
+    /// gives its outcome, with a ticket to drop once the caller has it. A call refused before
+    /// it was queued (the owner steps down, the queue is full) comes back with the failure.
+    #[allow(clippy::type_complexity)]
+    pub fn submit_local(
+        self: &Arc<Self>,
+        call: Call<S::Request, S::Response>,
+    ) -> Result<(Finished<S::Response>, Ticket<S>), (Call<S::Request, S::Response>, Failure)> {
+        let mut st = lock(&self.state);
+        if let Some(f) = self.refusal(&st) {
             return Err((call, f));
         }
-        let slot = Arc::new(Slot {
-            call: Mutex::new(Some(call)),
-            key,
-            remote,
-            state: Mutex::new(SlotState::Waiting),
-            cv: Condvar::new(),
-        });
+        let slot = Slot::new(call, None);
         st.waiting.push_back(slot.clone());
-        if let Some(k) = key {
-            st.in_flight.insert(k, slot.clone());
+        st.busy += 1;
+        let lead = !std::mem::replace(&mut st.leading, true);
+        drop(st);
+        let ticket = self.ticket();
+        if lead {
+            self.lead_once();
         }
-        let lead = !st.leading;
-        st.leading = true;
+        let mut inner = lock(&slot.inner);
+        loop {
+            if let Some(finished) = inner.done.take() {
+                return Ok((finished, ticket));
+            }
+            inner = slot.cv.wait(inner).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Queues a client's call (running the batch itself when none runs) and returns: whoever
+    /// finishes the call hands its outcome to `reply`. A call whose same (client, seq) is
+    /// queued or running joins that one instead of running twice. A call refused before it
+    /// was queued comes back with the failure and the replier.
+    // The refusal hands the call back whole, so that it can go to the next owner; it is rare.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    pub fn submit_remote(
+        self: &Arc<Self>,
+        call: Call<S::Request, S::Response>,
+        reply: Replier<S>,
+    ) -> Result<(), (Call<S::Request, S::Response>, Failure, Replier<S>)> {
+        let key = (call.client, call.seq);
+        let mut st = lock(&self.state);
+        if !st.accepting
+            && let Some(f) = self.refusal(&st)
+        {
+            return Err((call, f, reply));
+        }
+        if let Some(slot) = st.in_flight.get(&key).cloned() {
+            st.busy += 1;
+            drop(st);
+            slot.attach(reply, self.ticket());
+            return Ok(());
+        }
+        if let Some(f) = self.refusal(&st) {
+            return Err((call, f, reply));
+        }
+        let slot = Slot::new(call, Some(key));
+        lock(&slot.inner).repliers.push((reply, self.ticket()));
+        st.waiting.push_back(slot.clone());
+        st.in_flight.insert(key, slot);
+        st.busy += 1;
+        let lead = !std::mem::replace(&mut st.leading, true);
         drop(st);
         if lead {
-            self.lead(&slot);
+            self.lead_once();
         }
-        Ok((self.wait(&slot), Some(ticket)))
+        Ok(())
     }
 
-    /// Waits for `slot`'s outcome, leading batches when handed the lead.
-    fn wait(&self, slot: &Slot<S>) -> Finished<S::Response> {
-        let mut st = lock(&slot.state);
-        loop {
-            match std::mem::replace(&mut *st, SlotState::Waiting) {
-                SlotState::Done(finished) => {
-                    let copy = match &finished {
-                        Finished::Remote(o) => Some(Finished::Remote(o.clone())),
-                        Finished::Local(_) => None,
-                    };
-                    // A remote outcome stays for other waiters of the same call.
-                    if let Some(copy) = copy {
-                        *st = SlotState::Done(finished);
-                        return copy;
-                    }
-                    return finished;
-                }
-                SlotState::Lead => {
-                    drop(st);
-                    self.lead(slot);
-                    st = lock(&slot.state);
-                }
-                SlotState::Waiting => {
-                    st = slot.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
-                }
+    /// A ticket for a call counted in `busy` (the caller counted it).
+    fn ticket(self: &Arc<Self>) -> Ticket<S> {
+        Ticket {
+            queue: Arc::downgrade(self),
+        }
+    }
+
+    /// Runs one batch, then passes the lead on: to the committer thread when calls are waiting.
+    fn lead_once(&self) {
+        self.run_batch();
+        if self.idle_if_done() {
+            return;
+        }
+        match &self.committer {
+            Some(handoff) => {
+                lock(&handoff.flags).0 = true;
+                handoff.cv.notify_one();
             }
+            None => self.lead_until_done(),
         }
     }
 
-    /// Runs batches until `mine` is answered, then hands the lead on.
-    fn lead(&self, mine: &Slot<S>) {
+    /// Runs batches until no call waits.
+    fn lead_until_done(&self) {
         loop {
             self.run_batch();
-            if matches!(*lock(&mine.state), SlotState::Done(_)) {
-                break;
+            if self.idle_if_done() {
+                return;
             }
         }
+    }
+
+    /// Ends the lead when no call waits; whether it did.
+    fn idle_if_done(&self) -> bool {
         let mut st = lock(&self.state);
-        match st.waiting.front() {
-            Some(next) => {
-                *lock(&next.state) = SlotState::Lead;
-                next.cv.notify_all();
-            }
-            None => st.leading = false,
+        if !st.waiting.is_empty() {
+            return false;
         }
+        st.leading = false;
+        drop(st);
         self.idle.notify_all();
+        true
     }
 
     fn run_batch(&self) {
@@ -269,44 +382,38 @@ impl<S: Service> Queue<S> {
         };
         if slots.is_empty() {
             // A service that takes no call would leave the leader looping: answer the first.
-            if let Some(slot) = lock(&self.state).waiting.pop_front() {
-                drop(lock(&slot.call).take());
-                slots.push(slot);
-            }
+            let Some(slot) = lock(&self.state).waiting.pop_front() else {
+                return;
+            };
+            drop(lock(&slot.call).take());
             let f = Failure::new(
                 FailureKind::Other,
                 "the service took no request from its batch",
             );
-            let mut st = lock(&self.state);
-            for slot in &slots {
-                if let Some(k) = slot.key {
-                    st.in_flight.remove(&k);
-                }
-            }
-            drop(st);
-            for slot in &slots {
-                *lock(&slot.state) = SlotState::Done(finished_failure(f.clone(), slot.remote));
-                slot.cv.notify_all();
-            }
+            self.forget(std::slice::from_ref(&slot));
+            let remote = slot.remote;
+            slot.finish(finished_failure(f, remote));
             return;
         }
-        {
-            let mut st = lock(&self.state);
-            for slot in &slots {
-                if let Some(k) = slot.key {
-                    st.in_flight.remove(&k);
-                }
-            }
-        }
+        self.forget(&slots);
         for (slot, call) in slots.iter().zip(calls) {
-            let finished = finish(call.answer, slot.remote);
-            *lock(&slot.state) = SlotState::Done(finished);
-            slot.cv.notify_all();
+            slot.finish(finish(call.answer, slot.remote));
+        }
+    }
+
+    /// Takes `slots` out of the calls in flight (a retry of one now runs as a new call, and
+    /// finds its record).
+    fn forget(&self, slots: &[Arc<Slot<S>>]) {
+        let mut st = lock(&self.state);
+        for slot in slots {
+            if let Some(k) = slot.key {
+                st.in_flight.remove(&k);
+            }
         }
     }
 
     /// Stops taking calls (they are answered `stepping_down`) and waits, at most `bound`, until
-    /// every call taken has been answered to its client. Whether it got there.
+    /// every call taken has been answered to its caller. Whether it got there.
     pub fn drain(&self, bound: Duration) -> bool {
         let deadline = Instant::now() + bound;
         let mut st = lock(&self.state);
@@ -323,6 +430,39 @@ impl<S: Service> Queue<S> {
                 .0;
         }
         true
+    }
+}
+
+impl<S: Service> Drop for Queue<S> {
+    fn drop(&mut self) {
+        if let Some(handoff) = &self.committer {
+            lock(&handoff.flags).1 = true;
+            handoff.cv.notify_one();
+        }
+    }
+}
+
+/// The committer thread: sleeps until handed the lead, then runs batches until none waits;
+/// leaves when the queue is gone.
+fn commit_loop<S: Service>(queue: &Weak<Queue<S>>, handoff: &Handoff) {
+    loop {
+        {
+            let mut flags = lock(&handoff.flags);
+            while !flags.0 && !flags.1 {
+                flags = handoff
+                    .cv
+                    .wait(flags)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            if flags.1 {
+                return;
+            }
+            flags.0 = false;
+        }
+        let Some(queue) = queue.upgrade() else {
+            return;
+        };
+        queue.lead_until_done();
     }
 }
 

@@ -1,10 +1,12 @@
 //! The owner's side of the socket: the accepting thread and one thread per connection, which
-//! checks the peer, reads the hello, then reads calls and runs each through the queue.
+//! checks the peer, reads the hello, then reads calls and queues each (whoever runs its batch
+//! writes its reply: see `queue.rs` and `reply.rs`).
 
 use std::collections::HashMap;
 use std::io::BufReader;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::thread::{self, JoinHandle};
@@ -13,8 +15,9 @@ use std::time::Duration;
 use crate::failure::{Failure, FailureKind};
 use crate::node::NodeInner;
 use crate::options::Options;
-use crate::queue::{Finished, Queue, Ticket};
-use crate::service::{Call, Service};
+use crate::queue::{Direct, Finished, Queue, Replier};
+use crate::reply::Replies;
+use crate::service::{Call, ConnId, Service};
 use crate::wire::{self, FromOwner, Outcome, PROTOCOL, ReadError, ToOwner, Welcome};
 
 /// What the accepting thread and the connection threads share.
@@ -34,6 +37,27 @@ pub(crate) struct Shared<S: Service> {
 /// The next connection's number: process-wide, so that a connection of a later ownership of
 /// this process never takes the number of an earlier one's.
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// A connection accepted, until it ends: the service hears of both ([`Service::connected`],
+/// [`Service::disconnected`]), a panic in either kept from the connection's thread.
+struct Connected<'a, S: Service> {
+    service: &'a S,
+    id: ConnId,
+}
+
+impl<'a, S: Service> Connected<'a, S> {
+    fn new(service: &'a S, id: ConnId) -> Connected<'a, S> {
+        let _ = catch_unwind(AssertUnwindSafe(|| service.connected(id)));
+        Connected { service, id }
+    }
+}
+
+impl<S: Service> Drop for Connected<'_, S> {
+    fn drop(&mut self) {
+        let (service, id) = (self.service, self.id);
+        let _ = catch_unwind(AssertUnwindSafe(|| service.disconnected(id)));
+    }
+}
 
 /// A running server: its socket and threads.
 pub(crate) struct Server<S: Service> {
@@ -176,6 +200,7 @@ fn accept_loop<S: Service>(listener: &UnixListener, shared: &Arc<Shared<S>>) {
             }
             conns.insert(id, stream.as_raw_fd());
         }
+        let stream = Arc::new(stream);
         let conn_shared = shared.clone();
         let spawned = thread::Builder::new()
             .name("litekeep-owner-conn".into())
@@ -206,7 +231,7 @@ fn refuse(stream: &UnixStream, failure: Failure) {
     let _ = wire::send_all(stream, &wire::frame(&FromOwner::Error { error: failure }));
 }
 
-fn serve<S: Service>(stream: &UnixStream, id: u64, shared: &Arc<Shared<S>>) {
+fn serve<S: Service>(stream: &Arc<UnixStream>, id: u64, shared: &Arc<Shared<S>>) {
     let options = &shared.options;
     match crate::address::peer(stream) {
         Ok(cred) => {
@@ -223,7 +248,7 @@ fn serve<S: Service>(stream: &UnixStream, id: u64, shared: &Arc<Shared<S>>) {
     }
     let _ = stream.set_write_timeout(Some(options.frame_timeout));
     let _ = stream.set_read_timeout(Some(options.handshake_timeout));
-    let mut reader = BufReader::with_capacity(64 * 1024, stream);
+    let mut reader = BufReader::with_capacity(64 * 1024, &**stream);
     let set = |t: Option<Duration>| {
         let _ = stream.set_read_timeout(t);
     };
@@ -234,7 +259,12 @@ fn serve<S: Service>(stream: &UnixStream, id: u64, shared: &Arc<Shared<S>>) {
         Some(options.handshake_timeout),
     ) {
         Ok(bytes) => bytes,
-        Err(e) => return frame_error(stream, e, "the hello"),
+        Err(e) => {
+            if let Some(f) = frame_error(e, "the hello") {
+                refuse(stream, f);
+            }
+            return;
+        }
     };
     let hello = match wire::decode::<ToOwner>(&hello) {
         Ok(ToOwner::Hello(hello)) => hello,
@@ -272,30 +302,17 @@ fn serve<S: Service>(stream: &UnixStream, id: u64, shared: &Arc<Shared<S>>) {
         return;
     }
     set(None);
-    let service = shared.queue.service();
-    let hook = |f: &dyn Fn()| {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    };
-    hook(&|| service.connected(id));
-    calls(stream, &mut reader, id, client, shared);
-    hook(&|| service.disconnected(id));
-}
-
-/// Reads and answers a connection's calls, one at a time, until it ends.
-fn calls<S: Service>(
-    stream: &UnixStream,
-    reader: &mut BufReader<&UnixStream>,
-    id: u64,
-    client: [u8; 16],
-    shared: &Arc<Shared<S>>,
-) {
-    let options = &shared.options;
-    let set = |t: Option<Duration>| {
-        let _ = stream.set_read_timeout(t);
-    };
+    let _connected = Connected::new(shared.queue.service(), id);
+    // Replies go through the connection's line: the batch that answers a call writes them.
+    let replies = Replies::new(stream.clone());
+    let end = |f: Failure| replies.send(wire::frame(&FromOwner::Error { error: f }), None);
     loop {
+        // Asleep in poll(2) until the next request (or the end) comes: see wait_readable.
+        if reader.buffer().is_empty() {
+            let _ = wire::wait_readable(stream, None);
+        }
         let frame = match wire::read_frame(
-            reader,
+            &mut reader,
             options.max_frame,
             set,
             Some(options.frame_timeout),
@@ -308,50 +325,53 @@ fn calls<S: Service>(
                         FailureKind::SteppingDown,
                         "the owner stepped down; a request it did not answer on this connection was not applied",
                     );
-                    return refuse(stream, f);
+                    return end(f);
                 }
-                return frame_error(stream, e, "a frame");
+                if let Some(f) = frame_error(e, "a frame") {
+                    end(f);
+                }
+                return;
             }
         };
-        let reply = match wire::decode::<ToOwner>(&frame) {
+        match wire::decode_to_owner(&frame) {
             Ok(ToOwner::Call {
                 seq,
                 acked_below,
                 retry,
                 body,
-            }) => call(shared, id, client, seq, acked_below, retry, &body),
+            }) => {
+                let ids = Ids {
+                    conn: id,
+                    client,
+                    seq,
+                    acked_below,
+                    retry,
+                };
+                call(shared, &replies, ids, &body);
+            }
             Ok(ToOwner::Handover { version }) => {
                 handover(shared, stream, id, &version);
                 return;
             }
-            Ok(ToOwner::Hello(_)) => (
-                FromOwner::Error {
-                    error: Failure::new(FailureKind::Unsupported, "a second hello"),
-                },
-                None,
-            ),
+            Ok(ToOwner::Hello(_)) => {
+                let error = Failure::new(FailureKind::Unsupported, "a second hello");
+                replies.send(wire::frame(&FromOwner::Error { error }), None);
+            }
             Err(e) => {
                 if has_tag(&frame) {
                     let error = Failure::new(
                         FailureKind::Unsupported,
                         format!("a message this owner does not support: {e}"),
                     );
-                    (FromOwner::Error { error }, None)
+                    replies.send(wire::frame(&FromOwner::Error { error }), None);
                 } else {
                     let f = Failure::new(
                         FailureKind::BadFrame,
                         format!("a frame that is not a message of this protocol: {e}"),
                     );
-                    return refuse(stream, f);
+                    return end(f);
                 }
             }
-        };
-        let (reply, ticket) = reply;
-        let sent = wire::send_all(stream, &wire::frame(&reply));
-        // The call counts as done for a drain only once its client has the answer.
-        drop(ticket);
-        if sent.is_err() {
-            return;
         }
     }
 }
@@ -366,77 +386,88 @@ fn has_tag(frame: &[u8]) -> bool {
         .any(|(k, v)| k.as_text() == Some("t") && v.is_text())
 }
 
-fn frame_error(stream: &UnixStream, e: ReadError, what: &str) {
+/// The failure to tell a client whose frame could not be read, if any (none when it just left).
+fn frame_error(e: ReadError, what: &str) -> Option<Failure> {
     match e {
-        ReadError::Closed | ReadError::Io(_) => {
-            if let ReadError::Io(e) = &e
-                && matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                )
-            {
-                let f = Failure::new(
-                    FailureKind::HandshakeTimeout,
-                    format!("{what} did not arrive whole in time; the connection is closed"),
-                );
-                refuse(stream, f);
-            }
+        ReadError::Closed => None,
+        ReadError::Io(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Some(Failure::new(
+                FailureKind::HandshakeTimeout,
+                format!("{what} did not arrive whole in time; the connection is closed"),
+            ))
         }
-        ReadError::TooLarge(len) => {
-            let f = Failure::new(
-                FailureKind::TooLarge,
-                format!(
-                    "{what} announced {len} bytes, over this owner's limit; the connection is closed"
-                ),
-            );
-            refuse(stream, f);
-        }
+        ReadError::Io(_) => None,
+        ReadError::TooLarge(len) => Some(Failure::new(
+            FailureKind::TooLarge,
+            format!(
+                "{what} announced {len} bytes, over this owner's limit; the connection is closed"
+            ),
+        )),
     }
 }
 
-fn call<S: Service>(
-    shared: &Arc<Shared<S>>,
-    conn: u64,
+/// Who sent a call, and its numbers.
+struct Ids {
+    conn: ConnId,
     client: [u8; 16],
     seq: u64,
     acked_below: u64,
     retry: bool,
-    body: &[u8],
-) -> (FromOwner, Option<Ticket<S>>) {
+}
+
+/// Runs a client's call at once when the service takes it ([`Service::direct`]), else queues
+/// it; its reply is written by whoever finishes it (here, at once, when it ran here or was
+/// refused).
+fn call<S: Service>(shared: &Arc<Shared<S>>, replies: &Arc<Replies<S>>, ids: Ids, body: &[u8]) {
+    let seq = ids.seq;
+    let failed = |f: Failure| {
+        replies.send(wire::reply_frame(seq, &Outcome::from_result(Err(f))), None);
+    };
     let request = match wire::decode::<S::Request>(body) {
         Ok(r) => r,
         Err(e) => {
-            let f = Failure::new(
+            return failed(Failure::new(
                 FailureKind::BadRequest,
                 format!("the request does not decode as this service's request: {e}"),
-            );
-            return (FromOwner::reply(seq, Outcome::from_result(Err(f))), None);
+            ));
         }
     };
     let call = Call {
-        client,
+        client: ids.client,
         seq,
-        acked_below,
-        retry,
+        acked_below: ids.acked_below,
+        retry: ids.retry,
         request,
         record: true,
-        conn: Some(conn),
+        conn: Some(ids.conn),
         answer: None,
     };
-    let (finished, ticket) = match shared.queue.submit(call, true) {
-        Ok(done) => done,
-        Err((_, f)) => return (FromOwner::reply(seq, Outcome::from_result(Err(f))), None),
+    let call = match shared.queue.try_direct(call, true) {
+        Ok(Direct::Done(Finished::Remote(outcome), ticket)) => {
+            return replies.send(wire::reply_frame(seq, &outcome), Some(ticket));
+        }
+        Ok(Direct::Done(Finished::Local(_), _)) => {
+            return failed(Failure::new(
+                FailureKind::Other,
+                "the service answered a client's call as a local one",
+            ));
+        }
+        Ok(Direct::Queue(call)) => call,
+        Err((_, f)) => return failed(f),
     };
-    let reply = match finished {
-        Finished::Remote(outcome) => FromOwner::reply(seq, outcome),
-        Finished::Local(r) => FromOwner::reply(
-            seq,
-            Outcome::from_result(
-                r.and_then(|v| wire::encode(&v).map_err(|e| Failure::new(FailureKind::Other, e))),
-            ),
-        ),
-    };
-    (reply, ticket)
+    let to = replies.clone();
+    let reply: Replier<S> = Box::new(move |outcome, ticket| {
+        // The call counts as done for a drain only once its client has the answer.
+        to.send(wire::reply_frame(seq, outcome), Some(ticket));
+    });
+    if let Err((_, f, _)) = shared.queue.submit_remote(call, reply) {
+        failed(f);
+    }
 }
 
 fn handover<S: Service>(shared: &Arc<Shared<S>>, stream: &UnixStream, id: u64, version: &str) {

@@ -215,6 +215,91 @@ pub fn call_frame(seq: u64, acked_below: u64, retry: bool, body: &[u8]) -> Vec<u
     })
 }
 
+/// The fields of a call, read in one pass (a [`ToOwner`] is internally tagged, which serde
+/// reads by buffering the whole map first).
+#[derive(Deserialize)]
+struct CallFields {
+    t: String,
+    seq: u64,
+    #[serde(default)]
+    acked_below: u64,
+    #[serde(default)]
+    retry: bool,
+    #[serde(with = "bytes")]
+    body: Vec<u8>,
+}
+
+/// The fields of a reply, read in one pass.
+#[derive(Deserialize)]
+struct ReplyFields {
+    t: String,
+    seq: u64,
+    #[serde(default, with = "opt_bytes")]
+    ok: Option<Vec<u8>>,
+    #[serde(default)]
+    error: Option<Failure>,
+}
+
+/// Decodes a frame a client sent: a call in one pass, any other message as [`ToOwner`].
+pub fn decode_to_owner(bytes: &[u8]) -> Result<ToOwner, String> {
+    decode_common(bytes, |c: CallFields| {
+        (c.t == "call").then_some(ToOwner::Call {
+            seq: c.seq,
+            acked_below: c.acked_below,
+            retry: c.retry,
+            body: c.body,
+        })
+    })
+}
+
+/// Decodes a frame an owner sent: a reply in one pass, any other message as [`FromOwner`].
+pub fn decode_from_owner(bytes: &[u8]) -> Result<FromOwner, String> {
+    decode_common(bytes, |r: ReplyFields| {
+        (r.t == "reply").then_some(FromOwner::Reply {
+            seq: r.seq,
+            ok: r.ok,
+            error: r.error,
+        })
+    })
+}
+
+/// `bytes` as the common message `F` (read in one pass) when `common` takes it, else as a `T`
+/// read the general way.
+fn decode_common<F: DeserializeOwned, T: DeserializeOwned>(
+    bytes: &[u8],
+    common: impl FnOnce(F) -> Option<T>,
+) -> Result<T, String> {
+    match decode::<F>(bytes).ok().and_then(common) {
+        Some(message) => Ok(message),
+        None => decode(bytes),
+    }
+}
+
+/// The frame of the reply to call `seq` with `outcome`, without copying the outcome.
+pub fn reply_frame(seq: u64, outcome: &Outcome) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct ReplyRef<'a> {
+        t: &'static str,
+        seq: u64,
+        #[serde(skip_serializing_if = "Option::is_none", serialize_with = "some_bytes")]
+        ok: Option<&'a [u8]>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a Failure>,
+    }
+    fn some_bytes<S: serde::Serializer>(v: &Option<&[u8]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_bytes(b),
+            None => s.serialize_none(),
+        }
+    }
+    frame(&ReplyRef {
+        t: "reply",
+        seq,
+        ok: outcome.ok.as_deref(),
+        error: outcome.error.as_ref(),
+    })
+}
+
 /// Encodes `value` as one CBOR item.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
@@ -253,6 +338,34 @@ pub fn send_all(fd: impl AsFd, mut bytes: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Waits until `fd` has something to read, or its peer hung up, for at most `timeout` (`None`:
+/// no limit); whether it has.
+///
+/// Readers wait here, in poll(2), rather than in a blocking read: a Unix stream socket wakes
+/// every thread waiting on it when its peer consumes what it sent ("write space"), a reader
+/// blocked in read(2) included, which then finds nothing and sleeps again — a wasted pair of
+/// context switches per message on each side. poll's waiters wake only for what they asked.
+pub fn wait_readable(fd: impl AsFd, timeout: Option<Duration>) -> io::Result<bool> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let left = deadline.map(|d| {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            Timespec {
+                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(left.subsec_nanos()),
+            }
+        });
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        match poll(&mut fds, left.as_ref()) {
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Why a frame could not be read.
@@ -425,22 +538,43 @@ mod tests {
         );
         // A CBOR byte string of 3 bytes is 0x43 followed by them.
         assert!(f.windows(4).any(|w| w == [0x43, 0, 255, 1]), "{f:?}");
-        match decode::<ToOwner>(&f[4..]).unwrap() {
-            ToOwner::Call {
-                seq,
-                acked_below,
-                body,
-                ..
-            } => {
-                assert_eq!((seq, acked_below, body), (7, 3, vec![0, 255, 1]));
+        for decoded in [
+            decode::<ToOwner>(&f[4..]).unwrap(),
+            decode_to_owner(&f[4..]).unwrap(),
+            decode_to_owner(&call_frame(7, 3, false, &[0, 255, 1])[4..]).unwrap(),
+        ] {
+            match decoded {
+                ToOwner::Call {
+                    seq,
+                    acked_below,
+                    body,
+                    ..
+                } => {
+                    assert_eq!((seq, acked_below, body), (7, 3, vec![0, 255, 1]));
+                }
+                other => panic!("{other:?}"),
             }
-            other => panic!("{other:?}"),
         }
+        // Other messages take the general path.
+        let handover = frame(&ToOwner::Handover {
+            version: "2.0".into(),
+        });
+        assert!(matches!(
+            decode_to_owner(&handover[4..]),
+            Ok(ToOwner::Handover { version }) if version == "2.0"
+        ));
         for outcome in [
             Outcome::from_result(Ok(vec![1, 2])),
             Outcome::from_result(Err(Failure::new(FailureKind::QueueFull, "full"))),
         ] {
             let reply = FromOwner::reply(9, outcome.clone());
+            assert_eq!(frame(&reply), reply_frame(9, &outcome));
+            match decode_from_owner(&frame(&reply)[4..]).unwrap() {
+                FromOwner::Reply { seq: 9, ok, error } => {
+                    assert_eq!(Outcome { ok, error }, outcome)
+                }
+                other => panic!("{other:?}"),
+            }
             match decode::<FromOwner>(&frame(&reply)[4..]).unwrap() {
                 FromOwner::Reply { seq: 9, ok, error } => {
                     assert_eq!(Outcome { ok, error }, outcome)

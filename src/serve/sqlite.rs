@@ -358,7 +358,8 @@ impl Engine for SqliteEngine {
         let committed = (|| {
             if let Some((client, seq, outcome)) = record {
                 conn.execute_batch(crate::calls::CREATE)?;
-                crate::calls::record(conn, client, seq, outcome, super::unix_now())?;
+                let record = (*client, seq, outcome.to_vec());
+                crate::calls::record_all(conn, &[record], super::unix_now())?;
             }
             conn.execute_batch("COMMIT")
         })();

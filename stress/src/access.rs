@@ -1,7 +1,12 @@
-//! How a worker reaches the database, in the two modes the runner compares.
+//! How a worker reaches the database, in the three modes the runner compares.
 //!
 //! - **litekeep**: one [`Database`] per process (`Database::open`: schema set up once under the
-//!   lock, WAL once, one writer queue, `BEGIN IMMEDIATE`, bounded retry).
+//!   lock, WAL once, one writer queue, `BEGIN IMMEDIATE`, bounded retry), writing through the
+//!   write gate.
+//! - **owner**: the same [`Database`], but the writers (indexers, embedders) send their writes
+//!   to the owner service (`Database::service`): one of them, elected, runs everybody's
+//!   requests in group commits and records each outcome for a retry after a failover.
+//!   Migrations and reads go to the file directly, as in the litekeep mode.
 //! - **naive**: what the seeds' code did, no worse: every operation opens a new connection,
 //!   sets WAL and runs `CREATE TABLE IF NOT EXISTS` (seed 003); writes run in a deferred
 //!   transaction that a read upgrades to a write (seed 002's plan ran them that way); a second
@@ -12,9 +17,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use litekeep::Database;
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use litekeep::{Database, Service};
+use rusqlite::{Connection, TransactionBehavior};
 
+use crate::requests::{Write, Written, apply};
 use crate::schema;
 
 /// Which way to reach the database.
@@ -23,8 +29,10 @@ use crate::schema;
 pub enum Mode {
     /// The seeds' patterns.
     Naive,
-    /// `litekeep::Database`.
+    /// `litekeep::Database`, writes through the write gate.
     Litekeep,
+    /// `litekeep::Database`, writes through the owner service.
+    Owner,
 }
 
 impl std::str::FromStr for Mode {
@@ -33,7 +41,10 @@ impl std::str::FromStr for Mode {
         match s {
             "naive" => Ok(Mode::Naive),
             "litekeep" => Ok(Mode::Litekeep),
-            other => Err(format!("unknown mode `{other}`: use naive or litekeep")),
+            "owner" => Ok(Mode::Owner),
+            other => Err(format!(
+                "unknown mode `{other}`: use naive, litekeep or owner"
+            )),
         }
     }
 }
@@ -43,6 +54,7 @@ impl std::fmt::Display for Mode {
         f.write_str(match self {
             Mode::Naive => "naive",
             Mode::Litekeep => "litekeep",
+            Mode::Owner => "owner",
         })
     }
 }
@@ -51,6 +63,8 @@ impl std::fmt::Display for Mode {
 pub enum Access {
     /// The process's one handle.
     Litekeep(Database),
+    /// The process's one handle, and its membership of the owner service (writers only).
+    Owner(Database, Option<Service<Write, Written>>),
     /// Nothing kept between operations.
     Naive(PathBuf),
 }
@@ -61,25 +75,39 @@ const NAIVE_RETRIES: u32 = 5;
 impl Access {
     /// Opens the database the mode's way. `with_schema`: ask for schema version 1 (the first
     /// wave of workers races to set the file up); later processes open it as it is, since the
-    /// migrator may have moved it to version 2.
+    /// migrator may have moved it to version 2. `writer`: the worker writes (in the owner mode
+    /// it joins the service, and may become its owner).
     pub fn open(
         mode: Mode,
         path: &Path,
         with_schema: bool,
+        writer: bool,
         writing: crate::writing::Writing,
     ) -> Result<Access, String> {
-        match mode {
-            Mode::Litekeep => {
-                let builder = writing.apply(Database::builder(path).label("litekeep-stress"));
-                let builder = if with_schema {
-                    builder.schema(schema::V1)
-                } else {
-                    builder
-                };
+        let database = || {
+            let builder = writing.apply(Database::builder(path).label("litekeep-stress"));
+            let builder = if with_schema {
+                builder.schema(schema::V1)
+            } else {
                 builder
-                    .open()
-                    .map(Access::Litekeep)
-                    .map_err(|e| e.to_string())
+            };
+            builder.open().map_err(|e| e.to_string())
+        };
+        match mode {
+            Mode::Litekeep => database().map(Access::Litekeep),
+            Mode::Owner => {
+                let db = database()?;
+                let service = if writer {
+                    let joined = db
+                        .service(apply)
+                        .version(env!("CARGO_PKG_VERSION"))
+                        .join()
+                        .map_err(|e| e.to_string())?;
+                    Some(joined)
+                } else {
+                    None
+                };
+                Ok(Access::Owner(db, service))
             }
             Mode::Naive => {
                 // The naive worker's start is just another operation's connection.
@@ -89,17 +117,21 @@ impl Access {
         }
     }
 
-    /// Runs `f` in a write transaction; the error message on failure.
-    pub fn write<T>(
-        &self,
-        mut f: impl FnMut(&Transaction<'_>) -> rusqlite::Result<T>,
-    ) -> Result<T, String> {
+    /// Runs `write` (the handler [`apply`], in a write transaction); the error message on
+    /// failure.
+    pub fn write(&self, write: &Write) -> Result<Written, String> {
         match self {
-            Access::Litekeep(db) => db.write(f).map_err(|e| e.to_string()),
+            Access::Litekeep(db) => db.write(|tx| apply(tx, write)).map_err(|e| e.to_string()),
+            Access::Owner(_, Some(service)) => {
+                service.call(write.clone()).map_err(|e| e.to_string())
+            }
+            Access::Owner(_, None) => {
+                Err("this worker did not join the owner service: it does not write".into())
+            }
             Access::Naive(path) => naive_retry(|| {
                 let mut conn = naive_connection(path)?;
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-                let value = f(&tx)?;
+                let value = apply(&tx, write)?;
                 // Seed 000: another connection of this process syncs the schema meanwhile.
                 let second = naive_connection(path)?;
                 drop(second);
@@ -115,7 +147,7 @@ impl Access {
         mut f: impl FnMut(&Connection) -> rusqlite::Result<T>,
     ) -> Result<T, String> {
         match self {
-            Access::Litekeep(db) => db.read(f).map_err(|e| e.to_string()),
+            Access::Litekeep(db) | Access::Owner(db, _) => db.read(f).map_err(|e| e.to_string()),
             Access::Naive(path) => naive_retry(|| {
                 let conn = naive_connection(path)?;
                 f(&conn)

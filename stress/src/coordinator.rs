@@ -1,5 +1,7 @@
 //! One campaign: start the worker processes (this binary, re-executed), keep them running,
 //! SIGKILL them at random moments and restart them, stop them, verify, and gather the report.
+//! In the owner mode every third SIGKILL goes to the process that owns the service then (found
+//! as the holder of the owner lock), and every kill of the owner is counted.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,7 +18,7 @@ use fastrand::Rng;
 /// What a campaign runs.
 #[derive(Debug, Clone)]
 pub struct Plan {
-    /// naive or litekeep.
+    /// naive, litekeep or owner.
     pub mode: Mode,
     /// The database file.
     pub db: PathBuf,
@@ -78,7 +80,7 @@ pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
     // Killed workers are reaped here, never waited for: one stuck in the kernel (state D) must
     // not stop the kills and restarts of the others.
     let mut reaper = Reaper::default();
-    let (mut kills, mut restarts, mut opens) = (0u64, 0u64, 0u64);
+    let (mut kills, mut owner_kills, mut restarts, mut opens) = (0u64, 0u64, 0u64, 0u64);
     let mut next_kill = next_kill_at(plan, &mut rng, start);
     while start.elapsed() < plan.duration {
         std::thread::sleep(Duration::from_millis(25));
@@ -113,7 +115,15 @@ pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
                 .copied()
                 .filter(|&i| slots[i].role == "migrator")
                 .collect();
-            let pick = if !migrators.is_empty() && rng.u64(..3) == 0 {
+            let owner = (plan.mode == Mode::Owner)
+                .then(|| owner_pid(&plan.db))
+                .flatten();
+            let owner_slot = owner.and_then(|pid| {
+                (0..slots.len()).find(|&i| slots[i].child.as_ref().is_some_and(|c| c.id() == pid))
+            });
+            let pick = if let Some(i) = owner_slot.filter(|_| kills % 3 == 0) {
+                i
+            } else if !migrators.is_empty() && rng.u64(..3) == 0 {
                 migrators[rng.usize(..migrators.len())]
             } else if !candidates.is_empty() {
                 candidates[rng.usize(..candidates.len())]
@@ -123,6 +133,9 @@ pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
             if let Some(slot) = slots.get_mut(pick)
                 && let Some(child) = slot.child.take()
             {
+                if owner == Some(child.id()) {
+                    owner_kills += 1;
+                }
                 reaper.kill(child, format!("{} {}", slot.role, slot.index));
                 kills += 1;
                 restarts += 1;
@@ -134,7 +147,7 @@ pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
         if let Some(bar) = &bar {
             bar.set_position(start.elapsed().as_millis() as u64);
             bar.set_message(format!(
-                "{kills} kills, {restarts} restarts, {opens} cold opens, {dying} dying"
+                "{kills} kills ({owner_kills} of the owner), {restarts} restarts, {opens} cold opens, {dying} dying"
             ));
         }
     }
@@ -172,12 +185,32 @@ pub fn run(plan: &Plan) -> Result<CampaignReport, String> {
         planned_seconds: plan.duration.as_secs_f64(),
         stop_seconds: (ended - ran).as_secs_f64(),
         kills,
+        owner_kills,
         restarts,
         steal_seconds: stolen,
         roles,
         verdict,
         warnings,
     })
+}
+
+/// The pid that the owner lock's holder record names (its first line: `… pid=<n> … label=
+/// litekeep owner gen=<g>`), if the file is there. The caller takes it for the owner only when
+/// it is one of its live workers: a dead owner's record stays until the next owner writes its
+/// own, and names no live worker. Not `FileLock::holder`, which reads `/proc/locks`: the kernel
+/// takes its lock list's semaphore for writing for each read of that file, which holds up every
+/// lock operation on the machine (the workers' included) and, under load, held this loop up for
+/// seconds.
+fn owner_pid(db: &Path) -> Option<u32> {
+    let record = std::fs::read(litekeep::owner::owner_lock_path(db)).ok()?;
+    let line = record.split(|&b| b == b'\n').next()?;
+    let line = std::str::from_utf8(line).ok()?;
+    if !line.contains("label=litekeep owner gen=") {
+        return None;
+    }
+    line.split(' ')
+        .find_map(|word| word.strip_prefix("pid="))
+        .and_then(|pid| pid.parse().ok())
 }
 
 fn spawn(exe: &Path, plan: &Plan, slot: &Slot, seed: u64) -> Result<Child, String> {

@@ -2,8 +2,8 @@
 //! ledger file, with one `write` each (so a SIGKILL loses at most the line being written, never
 //! a committed one's predecessor). The coordinator reads all ledgers at the end.
 //!
-//! Lines: `F <µs> <path>…` (an indexer batch: the files it committed), `E <µs> <id> <version>`
-//! (an embedder update), `R <µs>` (a searcher read), `M <µs> <version>` (a migration),
+//! Lines: `F <µs> <write id> <path>…` (an indexer batch: the files it committed),
+//! `E <µs> <write id> <entry>:<version>…` (an embedder update), `R <µs>` (a searcher read), `M <µs> <version>` (a migration),
 //! `O <µs>` (a cold open), `X <kind> <message>` (an error that reached the worker),
 //! `V <message>` (a violation a worker saw: a row that vanished), `I <kind>` (a fault injected
 //! into the worker's file operations, with `--faults`).

@@ -14,7 +14,7 @@ use crate::verify::Verdict;
 /// One campaign's report.
 #[derive(Debug, Clone, Serialize)]
 pub struct CampaignReport {
-    /// naive or litekeep.
+    /// naive, litekeep or owner.
     pub mode: Mode,
     /// Its seed.
     pub seed: u64,
@@ -28,6 +28,8 @@ pub struct CampaignReport {
     pub stop_seconds: f64,
     /// SIGKILLs sent.
     pub kills: u64,
+    /// Of those, SIGKILLs of the process that owned the service then (owner mode).
+    pub owner_kills: u64,
     /// Workers restarted (after a kill or an exit of their own).
     pub restarts: u64,
     /// CPU time the hypervisor took from this machine while the workload ran, in seconds (all
@@ -141,11 +143,16 @@ pub fn table(reports: &[CampaignReport]) -> String {
     for r in reports {
         let _ = writeln!(
             out,
-            "\n== {} mode (seed {}, {:.1} s, {} SIGKILLs, {} restarts{}) — {}",
+            "\n== {} mode (seed {}, {:.1} s, {} SIGKILLs{}, {} restarts{}) — {}",
             r.mode,
             r.seed,
             r.seconds,
             r.kills,
+            if r.mode == Mode::Owner {
+                format!(" ({} of the owner)", r.owner_kills)
+            } else {
+                String::new()
+            },
             r.restarts,
             r.steal_seconds
                 .map(|s| format!(", {s:.1} s of CPU stolen by the hypervisor"))
@@ -187,10 +194,11 @@ pub fn table(reports: &[CampaignReport]) -> String {
         let v = &r.verdict;
         let _ = writeln!(
             out,
-            "verification: integrity {}, {} acknowledged files and {} embedder versions checked, {} violation(s)",
+            "verification: integrity {}, {} acknowledged files, {} embedder versions and {} write ids (exactly once) checked, {} violation(s)",
             if v.integrity_ok { "ok" } else { "NOT ok" },
             v.files_checked,
             v.versions_checked,
+            v.ids_checked,
             v.violations.len()
         );
         for violation in v.violations.iter().take(10) {

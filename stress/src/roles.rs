@@ -11,6 +11,7 @@ use rusqlite::OptionalExtension;
 
 use crate::access::{Access, Mode};
 use crate::ledger::Ledger;
+use crate::requests::{Write, Written};
 use crate::schema;
 use fastrand::Rng;
 
@@ -23,7 +24,7 @@ pub struct Job<'a> {
     pub role: &'a str,
     /// The database.
     pub db: &'a Path,
-    /// naive or litekeep.
+    /// naive, litekeep or owner.
     pub mode: Mode,
     /// Its ledger.
     pub ledger: &'a Path,
@@ -48,7 +49,8 @@ pub fn run(job: &Job<'_>) -> i32 {
         }
     };
     let started = Instant::now();
-    let access = match Access::open(job.mode, job.db, job.first, job.writing) {
+    let writer = matches!(job.role, "indexer" | "embedder");
+    let access = match Access::open(job.mode, job.db, job.first, writer, job.writing) {
         Ok(a) => a,
         Err(e) => {
             ledger.error(&format!("open: {e}"));
@@ -72,7 +74,10 @@ pub fn run(job: &Job<'_>) -> i32 {
     }
     let stop = stop_on_stdin_close();
     let mut rng = Rng::with_seed(job.seed);
-    let mut state = State::default();
+    let mut state = State {
+        nonce: fastrand::u64(..),
+        ..State::default()
+    };
     while !stop.load(Ordering::SeqCst) {
         if job.role == "migrator" {
             // Every 0.3–1.5 s; the pause is not part of the migration's latency.
@@ -87,7 +92,7 @@ pub fn run(job: &Job<'_>) -> i32 {
         let t = Instant::now();
         let outcome = match job.role {
             "indexer" => index(&access, &mut rng, &mut state),
-            "embedder" => embed(&access, &mut rng),
+            "embedder" => embed(&access, &mut rng, &mut state),
             "searcher" => search(&access, &mut rng, &mut state, &mut ledger),
             "migrator" => migrate(&access),
             other => {
@@ -114,6 +119,19 @@ struct State {
     batch: u64,
     seen: VecDeque<String>,
     count: i64,
+    /// This process's random part of its write ids.
+    nonce: u64,
+    /// Write requests made so far.
+    ops: u64,
+}
+
+impl State {
+    /// A write id no other request of the campaign has: this process's pid and random nonce,
+    /// and a count.
+    fn next_op(&mut self) -> String {
+        self.ops += 1;
+        format!("{}.{:x}.{}", std::process::id(), self.nonce, self.ops)
+    }
 }
 
 /// A committed operation: its ledger tag and the rest of its line.
@@ -124,56 +142,33 @@ fn index(access: &Access, rng: &mut Rng, state: &mut State) -> Result<Done, Stri
     state.batch += 1;
     let prefix = format!("p{}b{}", std::process::id(), state.batch);
     let paths: Vec<String> = (0..5).map(|k| format!("src/{prefix}/f{k}.rs")).collect();
-    let size = rng.u64(..100_000) as i64;
-    access.write(|tx| {
-        let mut file =
-            tx.prepare_cached("INSERT INTO files (path, hash, size) VALUES (?1, ?2, ?3)")?;
-        let mut symbol =
-            tx.prepare_cached("INSERT INTO symbols (file_id, name, kind) VALUES (?1, ?2, ?3)")?;
-        let mut entry = tx.prepare_cached(
-            "INSERT INTO code_entries (symbol_id, body, version) VALUES (?1, ?2, 0)",
-        )?;
-        for path in &paths {
-            file.execute((path, format!("{:016x}", size as u64 * 31), size))?;
-            let file_id = tx.last_insert_rowid();
-            for (s, kind) in ["fn", "struct", "impl"].iter().enumerate() {
-                symbol.execute((file_id, format!("sym{s}"), kind))?;
-                let symbol_id = tx.last_insert_rowid();
-                entry.execute((symbol_id, "fn body() { /* … */ }"))?;
-            }
-        }
-        Ok(())
-    })?;
-    Ok(Some(('F', paths.join(" "))))
+    let op = state.next_op();
+    let line = format!("{op} {}", paths.join(" "));
+    let write = Write::Index {
+        op,
+        paths,
+        size: rng.u64(..100_000) as i64,
+    };
+    access.write(&write)?;
+    Ok(Some(('F', line)))
 }
 
 /// Updates the vectors of up to 4 existing entries, bumping their versions.
-fn embed(access: &Access, rng: &mut Rng) -> Result<Done, String> {
-    let updated = access.write(|tx| {
-        let max: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM code_entries", [], |r| r.get(0))?;
-        if max == 0 {
-            return Ok(Vec::new());
-        }
-        let from = rng.u64(..max as u64) as i64 + 1;
-        let ids: Vec<i64> = tx
-            .prepare_cached("SELECT id FROM code_entries WHERE id >= ?1 ORDER BY id LIMIT 4")?
-            .query_map([from], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let mut done = Vec::new();
-        for id in ids {
-            let version: i64 = tx.query_row(
-                "UPDATE code_entries SET vector = randomblob(64), version = version + 1 WHERE id = ?1 RETURNING version",
-                [id],
-                |r| r.get(0),
-            )?;
-            done.push(format!("{id}:{version}"));
-        }
-        Ok(done)
-    })?;
+fn embed(access: &Access, rng: &mut Rng, state: &mut State) -> Result<Done, String> {
+    let op = state.next_op();
+    let write = Write::Embed {
+        op: op.clone(),
+        pick: rng.u64(..),
+    };
+    let updated = match access.write(&write)? {
+        Written::Embedded(updated) => updated,
+        other => return Err(format!("an embed was answered {other:?}")),
+    };
     if updated.is_empty() {
         return Ok(None);
     }
-    Ok(Some(('E', updated.join(" "))))
+    let pairs: Vec<String> = updated.iter().map(|(id, v)| format!("{id}:{v}")).collect();
+    Ok(Some(('E', format!("{op} {}", pairs.join(" ")))))
 }
 
 /// Reads; every file once seen must still be there, and the count never goes down.
@@ -226,7 +221,7 @@ fn search(
 fn migrate(access: &Access) -> Result<Done, String> {
     let to_v2 = !is_v2(access)?;
     match access {
-        Access::Litekeep(db) => {
+        Access::Litekeep(db) | Access::Owner(db, _) => {
             let target = if to_v2 { schema::V2 } else { schema::V1 };
             db.migrate(target, &litekeep::migrate::Options::default())
                 .map_err(|e| e.to_string())?;

@@ -1,6 +1,11 @@
 //! The workload's schema, in the two versions the migrator flips between. Both keep every row
 //! and value: version 2 only makes `symbols.kind` case-insensitive (a rebuild of `symbols`,
 //! which `code_entries` references) and adds an index.
+//!
+//! `write_ids` is the runner's own: every write request inserts its unique id there, in the
+//! same transaction as its effects, with no uniqueness constraint, so that a request applied
+//! twice (a retry after a lost owner run again instead of answered from its record) shows as
+//! two rows (see `verify.rs`).
 
 /// Version 1.
 pub const V1: &str = "
@@ -9,6 +14,8 @@ CREATE TABLE symbols (id INTEGER PRIMARY KEY, file_id INTEGER NOT NULL REFERENCE
 CREATE TABLE code_entries (id INTEGER PRIMARY KEY, symbol_id INTEGER NOT NULL REFERENCES symbols(id), body TEXT, vector BLOB, version INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX symbols_by_file ON symbols(file_id);
 CREATE INDEX entries_by_symbol ON code_entries(symbol_id);
+CREATE TABLE write_ids (id INTEGER PRIMARY KEY, op TEXT NOT NULL);
+CREATE INDEX write_ids_by_op ON write_ids(op);
 ";
 
 /// Version 2.
@@ -19,6 +26,8 @@ CREATE TABLE code_entries (id INTEGER PRIMARY KEY, symbol_id INTEGER NOT NULL RE
 CREATE INDEX symbols_by_file ON symbols(file_id);
 CREATE INDEX entries_by_symbol ON code_entries(symbol_id);
 CREATE INDEX symbols_by_kind ON symbols(kind);
+CREATE TABLE write_ids (id INTEGER PRIMARY KEY, op TEXT NOT NULL);
+CREATE INDEX write_ids_by_op ON write_ids(op);
 ";
 
 /// What the naive code runs on every connection (seed 003): the tables with `IF NOT EXISTS`.

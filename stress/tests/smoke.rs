@@ -1,17 +1,39 @@
-//! The runner end to end, as CI runs it but shorter: a litekeep campaign with SIGKILLs must
-//! pass verification, and its JSON report must say what happened.
+//! The runner end to end, as CI runs it but shorter: a litekeep campaign and an owner campaign
+//! with SIGKILLs (of the owner too) must pass verification, and their JSON reports must say
+//! what happened.
 
 use std::process::Command;
 
 #[test]
 fn a_short_litekeep_campaign_with_kills_passes() {
-    let dir = std::env::temp_dir().join(format!("lk-stress-smoke-{}", std::process::id()));
+    let report = campaign("litekeep");
+    assert!(report.contains("\"indexer\""), "{report}");
+}
+
+#[test]
+fn a_short_owner_campaign_with_kills_of_the_owner_passes() {
+    let report = campaign("owner");
+    assert!(report.contains("\"mode\": \"owner\""), "{report}");
+    assert!(
+        !report.contains("\"owner_kills\": 0,"),
+        "no SIGKILL landed on the owner: {report}"
+    );
+    assert!(
+        !report.contains("\"ids_checked\": 0"),
+        "no write id was checked: {report}"
+    );
+}
+
+/// Runs a 4 s campaign of `mode` with a SIGKILL every ~400 ms; asserts it passed; gives its
+/// JSON report.
+fn campaign(mode: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("lk-stress-smoke-{mode}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("report.json");
     let out = Command::new(env!("CARGO_BIN_EXE_litekeep-stress"))
         .args([
             "--mode",
-            "litekeep",
+            mode,
             "--duration",
             "4s",
             "--kill-every",
@@ -47,6 +69,6 @@ fn a_short_litekeep_campaign_with_kills_passes() {
         !report.contains("\"kills\": 0,"),
         "no SIGKILL landed: {report}"
     );
-    assert!(report.contains("\"indexer\""), "{report}");
     let _ = std::fs::remove_dir_all(&dir);
+    report
 }

@@ -333,6 +333,20 @@ pub fn runnable_copy() -> PathBuf {
     .clone()
 }
 
+/// Whether the process `pid` is still running: it exists and is not a zombie waiting to be
+/// reaped (a child that ended on its own, or was SIGKILLed by another process).
+pub fn running(pid: u32) -> bool {
+    // `/proc/<pid>/stat` is `pid (comm) S …`: the state follows the last `)`.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| r.trim_start().starts_with('Z'))
+        })
+        .is_some_and(|zombie| !zombie)
+}
+
 /// Whether this process runs as root (effective uid 0): file permissions do not apply to it.
 pub fn is_root() -> bool {
     // `/proc/self/status` holds `Uid: real effective saved fs`.

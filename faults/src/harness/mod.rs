@@ -85,7 +85,7 @@ pub use check::{
 };
 pub use child::{
     BOUND, Child, DB_VAR, ENTRY, Exit, MARK, ROLE_VAR, Spawn, counters_line, db, env_path, is_root,
-    parse_counters, role, runnable_copy, say, say_counters, stop_on_stdin_close,
+    parse_counters, role, runnable_copy, running, say, say_counters, stop_on_stdin_close,
     until_stdin_closes,
 };
 pub use ledger::Ledger;
