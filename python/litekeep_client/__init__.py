@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 from litekeep_client.binary import LITEKEEP_ENV, find_litekeep
 from litekeep_client.connection import ENGINES, Connection, connect
 from litekeep_client.errors import (
+    EngineMismatch,
     LitekeepError,
     LitekeepNotFound,
     OutcomeUnknown,
@@ -42,6 +43,7 @@ __all__ = [
     "LITEKEEP_ENV",
     "Changes",
     "Connection",
+    "EngineMismatch",
     "LitekeepError",
     "LitekeepNotFound",
     "OutcomeUnknown",

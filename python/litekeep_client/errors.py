@@ -155,3 +155,17 @@ class ProtocolError(LitekeepError):
             f"the litekeep server of {self.database} does not speak this client's protocol: {reason}; "
             "install the litekeep_client of the same litekeep version as the server"
         )
+
+
+class EngineMismatch(LitekeepError):
+    """The server that owns the database runs another engine than the one asked for (a SQLite
+    file is not a DuckDB file). Nothing was sent."""
+
+    def __init__(self, database: os.PathLike | str, running: str, asked: str) -> None:
+        self.database = os.fspath(database)
+        self.running = running
+        self.asked = asked
+        super().__init__(
+            f"the litekeep server of {self.database} runs {running}, this connection asked for "
+            f"{asked}: connect with engine={running!r}, or stop that server first"
+        )

@@ -1,64 +1,60 @@
-"""Starting ``litekeep serve`` for a database that has no owner.
+"""Starting ``litekeep serve`` for a database that has no owner (PROTOCOL.md, section 3).
 
-The server runs detached: in its own session (no terminal's signals reach it), with its
-standard streams on ``/dev/null`` (it writes its log beside the database), in ``/`` (it keeps
-no directory busy). Two clients may start one each at the same moment: the servers elect one
-owner between them through the owner lock and the other leaves, so a client only ever looks
-for the owner, never assumes its own server is it.
+``litekeep serve --db DB --engine ENGINE`` starts the server as a child in a session of its
+own (working directory ``/``, stdin ``/dev/null``, its log ``<db>.serve.log`` beside the
+database) and exits once a server serves the database: 0 when one does (the one it started, or
+one that was already serving or won the race), non-zero with one line on stderr saying why
+not. Two clients that start servers at the same moment end with one server: the servers elect
+one owner through the owner lock and the others leave. So a client runs it, waits for it, and
+then looks for the owner; it never assumes the server it started is the one serving.
 
-A server that exits stays a zombie of the process that started it until that process waits
-for it; :func:`reap` does, and runs before every start and every search for the owner.
+The command itself runs in a session of its own too, so that a terminal's Ctrl-C meant for
+the client does not cut a server's start short.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import threading
-from typing import Optional
 
-_started: list[subprocess.Popen] = []
-_started_lock = threading.Lock()
+
+class StartFailed(Exception):
+    """``litekeep serve`` could not start a server; the message says why."""
 
 
 def log_path(db: str) -> str:
-    """Where ``litekeep serve`` writes its log: beside the database."""
+    """Where ``litekeep serve`` writes its log: ``<db>.serve.log``, beside the database."""
     return db + ".serve.log"
 
 
-def start(litekeep: str, db: str, engine: str) -> subprocess.Popen:
-    """Starts ``litekeep serve --db DB --engine ENGINE``, detached. Raises ``OSError`` when it
-    cannot be executed."""
-    reap()
-    proc = subprocess.Popen(
-        [litekeep, "serve", "--db", db, "--engine", engine],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd="/",
-        close_fds=True,
-        start_new_session=True,
-    )
-    with _started_lock:
-        _started.append(proc)
-    return proc
-
-
-def reap() -> None:
-    """Waits for the servers this process started that have exited (no zombies stay)."""
-    with _started_lock:
-        _started[:] = [p for p in _started if p.poll() is None]
-
-
-def log_tail(db: str, lines: int = 5) -> Optional[str]:
-    """The last ``lines`` lines of the server's log, if it has one."""
+def start(litekeep: str, db: str, engine: str, timeout: float) -> None:
+    """Runs ``litekeep serve --db DB --engine ENGINE`` and waits for it, at most ``timeout``
+    seconds. Returns when a server serves ``db``; raises :class:`StartFailed` otherwise."""
+    command = [litekeep, "serve", "--db", db, "--engine", engine]
     try:
-        with open(log_path(db), "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 8192))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-    kept = [line for line in text.splitlines() if line.strip()][-lines:]
-    return "\n".join(kept) if kept else None
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd="/",
+            close_fds=True,
+            start_new_session=True,
+        )
+    except OSError as e:
+        raise StartFailed(f"`{' '.join(command)}` could not be run: {e}") from None
+    try:
+        _, stderr = proc.communicate(timeout=max(timeout, 0.001))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise StartFailed(
+            f"`litekeep serve` did not say a server serves {db} within {timeout:.3g} s; "
+            f"its log is {log_path(db)}"
+        ) from None
+    if proc.returncode != 0:
+        lines = [line for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+        said = " | ".join(lines[-5:]) or "nothing on stderr"
+        raise StartFailed(
+            f"`litekeep serve --db {db} --engine {engine}` exited with status {proc.returncode}: "
+            f"{said} (its log: {log_path(db)})"
+        )

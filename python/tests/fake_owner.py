@@ -27,9 +27,10 @@ from litekeep_client.discovery import LABEL, SUN_PATH_MAX, owner_lock_path, sock
 
 
 class FakeOwner:
-    def __init__(self, db, *, records_outcomes=True, generation=None, protocol=1, welcome=None,
-                 outcomes=None):
+    def __init__(self, db, *, engine="sqlite", records_outcomes=True, generation=None, protocol=1,
+                 welcome=None, outcomes=None):
         self.db = str(db)
+        self.engine = engine
         self.records_outcomes = records_outcomes
         self.protocol = protocol
         self.extra_welcome = welcome or {}
@@ -102,10 +103,11 @@ class FakeOwner:
                        "message": f"the client speaks protocol version {hello.get('protocol')}, "
                                   f"this owner speaks {self.protocol}"}})
                 return c.close()
-            _write(c, {"t": "welcome", "protocol": self.protocol, "program": "litekeep serve",
+            _write(c, {"t": "welcome", "protocol": self.protocol, "program": "litekeep-serve",
                        "version": "0.0.0", "fingerprint": None, "generation": self.generation,
                        "pid": os.getpid(), "max_frame": 16 << 20,
-                       "records_outcomes": self.records_outcomes, **self.extra_welcome})
+                       "records_outcomes": self.records_outcomes, "engine": self.engine,
+                       **self.extra_welcome})
             tx = _Tx(self)
             while True:
                 call = _read(c)
@@ -139,17 +141,21 @@ class FakeOwner:
         with self._sql_lock:
             response = tx.run(request)
         ok = cbor.dumps(response)
-        if request["mode"] == "write" and self.records_outcomes and request.get("tx") is None:
+        recorded = request.get("tx") is None and not request.get("in_tx") or request.get("tx") == "commit"
+        if request["mode"] == "write" and self.records_outcomes and recorded:
             self.outcomes[key] = ok
         return ok
 
 
 class _Tx:
-    """One connection's transaction state, on the shared sqlite3 connection."""
+    """One connection's transaction state, on the shared sqlite3 connection, as PROTOCOL.md
+    section 8.4 says: a failing statement rolls the transaction back, and the connection
+    answers ``litekeep_transaction_aborted`` until a rollback ends it."""
 
     def __init__(self, owner):
         self.owner = owner
         self.open = False
+        self.aborted = False
 
     def rollback(self):
         if self.open:
@@ -159,7 +165,17 @@ class _Tx:
 
     def run(self, request):
         db = self.owner._sql
-        if request.get("tx") == "begin":
+        tx = request.get("tx")
+        if self.aborted:
+            if tx == "rollback":
+                self.aborted = False
+                return {"results": []}
+            if tx == "commit":
+                self.aborted = False
+            return _error("the transaction was rolled back", "litekeep_transaction_aborted")
+        if (request.get("in_tx") or tx in ("commit", "rollback")) and not self.open:
+            return _error("no transaction is open on this connection", "litekeep_no_transaction")
+        if tx == "begin":
             db.execute("BEGIN")
             self.open = True
         db.execute("SAVEPOINT request")
@@ -171,16 +187,23 @@ class _Tx:
             except sqlite3.Error as e:
                 db.execute("ROLLBACK TO request")
                 db.execute("RELEASE request")
+                if self.open:
+                    db.execute("ROLLBACK")
+                    self.open, self.aborted = False, True
                 return {"error": {"index": i, "sql": stmt["sql"], "message": str(e), "code": None}}
             columns = [d[0] for d in cur.description] if cur.description else []
             results.append({"columns": columns, "rows": rows,
                             "changes": cur.rowcount if cur.rowcount >= 0 else 0,
                             "last_rowid": cur.lastrowid})
         db.execute("RELEASE request")
-        if request.get("tx") in ("commit", "rollback"):
-            db.execute(request["tx"].upper())
+        if tx in ("commit", "rollback"):
+            db.execute(tx.upper())
             self.open = False
         return {"results": results}
+
+
+def _error(message, code):
+    return {"error": {"index": -1, "sql": "", "message": message, "code": code}}
 
 
 def _generation_in(head):

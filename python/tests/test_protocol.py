@@ -195,7 +195,7 @@ def test_a_transaction_commits_and_rolls_back(owner, db):
         with conn.transaction():
             conn.execute("INSERT INTO t VALUES (3)")
             1 / 0
-    assert bodies(owner)[-1] == {"stmts": [], "mode": "write", "tx": "rollback"}
+    assert bodies(owner)[-1] == {"stmts": [], "mode": "write", "tx": "rollback", "in_tx": True}
     assert conn.query("SELECT v FROM t ORDER BY v") == [(1,), (2,)]
     with conn.transaction():
         pass
@@ -228,14 +228,56 @@ def test_a_transaction_whose_server_died_is_lost_not_retried(db):
         os.unlink(owner.socket_path)
 
 
-def test_a_commit_whose_answer_was_lost_is_outcome_unknown(owner, db):
+def test_a_commit_whose_answer_was_lost_is_asked_again_and_answered_from_the_record(owner, db):
     conn = lk.connect(db, start=False, timeout=5)
     conn.execute("CREATE TABLE t (v)")
-    with pytest.raises(lk.OutcomeUnknown, match="commit"):
+    with conn.transaction():
+        conn.execute("INSERT INTO t VALUES (1)")
+        owner.script = ["drop_after"]
+    commits = [(seq, retry) for _, seq, retry, body in owner.calls if cbor.loads(body)["tx"] == "commit"]
+    assert [retry for _, retry in commits] == [False, True] and commits[0][0] == commits[1][0]
+    assert conn.query("SELECT count(*) FROM t") == [(1,)], "committed once"
+    conn.close()
+
+
+def test_a_commit_lost_before_it_committed_is_a_lost_transaction(owner, db):
+    conn = lk.connect(db, start=False, timeout=5)
+    conn.execute("CREATE TABLE t (v)")
+    with pytest.raises(lk.TransactionLost, match="before it committed"):
         with conn.transaction():
             conn.execute("INSERT INTO t VALUES (1)")
-            owner.script = ["drop_after"]
-    assert conn.query("SELECT count(*) FROM t") == [(1,)], "this time it had been applied"
+            owner.script = ["drop_before"]
+    assert conn.query("SELECT count(*) FROM t") == [(0,)]
+    conn.close()
+
+
+def test_a_failing_statement_ends_the_transaction(owner, db):
+    conn = lk.connect(db, start=False, timeout=5)
+    conn.execute("CREATE TABLE t (v UNIQUE)")
+    with pytest.raises(lk.TransactionLost, match="a statement failed: UNIQUE"):
+        with conn.transaction():
+            conn.execute("INSERT INTO t VALUES (1)")
+            with pytest.raises(lk.SQLError, match="UNIQUE"):
+                conn.execute("INSERT INTO t VALUES (1)")
+            calls = len(owner.calls)
+            with pytest.raises(lk.TransactionLost):
+                conn.execute("INSERT INTO t VALUES (2)")
+            assert len(owner.calls) == calls, "refused here, not sent"
+    assert bodies(owner)[-1]["tx"] == "rollback", "the server's aborted transaction is ended"
+    assert conn.query("SELECT count(*) FROM t") == [(0,)]
+    with conn.transaction():
+        conn.execute("INSERT INTO t VALUES (3)")
+    assert conn.query("SELECT v FROM t") == [(3,)], "the connection goes on"
+    conn.close()
+
+
+def test_a_read_only_transaction_begins_as_a_read(owner, db):
+    conn = lk.connect(db, start=False, timeout=5)
+    with conn.transaction(readonly=True):
+        assert conn.query("SELECT 1") == [(1,)]
+        assert conn.query("SELECT 2") == [(2,)]
+    assert [(b["mode"], b["tx"], b.get("in_tx")) for b in bodies(owner)] == [
+        ("read", "begin", None), ("read", None, True), ("write", "commit", True)]
     conn.close()
 
 
@@ -368,7 +410,7 @@ def test_a_server_that_fails_to_start_is_reported_with_its_status_and_log(db, tm
     fake = tmp_path / "litekeep"
     fake.write_text(textwrap.dedent(f"""\
         #!/bin/sh
-        echo "litekeep serve: cannot open {db}: the disk is on fire" >> "{db}.serve.log"
+        echo "litekeep serve: cannot open {db}: the disk is on fire" >&2
         exit 3
     """))
     fake.chmod(0o755)
@@ -377,6 +419,7 @@ def test_a_server_that_fails_to_start_is_reported_with_its_status_and_log(db, tm
         lk.connect(db, timeout=10)
     assert "exited with status 3" in str(caught.value)
     assert "the disk is on fire" in str(caught.value)
+    assert f"{db}.serve.log" in str(caught.value)
 
 
 def test_no_litekeep_binary_to_start_is_litekeep_not_found(db, tmp_path, monkeypatch):
@@ -404,3 +447,26 @@ def test_the_peer_check_reads_so_peercred(tmp_path):
             discovery.connect(discovery.Owner(os.getpid() + 1, 1, path), 1)
     finally:
         s.close()
+
+
+def test_a_server_of_another_engine_is_refused_by_name(db):
+    owner = FakeOwner(db, welcome={"engine": "duckdb"})
+    try:
+        with pytest.raises(lk.EngineMismatch, match="runs duckdb, this connection asked for sqlite"):
+            lk.connect(db, engine="sqlite", start=False, timeout=5)
+        with lk.connect(db, engine="duckdb", start=False, timeout=5) as conn:
+            assert conn.server["engine"] == "duckdb"
+            assert conn.server["pid"] == os.getpid()
+    finally:
+        owner.stop()
+
+
+def test_an_owner_that_is_not_litekeep_serve_is_never_called(db):
+    # Another program on the owner protocol may own the file, with requests that are not SQL.
+    owner = FakeOwner(db, welcome={"program": "indexer"})
+    try:
+        with pytest.raises(lk.ProtocolError, match="the owner is 'indexer', not 'litekeep-serve'"):
+            lk.connect(db, start=False, timeout=5)
+        assert owner.calls == []
+    finally:
+        owner.stop()
