@@ -143,7 +143,7 @@ pub fn loaded_library() -> Option<PathBuf> {
 
 /// DuckDB says a file is held by another process only in its message: "Could not set lock on
 /// file … Conflicting lock is held in <program> (PID <n>)".
-fn opening_error(path: &Path, source: duckdb::Error) -> DuckDbError {
+pub(crate) fn opening_error(path: &Path, source: duckdb::Error) -> DuckDbError {
     let message = source.to_string();
     if message.contains("Could not set lock on file") {
         return DuckDbError::Locked {

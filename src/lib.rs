@@ -45,6 +45,7 @@ mod error;
 mod pool;
 mod registry;
 mod retry;
+pub mod serve;
 mod service;
 mod wal;
 

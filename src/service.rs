@@ -343,12 +343,19 @@ where
             .fingerprint
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut options = self.options;
+        let mut options = self.options.clone();
         if let Some(f) = fingerprint {
             options = options.fingerprint(f.to_string());
         }
-        let service = SqliteService {
-            db: self.db.clone(),
+        let path = self.db.path().to_path_buf();
+        let node = Node::join(path, self.into_service(), options)?;
+        Ok(Service { node })
+    }
+
+    /// The owner's side alone, for a service that wraps it (`litekeep serve`).
+    pub(crate) fn into_service(self) -> SqliteService<Req, Resp> {
+        SqliteService {
+            db: self.db,
             handler: self.handler,
             created: AtomicBool::new(false),
             retention: self.retention,
@@ -356,9 +363,7 @@ where
             batches: AtomicU64::new(0),
             after_commit: self.after_commit,
             _types: PhantomData,
-        };
-        let node = Node::join(self.db.path(), service, options)?;
-        Ok(Service { node })
+        }
     }
 }
 

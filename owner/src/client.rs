@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use crate::failure::Failure;
 use crate::wire::{self, FromOwner, Hello, Outcome, ReadError, ToOwner, Welcome};
 
-/// How a call on a connection went wrong.
+/// How a call on a [`Connection`](crate::Connection) went wrong.
 #[derive(Debug)]
-pub(crate) enum CallError {
+#[non_exhaustive]
+pub enum CallError {
     /// The request was not sent whole: the owner never applies it.
     NotSent,
     /// The connection ended after the request was sent: it may have been applied.
@@ -62,6 +63,16 @@ fn read_before(
 }
 
 impl Conn {
+    /// Raises or lowers the limit on the frames read from the owner.
+    pub fn set_max_frame(&mut self, max: u32) {
+        self.max_frame = max;
+    }
+
+    /// The socket.
+    pub fn stream(&self) -> &UnixStream {
+        &self.stream
+    }
+
     /// Says hello on `stream` and reads the welcome, before `deadline`.
     pub fn handshake(
         stream: UnixStream,
@@ -87,6 +98,7 @@ impl Conn {
                 pid: 0,
                 max_frame: 0,
                 records_outcomes: false,
+                info: Default::default(),
             },
             max_frame,
         };

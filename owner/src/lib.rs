@@ -99,7 +99,9 @@
 //!
 //! # Protocol
 //!
-//! Language-neutral, for clients in any language:
+//! Language-neutral, for clients in any language. `PROTOCOL.md`, at the root of litekeep's
+//! repository, is the full reference — finding the owner step by step, starting a server on
+//! demand, what to send again, and the SQL body of `litekeep serve`; in short:
 //!
 //! - **Framing.** A frame is a 4-byte big-endian unsigned length `n`, then `n` bytes: one CBOR
 //!   data item (RFC 8949), always a map with text keys. A receiver refuses `n` over its limit
@@ -130,6 +132,12 @@
 //!   line, after `label=litekeep owner gen=`. The socket: `<dir>/<name>.owner-<gen>.sock`, or
 //!   `/proc/self/fd/<dirfd>/<name>.owner-<gen>.sock` when the path is over 107 bytes. Check
 //!   `SO_PEERCRED`'s pid against the holder's.
+//! - **Services' hooks.** A service may run some calls at once on their connection's thread
+//!   instead of in a batch ([`Service::direct`]: reads, calls of a transaction the connection
+//!   holds), learns which connection a call came on ([`Call::conn`]) and when a connection
+//!   ends ([`Service::disconnected`]), and may add text keys to the welcome
+//!   ([`Options::info`]). [`Connection`] is one connection for a client that speaks the
+//!   protocol itself.
 //! - **Versioning.** `protocol` is 1. A later version that only adds keys or message types
 //!   keeps it; anything else raises it, and the owner refuses other versions by name.
 
@@ -138,6 +146,7 @@
 
 mod address;
 mod client;
+mod connection;
 mod error;
 mod failure;
 mod node;
@@ -149,11 +158,13 @@ mod service;
 pub mod wire;
 
 pub use address::{owner_lock_path, socket_name};
+pub use client::CallError;
+pub use connection::Connection;
 pub use error::OwnerError;
 pub use failure::{Applied, Failure, FailureKind};
 pub use node::Node;
 pub use options::{Options, compare_versions};
-pub use service::{Batch, Call, ClientId, Service};
+pub use service::{Batch, Call, ClientId, ConnId, Service};
 
 /// The CBOR encoding of a call's outcome, as a service that records outcomes stores it and
 /// answers a retry with ([`Call::answer_recorded`]).

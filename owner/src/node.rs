@@ -10,6 +10,7 @@ use litekeep_lock::{FileLock, LockError, LockGuard, Wait};
 
 use crate::address::{Place, first_line, owner_lock_path};
 use crate::client::{CallError, Conn};
+use crate::connection::{Reach, reach};
 use crate::error::OwnerError;
 use crate::failure::FailureKind;
 use crate::options::{Options, compare_versions};
@@ -286,6 +287,7 @@ impl<S: Service> NodeInner<S> {
                         retry: sent,
                         request: req,
                         record: sent,
+                        conn: None,
                         answer: None,
                     };
                     let (finished, _ticket) = match queue.submit(call, false) {
@@ -476,6 +478,7 @@ impl<S: Service> NodeInner<S> {
             pid: std::process::id(),
             max_frame: self.options.max_frame,
             records_outcomes: self.service.records_outcomes(),
+            info: self.options.info.clone(),
         };
         let server = Server::start(
             listener,
@@ -502,38 +505,6 @@ impl<S: Service> NodeInner<S> {
     /// Connects to the owner the owner lock names, checks that the process listening is that
     /// owner, and shakes hands; asks an older owner to hand over.
     fn connect(&self, deadline: Instant) -> Result<Conn, Reach> {
-        let holder = self
-            .lock
-            .holder()
-            .ok_or_else(|| Reach::Not("no process owns it (the owner lock is free)".into()))?;
-        let generation = holder
-            .label
-            .as_deref()
-            .and_then(generation_in)
-            .ok_or_else(|| {
-                Reach::Not(format!(
-                    "pid {} holds the owner lock but has not named its socket yet",
-                    holder.pid
-                ))
-            })?;
-        let address = self.place.socket_path(generation);
-        let stream = self
-            .place
-            .connect(generation)
-            .map_err(|e| Reach::Not(format!("connecting to {}: {e}", address.display())))?;
-        // A socket of that name bound by anyone but the owner (a squatter) is refused.
-        let listening = crate::address::peer(&stream)
-            .map_err(|e| Reach::Not(format!("reading the peer of {}: {e}", address.display())))?
-            .pid
-            .as_raw_nonzero()
-            .get() as u32;
-        if holder.verified && listening != holder.pid {
-            return Err(Reach::Not(format!(
-                "{} is bound by pid {listening}, not by the owner (pid {}); not calling it",
-                address.display(),
-                holder.pid
-            )));
-        }
         let hello = Hello {
             protocol: PROTOCOL,
             client: self.client.to_vec(),
@@ -541,24 +512,13 @@ impl<S: Service> NodeInner<S> {
             version: self.options.version.clone(),
             fingerprint: self.options.fingerprint.clone(),
         };
-        let mut conn = match Conn::handshake(stream, &hello, self.options.max_frame, deadline) {
-            Ok(c) => c,
-            Err(CallError::Refused(f)) if f.kind == FailureKind::ProtocolVersion => {
-                return Err(Reach::Protocol(protocol_in(&f.message)));
-            }
-            Err(CallError::Refused(f)) if f.kind == FailureKind::Refused => {
-                return Err(Reach::Refused(f));
-            }
-            Err(e) => {
-                return Err(Reach::Not(format!(
-                    "handshake with {}: {e:?}",
-                    address.display()
-                )));
-            }
-        };
-        if conn.welcome.protocol != PROTOCOL {
-            return Err(Reach::Protocol(conn.welcome.protocol));
-        }
+        let mut conn = reach(
+            &self.place,
+            &self.lock,
+            &hello,
+            self.options.max_frame,
+            deadline,
+        )?;
         if self.options.take_over
             && self.options.candidate
             && compare_versions(&self.options.version, &conn.welcome.version).is_gt()
@@ -591,11 +551,14 @@ impl<S: Service> NodeInner<S> {
     }
 }
 
-/// Stops an owner: no new requests, the taken ones answered (at most `bound`), its socket
-/// removed, then the owner lock released, then its connections closed, each after telling
-/// its client (at most a second more, so that a process that exits next lets them finish).
+/// Stops an owner: no new requests, the taken ones answered (at most `bound`), the service
+/// told ([`Service::stepping_down`]), its socket removed, then the owner lock released, then
+/// its connections closed, each after telling its client (at most a second more, so that a
+/// process that exits next lets them finish).
 fn stop<S: Service>(mut owned: Owned<S>, place: &Place, bound: Duration, except: Option<u64>) {
     owned.queue.drain(bound);
+    let service = owned.queue.service();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| service.stepping_down()));
     owned.server.stop_accepting();
     place.remove_socket(owned.generation);
     drop(owned.guard);
@@ -612,28 +575,6 @@ impl<S: Service> Drop for NodeInner<S> {
             stop(owned, &self.place, self.options.timeout, None);
         }
     }
-}
-
-/// Why no connection to an owner was made.
-enum Reach {
-    /// None yet (no owner, not bound yet, gone): try again.
-    Not(String),
-    /// The owner refused this process (its credentials).
-    Refused(crate::Failure),
-    /// The owner speaks another protocol version.
-    Protocol(u32),
-    /// The owner handed over to this process: elect again.
-    HandedOver,
-}
-
-/// The owner's protocol version in its `protocol_version` failure's message.
-fn protocol_in(message: &str) -> u32 {
-    message
-        .split("this owner speaks ")
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ pub struct Options {
     pub(crate) frame_timeout: Duration,
     pub(crate) candidate: bool,
     pub(crate) take_over: bool,
+    pub(crate) info: std::collections::BTreeMap<String, String>,
 }
 
 impl Options {
@@ -55,6 +56,7 @@ impl Options {
             frame_timeout: Duration::from_secs(5),
             candidate: true,
             take_over: true,
+            info: std::collections::BTreeMap::new(),
         }
     }
 
@@ -133,6 +135,33 @@ impl Options {
     /// only, which waits for another process to own.
     pub fn candidate(mut self, candidate: bool) -> Options {
         self.candidate = candidate;
+        self
+    }
+
+    /// Adds `key: value` to the owner's welcome ([`Welcome::info`](crate::wire::Welcome)),
+    /// for what a client must know of the service before it calls (the database engine, say).
+    /// A key of the welcome's own (`protocol`, `pid`, …) is ignored.
+    ///
+    /// ```
+    /// let options = litekeep_owner::Options::new("serve", "1.0").info("engine", "duckdb");
+    /// # let _ = options;
+    /// ```
+    pub fn info(mut self, key: impl Into<String>, value: impl Into<String>) -> Options {
+        let key = key.into();
+        const OWN: [&str; 9] = [
+            "t",
+            "protocol",
+            "program",
+            "version",
+            "fingerprint",
+            "generation",
+            "pid",
+            "max_frame",
+            "records_outcomes",
+        ];
+        if !OWN.contains(&key.as_str()) {
+            self.info.insert(key, value.into());
+        }
         self
     }
 

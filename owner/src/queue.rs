@@ -95,14 +95,21 @@ impl<S: Service> Queue<S> {
         })
     }
 
-    /// Runs `call` in a batch (leading it, when no batch runs) and gives its outcome, with a
-    /// ticket to drop once the client has it. A call of a client whose same (client, seq) is
-    /// queued or running joins that one instead of running twice. A call refused before it
-    /// was queued (the owner steps down, the queue is full) comes back with the failure.
+    /// The service the queue runs.
+    pub fn service(&self) -> &S {
+        &self.service
+    }
+
+    /// Runs `call`: at once on this thread when the service takes it
+    /// ([`Service::direct`]), else in a batch (leading it, when no batch runs); gives its
+    /// outcome, with a ticket to drop once the client has it. A call of a client whose same
+    /// (client, seq) is queued or running joins that one instead of running twice. A call
+    /// refused before it was queued (the owner steps down, the queue is full) comes back with
+    /// the failure.
     #[allow(clippy::type_complexity)]
     pub fn submit(
         self: &Arc<Self>,
-        call: Call<S::Request, S::Response>,
+        mut call: Call<S::Request, S::Response>,
         remote: bool,
     ) -> Result<(Finished<S::Response>, Option<Ticket<S>>), (Call<S::Request, S::Response>, Failure)>
     {
@@ -124,9 +131,35 @@ impl<S: Service> Queue<S> {
             };
             return Ok((self.wait(&slot), Some(ticket)));
         }
+        // Counted from here, so that a drain waits for a call the service runs directly.
+        st.busy += 1;
+        drop(st);
+        let ticket = Ticket {
+            queue: self.clone(),
+        };
+        let direct = catch_unwind(AssertUnwindSafe(|| self.service.direct(&mut call)));
+        match direct {
+            Ok(true) => return Ok((finish(call.answer.take(), remote), Some(ticket))),
+            Ok(false) => {}
+            Err(_) => {
+                let f = Failure::new(
+                    FailureKind::Panicked,
+                    "the service panicked while running this request",
+                )
+                .applied(Applied::Unknown);
+                return Ok((finished_failure(f, remote), Some(ticket)));
+            }
+        }
+        let mut st = lock(&self.state);
+        // The same call may have come again (a retry) while the service looked at this one.
+        if let Some(slot) = key.and_then(|k| st.in_flight.get(&k)).cloned() {
+            drop(st);
+            return Ok((self.wait(&slot), Some(ticket)));
+        }
         if st.waiting.len() >= self.limits.depth {
             let depth = self.limits.depth;
             drop(st);
+            drop(ticket);
             let f = Failure::new(
                 FailureKind::QueueFull,
                 format!(
@@ -146,13 +179,9 @@ impl<S: Service> Queue<S> {
         if let Some(k) = key {
             st.in_flight.insert(k, slot.clone());
         }
-        st.busy += 1;
         let lead = !st.leading;
         st.leading = true;
         drop(st);
-        let ticket = Ticket {
-            queue: self.clone(),
-        };
         if lead {
             self.lead(&slot);
         }

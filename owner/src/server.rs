@@ -29,8 +29,11 @@ pub(crate) struct Shared<S: Service> {
     /// thread removes its own before closing it, under this lock, so a number here is never
     /// another file's.
     conns: Mutex<HashMap<u64, RawFd>>,
-    next_conn: AtomicU64,
 }
+
+/// The next connection's number: process-wide, so that a connection of a later ownership of
+/// this process never takes the number of an earlier one's.
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// A running server: its socket and threads.
 pub(crate) struct Server<S: Service> {
@@ -57,7 +60,6 @@ impl<S: Service> Server<S> {
             file,
             stopping: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
-            next_conn: AtomicU64::new(0),
         });
         let listener = Arc::new(listener);
         let listener_fd = listener.as_raw_fd();
@@ -157,7 +159,7 @@ fn accept_loop<S: Service>(listener: &UnixListener, shared: &Arc<Shared<S>>) {
                 continue;
             }
         };
-        let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+        let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
         {
             let mut conns = shared.conns.lock().unwrap_or_else(PoisonError::into_inner);
             if conns.len() >= shared.options.max_connections {
@@ -270,9 +272,30 @@ fn serve<S: Service>(stream: &UnixStream, id: u64, shared: &Arc<Shared<S>>) {
         return;
     }
     set(None);
+    let service = shared.queue.service();
+    let hook = |f: &dyn Fn()| {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    };
+    hook(&|| service.connected(id));
+    calls(stream, &mut reader, id, client, shared);
+    hook(&|| service.disconnected(id));
+}
+
+/// Reads and answers a connection's calls, one at a time, until it ends.
+fn calls<S: Service>(
+    stream: &UnixStream,
+    reader: &mut BufReader<&UnixStream>,
+    id: u64,
+    client: [u8; 16],
+    shared: &Arc<Shared<S>>,
+) {
+    let options = &shared.options;
+    let set = |t: Option<Duration>| {
+        let _ = stream.set_read_timeout(t);
+    };
     loop {
         let frame = match wire::read_frame(
-            &mut reader,
+            reader,
             options.max_frame,
             set,
             Some(options.frame_timeout),
@@ -296,7 +319,7 @@ fn serve<S: Service>(stream: &UnixStream, id: u64, shared: &Arc<Shared<S>>) {
                 acked_below,
                 retry,
                 body,
-            }) => call(shared, client, seq, acked_below, retry, &body),
+            }) => call(shared, id, client, seq, acked_below, retry, &body),
             Ok(ToOwner::Handover { version }) => {
                 handover(shared, stream, id, &version);
                 return;
@@ -373,6 +396,7 @@ fn frame_error(stream: &UnixStream, e: ReadError, what: &str) {
 
 fn call<S: Service>(
     shared: &Arc<Shared<S>>,
+    conn: u64,
     client: [u8; 16],
     seq: u64,
     acked_below: u64,
@@ -396,6 +420,7 @@ fn call<S: Service>(
         retry,
         request,
         record: true,
+        conn: Some(conn),
         answer: None,
     };
     let (finished, ticket) = match shared.queue.submit(call, true) {

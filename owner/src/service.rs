@@ -11,6 +11,10 @@ use crate::failure::Failure;
 /// A client's id: 16 random bytes, the same for all of one [`Node`](crate::Node)'s calls.
 pub type ClientId = [u8; 16];
 
+/// A connection's number at its owner: unique among the connections this process has served,
+/// never given twice.
+pub type ConnId = u64;
+
 /// What the owner runs on the requests its clients send: the application's handler, batched.
 ///
 /// Every process of a program joins with the same service (the owner runs the handler on the
@@ -54,6 +58,42 @@ pub trait Service: Send + Sync + 'static {
     fn records_outcomes(&self) -> bool {
         false
     }
+
+    /// Runs `call` at once, on the thread that brought it, outside the batches — or leaves it
+    /// to the queue. A service that answers the call here ([`Call::answer`] or
+    /// [`Call::answer_recorded`]) returns true; false sends it on to the next batch, as
+    /// every call goes by default. For calls that must not wait for, or hold up, a group
+    /// commit: reads, or a call that belongs to a transaction its connection holds
+    /// ([`Call::conn`]). Calls of one connection come one at a time; calls of different
+    /// connections come at once, on their own threads.
+    ///
+    /// A panic here fails the call (`panicked`, outcome unknown) and nothing else.
+    fn direct(&self, call: &mut Call<Self::Request, Self::Response>) -> bool {
+        let _ = call;
+        false
+    }
+
+    /// A client's connection was accepted (its hello answered with the welcome). Called on
+    /// the connection's thread, before any of its calls. Default: nothing.
+    fn connected(&self, conn: ConnId) {
+        let _ = conn;
+    }
+
+    /// The owner is stepping down: it has stopped taking calls and answered those it took
+    /// (within its bound), and is about to release the owner lock. The place to let go of
+    /// what the next owner will need — a file only one process may open. Called once per
+    /// ownership, on the thread that steps down; calls that come after it are refused
+    /// (`stepping_down`) before they reach the service, but for connections ending
+    /// ([`disconnected`](Service::disconnected)). Default: nothing.
+    fn stepping_down(&self) {}
+
+    /// A connection that was [`connected`](Service::connected) ended: its client hung up, it
+    /// broke a rule of the protocol, or the owner is stepping down. Called once, on the
+    /// connection's thread, after its last call was answered: the place to let go at once of
+    /// what the service holds for it (a transaction). Default: nothing.
+    fn disconnected(&self, conn: ConnId) {
+        let _ = conn;
+    }
 }
 
 /// A call's answer as the service gives it: a value, or the bytes of a recorded
@@ -80,6 +120,8 @@ pub struct Call<Req, Resp> {
     /// own process that was never sent elsewhere (it cannot outlive the owner, so nobody could
     /// ask again), true for every other.
     pub record: bool,
+    /// The connection the call came on; `None` for a call of the owner's own process.
+    pub conn: Option<ConnId>,
     pub(crate) answer: Option<Answer<Resp>>,
 }
 
@@ -91,6 +133,7 @@ impl<Req, Resp> Call<Req, Resp> {
 
     /// Answers the call with a recorded outcome: the CBOR encoding of an
     /// [`Outcome`](crate::wire::Outcome), as [`encode_outcome`](crate::encode_outcome) made it.
+    /// (A service that records outcomes stores these bytes and answers a retry with them.)
     pub fn answer_recorded(&mut self, outcome: Vec<u8>) {
         self.answer = Some(Answer::Encoded(outcome));
     }

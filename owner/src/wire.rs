@@ -1,6 +1,7 @@
 //! The wire format: length-prefixed frames, each one CBOR data item (RFC 8949), and the
 //! messages they carry. The crate docs' "Protocol" section is the reference for other languages.
 
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read};
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -56,6 +57,33 @@ pub struct Welcome {
     /// Whether the owner records each call's outcome with its writes (a retry with the same
     /// client id and sequence number then gets the recorded outcome).
     pub records_outcomes: bool,
+    /// What else the service tells its clients ([`Options::info`](crate::Options::info)), as
+    /// more text keys of the welcome map (`"engine": "duckdb"`). Reading a welcome, every key
+    /// this version does not know whose value is text lands here.
+    #[serde(flatten, with = "info")]
+    pub info: BTreeMap<String, String>,
+}
+
+/// The welcome's extra keys: written as text entries of the map; read leniently, keeping the
+/// text ones and skipping the others, so that a later version may add keys of any type.
+mod info {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &BTreeMap<String, String>, s: S) -> Result<S::Ok, S::Error> {
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, String>, D::Error> {
+        let all = BTreeMap::<String, ciborium::Value>::deserialize(d)?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(k, v)| v.into_text().ok().map(|t| (k, t)))
+            .collect())
+    }
 }
 
 /// A frame a client sends.
@@ -451,6 +479,68 @@ mod tests {
         match decode::<FromOwner>(&bytes).unwrap() {
             FromOwner::Reply { error, .. } => {
                 assert_eq!(error.unwrap().kind, FailureKind::Other);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_welcome_carries_the_services_info_as_keys_of_its_own() {
+        let welcome = Welcome {
+            protocol: PROTOCOL,
+            program: "p".into(),
+            version: "1".into(),
+            fingerprint: None,
+            generation: 3,
+            pid: 42,
+            max_frame: 1024,
+            records_outcomes: true,
+            info: [("engine".to_owned(), "duckdb".to_owned())].into(),
+        };
+        let bytes = frame(&FromOwner::Welcome(welcome));
+        // On the wire: a key of the welcome map itself, `"engine": "duckdb"`.
+        let value: ciborium::Value = decode(&bytes[4..]).unwrap();
+        let map = value.as_map().unwrap();
+        let engine = map.iter().find(|(k, _)| k.as_text() == Some("engine"));
+        assert_eq!(engine.and_then(|(_, v)| v.as_text()), Some("duckdb"));
+        match decode::<FromOwner>(&bytes[4..]).unwrap() {
+            FromOwner::Welcome(w) => {
+                assert_eq!(w.info.len(), 1, "{:?}", w.info);
+                assert_eq!(w.info["engine"], "duckdb");
+                assert_eq!((w.pid, w.generation), (42, 3));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A later version's key of another type is skipped, not an error.
+        #[derive(Serialize)]
+        struct Later {
+            t: &'static str,
+            protocol: u32,
+            program: &'static str,
+            version: &'static str,
+            generation: u64,
+            pid: u32,
+            max_frame: u32,
+            records_outcomes: bool,
+            engine: &'static str,
+            limits: [u32; 2],
+        }
+        let later = encode(&Later {
+            t: "welcome",
+            protocol: PROTOCOL,
+            program: "p",
+            version: "2",
+            generation: 1,
+            pid: 1,
+            max_frame: 1,
+            records_outcomes: false,
+            engine: "sqlite",
+            limits: [1, 2],
+        })
+        .unwrap();
+        match decode::<FromOwner>(&later).unwrap() {
+            FromOwner::Welcome(w) => {
+                assert_eq!(w.info, [("engine".into(), "sqlite".into())].into())
             }
             other => panic!("{other:?}"),
         }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 mod engines;
 mod plan_output;
+mod serve;
 mod sides;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -173,6 +174,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Serve a database (SQLite, or DuckDB in a build with it) as its one owner process: the
+    /// other processes send it SQL over a local socket (the protocol is in PROTOCOL.md).
+    Serve(serve::ServeArgs),
     /// Run a command while holding <db>.lock, the lock migrate and recover take.
     #[command(
         after_help = "Example:\n  litekeep lock --db app.db --timeout 5s -- sqlite3 app.db .dump\n  litekeep lock --db app.db --shared -- cp app.db backup.db"
@@ -502,6 +506,10 @@ fn run(cmd: Cmd) -> Result<ExitCode, Failure> {
                     )
                 }));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Serve(args) => {
+            serve::run(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Engines { json } => {

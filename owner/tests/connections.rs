@@ -1,0 +1,157 @@
+//! A service that keeps state per connection, with real processes: it learns which
+//! connection each call came on, runs some calls at once outside the batches
+//! (`Service::direct`), and hears of a connection's end (`Service::disconnected`) when its
+//! client is SIGKILLed; the welcome carries the service's info.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use litekeep_faults::harness::{self, Child, Scratch};
+use litekeep_owner::wire::{self, Hello, PROTOCOL};
+use litekeep_owner::{Batch, Call, ConnId, Connection, Node, Options, Service};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Req {
+    /// Answered at once, outside the batches: the connection's number.
+    Whoami,
+    /// Answered in a batch: whether the call came with a connection.
+    Batched,
+    /// The connections that ended so far.
+    Ended,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+enum Resp {
+    Conn(Option<ConnId>),
+    Ended(BTreeSet<ConnId>),
+}
+
+#[derive(Default)]
+struct PerConnection {
+    open: Mutex<BTreeSet<ConnId>>,
+    ended: Mutex<BTreeSet<ConnId>>,
+}
+
+impl Service for PerConnection {
+    type Request = Req;
+    type Response = Resp;
+
+    fn run(&self, batch: &mut Batch<'_, Req, Resp>) {
+        let mut i = 0;
+        while let Some(call) = batch.get(i) {
+            let answer = match call.request {
+                Req::Batched => Resp::Conn(call.conn),
+                _ => Resp::Ended(self.ended.lock().unwrap().clone()),
+            };
+            call.answer(Ok(answer));
+            i += 1;
+        }
+    }
+
+    fn direct(&self, call: &mut Call<Req, Resp>) -> bool {
+        if !matches!(call.request, Req::Whoami) {
+            return false;
+        }
+        assert!(
+            call.conn
+                .is_some_and(|c| self.open.lock().unwrap().contains(&c)),
+            "a direct call comes on a connection already connected"
+        );
+        let conn = call.conn;
+        call.answer(Ok(Resp::Conn(conn)));
+        true
+    }
+
+    fn connected(&self, conn: ConnId) {
+        self.open.lock().unwrap().insert(conn);
+    }
+
+    fn disconnected(&self, conn: ConnId) {
+        self.open.lock().unwrap().remove(&conn);
+        self.ended.lock().unwrap().insert(conn);
+    }
+}
+
+fn hello() -> Hello {
+    Hello {
+        protocol: PROTOCOL,
+        client: vec![3; 16],
+        program: "conn-test".into(),
+        version: "1.0".into(),
+        fingerprint: None,
+    }
+}
+
+fn call(conn: &mut Connection, seq: u64, req: &Req) -> Resp {
+    let body = wire::encode(req).unwrap();
+    let outcome = conn
+        .call(seq, seq, false, &body, Duration::from_secs(20))
+        .unwrap();
+    wire::decode(&outcome.into_result().unwrap()).unwrap()
+}
+
+/// NOT A REAL TEST: the entry point of the child processes; returns at once without a role.
+#[test]
+fn child_process_entry() {
+    let Some(role) = harness::role() else { return };
+    let db = harness::db();
+    match role.as_str() {
+        "own" => {
+            let options = Options::new("conn-test", "1.0").info("engine", "test");
+            let node = Node::join(&db, PerConnection::default(), options).unwrap();
+            assert!(node.is_owner());
+            harness::say("OWNER");
+            harness::until_stdin_closes();
+        }
+        // Connects, asks its connection's number, says it, and waits to be killed.
+        "connected" => {
+            let mut conn = Connection::open(&db, &hello(), Duration::from_secs(20)).unwrap();
+            let Resp::Conn(Some(id)) = call(&mut conn, 1, &Req::Whoami) else {
+                panic!("no connection number")
+            };
+            harness::say(format!("CONN {id}"));
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn a_service_knows_each_calls_connection_and_hears_of_a_sigkilled_clients_end() {
+    let dir = Scratch::new("owner-conns");
+    let db = dir.join("app.db");
+    std::fs::write(&db, b"").unwrap();
+    let owner = Child::build("own").db(&db).spawn();
+    owner.expect_line("OWNER");
+    let mut me = Connection::open(&db, &hello(), Duration::from_secs(20)).unwrap();
+    assert_eq!(
+        me.welcome().info.get("engine").map(String::as_str),
+        Some("test")
+    );
+    let Resp::Conn(Some(mine)) = call(&mut me, 1, &Req::Whoami) else {
+        panic!("no connection number")
+    };
+    assert_eq!(call(&mut me, 2, &Req::Batched), Resp::Conn(Some(mine)));
+    let client = Child::build("connected").db(&db).spawn();
+    let line = client.expect_line("CONN ");
+    let theirs: ConnId = line["CONN ".len()..].parse().unwrap();
+    assert_ne!(theirs, mine);
+    assert_eq!(call(&mut me, 3, &Req::Ended), Resp::Ended(BTreeSet::new()));
+    assert!(client.kill().killed());
+    // The owner's thread for that connection sees the end at once and says so.
+    let mut seq = 4;
+    let ended = loop {
+        let Resp::Ended(ended) = call(&mut me, seq, &Req::Ended) else {
+            panic!()
+        };
+        if !ended.is_empty() || seq > 20_000 {
+            break ended;
+        }
+        seq += 1;
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert_eq!(ended, BTreeSet::from([theirs]));
+    drop(owner);
+}
