@@ -63,48 +63,81 @@ def _head(out: bytearray, major: int, n: int) -> None:
 
 
 def _write(out: bytearray, v: Any, depth: int) -> None:
+    # The common cases first, and short heads written inline: most items of the protocol are
+    # small integers, short texts and small maps.
     t = type(v)
     if t is str:
         try:
             b = v.encode("utf-8")
         except UnicodeEncodeError as e:
             raise CBORError(f"text that is not valid Unicode ({e.reason} at {e.start})") from None
-        _head(out, 3, len(b))
+        n = len(b)
+        if n < 24:
+            out.append(0x60 | n)
+        else:
+            _head(out, 3, n)
         out += b
     elif t is int:
-        _write_int(out, v)
+        if 0 <= v < 24:
+            out.append(v)
+        else:
+            _write_int(out, v)
+    elif t is dict:
+        if depth >= MAX_DEPTH:
+            raise CBORError(f"arrays and maps nested deeper than {MAX_DEPTH}")
+        n = len(v)
+        if n < 24:
+            out.append(0xA0 | n)
+        else:
+            _head(out, 5, n)
+        for key, item in v.items():
+            encoded = _KEYS.get(key) if type(key) is str else None
+            if encoded is None:
+                encoded = _key(key)
+            out += encoded
+            _write(out, item, depth + 1)
     elif v is None:
         out.append(0xF6)
-    elif t is bool:
-        out.append(0xF5 if v else 0xF4)
-    elif t is float:
-        out.append(0xFB)
-        out += _DOUBLE.pack(v)
+    elif t is list or t is tuple:
+        if depth >= MAX_DEPTH:
+            raise CBORError(f"arrays and maps nested deeper than {MAX_DEPTH}")
+        n = len(v)
+        if n < 24:
+            out.append(0x80 | n)
+        else:
+            _head(out, 4, n)
+        for item in v:
+            _write(out, item, depth + 1)
     elif t is bytes or t is bytearray or t is memoryview:
         b = bytes(v)
         _head(out, 2, len(b))
         out += b
-    elif t is list or t is tuple:
-        if depth >= MAX_DEPTH:
-            raise CBORError(f"arrays and maps nested deeper than {MAX_DEPTH}")
-        _head(out, 4, len(v))
-        for item in v:
-            _write(out, item, depth + 1)
-    elif t is dict:
-        if depth >= MAX_DEPTH:
-            raise CBORError(f"arrays and maps nested deeper than {MAX_DEPTH}")
-        _head(out, 5, len(v))
-        for key, item in v.items():
-            if type(key) is not str:
-                if not isinstance(key, str):
-                    raise CBORError(
-                        f"a map key of type {_type_name(key)}: maps are written with text keys only"
-                    )
-                key = str.__str__(key)
-            _write(out, key, depth + 1)
-            _write(out, item, depth + 1)
+    elif t is float:
+        out.append(0xFB)
+        out += _DOUBLE.pack(v)
+    elif t is bool:
+        out.append(0xF5 if v else 0xF4)
     else:
         _write_subclass(out, v, depth)
+
+
+#: Map keys as written, kept for the keys that recur (the protocol's own are few).
+_KEYS: dict[str, bytes] = {}
+_KEYS_MAX = 512
+
+
+def _key(key: Any) -> bytes:
+    """A map key's encoding; kept in :data:`_KEYS` while it has room."""
+    if type(key) is not str:
+        if not isinstance(key, str):
+            raise CBORError(f"a map key of type {_type_name(key)}: maps are written with text keys only")
+        key = str.__str__(key)
+    out = bytearray()
+    _write(out, key, 0)
+    encoded = bytes(out)
+    if len(_KEYS) < _KEYS_MAX and len(encoded) <= 64:
+        _KEYS[key] = encoded
+    return encoded
 
 
 def _write_subclass(out: bytearray, v: Any, depth: int) -> None:
@@ -172,6 +205,17 @@ def _read(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
     except IndexError:
         raise _truncated(pos) from None
     pos += 1
+    # The common cases first: small unsigned integers, short texts.
+    if ib < 0x18:
+        return ib, pos
+    if 0x60 <= ib < 0x78:
+        end = pos + ib - 0x60
+        if end > len(data):
+            raise _truncated(len(data))
+        try:
+            return data[pos:end].decode("utf-8"), end
+        except UnicodeDecodeError as e:
+            raise CBORError(f"text that is not UTF-8 at byte {pos + e.start}") from None
     major, info = ib >> 5, ib & 31
     if major == 7:
         return _read_simple(data, pos, info, start)
@@ -215,7 +259,22 @@ def _read(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
             return items, pos
         result: dict = {}
         for _ in range(arg):
-            pos = _read_entry(data, pos, depth, result)
+            kb = data[pos] if pos < len(data) else 0
+            end = pos + 1 + kb - 0x60
+            if 0x60 <= kb < 0x78 and end <= len(data):
+                # A short text key, read here; anything else as _read_entry reads it.
+                try:
+                    key = data[pos + 1 : end].decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise CBORError(f"text that is not UTF-8 at byte {pos + 1 + e.start}") from None
+                if key in result:
+                    raise CBORError(f"the map key {key!r} appears twice (the second at byte {pos})")
+                value, pos = _read(data, end, depth + 1)
+                if value is _BREAK:
+                    raise CBORError(f"the map key {key!r} at byte {end} has no value")
+                result[key] = value
+            else:
+                pos = _read_entry(data, pos, depth, result)
         return result, pos
     # major 6: a tag
     return _read_tag(data, pos, arg, start, depth)

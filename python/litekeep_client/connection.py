@@ -51,6 +51,8 @@ DEFAULT_TIMEOUT = 30.0
 SERVER_PROGRAM = "litekeep-serve"
 
 _PROGRAM = "litekeep_client (python)"
+#: How many times a call runs ``litekeep serve`` that fails before it gives up.
+_START_TRIES = 3
 _NO_TRANSACTION = "litekeep_no_transaction"
 _ABORTED = "litekeep_transaction_aborted"
 
@@ -515,20 +517,20 @@ class Connection:
         self._reader = None
 
     def _ensure(self, deadline: float) -> None:
-        """A connection to the owner, past its handshake: the one there is when it is still in
-        step, else a new one, running ``litekeep serve`` when nobody owns the database. Raises
+        """A connection to the owner, past its handshake: the one there is, else a new one,
+        running ``litekeep serve`` when nobody owns the database. Raises
         :class:`_Unreachable` at the deadline or when no server could start; :class:`Refused`,
         :class:`ProtocolError`, :class:`EngineMismatch`; :class:`TransactionLost` when a
         transaction was open on the connection that ended."""
+        # A connection whose server went away since is found out by the call itself: its send
+        # fails (not sent), or its reply never comes (lost).
         if self._sock is not None:
-            assert self._reader is not None
-            if not self._reader.pending():
-                return
-            self._drop()
+            return
         if self._tx == "open":
             self._tx = _Lost("the server closed the connection")
             raise TransactionLost(self.path, self._tx.reason)
         pause = 0.001
+        failed_starts = 0
         while True:
             found = discovery.find(self.path)
             if isinstance(found, discovery.Owner):
@@ -539,9 +541,14 @@ class Connection:
                 litekeep = find_litekeep()  # LitekeepNotFound goes to the caller as it is
                 try:
                     spawn.start(litekeep, self.path, self.engine, deadline - time.monotonic())
+                    continue  # a server serves now: find it
                 except spawn.StartFailed as e:
-                    raise _Unreachable(str(e)) from None
-                continue  # a server serves now: find it
+                    # A server killed while it started fails its start too: try again, a few
+                    # times, before taking the failure for the file's.
+                    failed_starts += 1
+                    if failed_starts >= _START_TRIES:
+                        raise _Unreachable(f"{e} (tried {failed_starts} times)") from None
+                    why = str(e)
             else:
                 why = found.why
                 if found.free:

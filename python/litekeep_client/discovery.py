@@ -157,8 +157,8 @@ class Refusal(Exception):
 
 
 def connect(owner: Owner, timeout: float) -> socket.socket:
-    """A stream connected to ``owner``'s socket, after checking that the process listening is
-    ``owner.pid``. Raises :class:`Refusal`."""
+    """A blocking stream connected to ``owner``'s socket, after checking that the process
+    listening is ``owner.pid``. Raises :class:`Refusal`."""
     path = owner.socket_path
     address = path
     dir_fd = None
@@ -181,6 +181,8 @@ def connect(owner: Owner, timeout: float) -> socket.socket:
             raise Refusal(
                 f"{path} is bound by pid {pid}, not by the owner (pid {owner.pid}); not calling it"
             )
+        # Blocking from here on: frames.py bounds each call with the kernel's own timeouts.
+        sock.settimeout(None)
     except BaseException:
         sock.close()
         raise

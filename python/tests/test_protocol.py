@@ -420,6 +420,43 @@ def test_a_server_that_fails_to_start_is_reported_with_its_status_and_log(db, tm
     assert "exited with status 3" in str(caught.value)
     assert "the disk is on fire" in str(caught.value)
     assert f"{db}.serve.log" in str(caught.value)
+    assert "tried 3 times" in str(caught.value)
+
+
+def test_a_failed_start_is_tried_again(db, tmp_path, monkeypatch):
+    # The first start fails (a server killed while it started does that), the second serves.
+    tries = tmp_path / "tries"
+    fake = tmp_path / "litekeep"
+    fake.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        echo x >> "{tries}"
+        if [ "$(wc -l < "{tries}")" -ge 2 ]; then
+            # As litekeep serve does: exit 0 once a server serves.
+            while [ ! -S "{db}.owner-1.sock" ]; do sleep 0.01; done
+            exit 0
+        fi
+        echo "the server was killed while it started" >&2
+        exit 1
+    """))
+    fake.chmod(0o755)
+    monkeypatch.setenv("LITEKEEP", str(fake))
+    started = {}
+
+    def serve_on_second_try():
+        while not tries.exists() or len(tries.read_text().split()) < 2:
+            time.sleep(0.001)
+        started["owner"] = FakeOwner(db)
+
+    t = threading.Thread(target=serve_on_second_try)
+    t.start()
+    try:
+        with lk.connect(db, timeout=10) as conn:
+            assert conn.query("SELECT 1") == [(1,)]
+        assert len(tries.read_text().split()) == 2
+    finally:
+        t.join()
+        if "owner" in started:
+            started["owner"].stop()
 
 
 def test_no_litekeep_binary_to_start_is_litekeep_not_found(db, tmp_path, monkeypatch):

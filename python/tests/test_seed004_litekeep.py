@@ -139,8 +139,8 @@ def test_the_same_with_the_server_sigkilled_every_one_to_two_seconds(db, tmp_pat
     indexed, searched, acked, unknown, kills = run_seed(db, tmp_path, seconds=12, kill_every=(1, 2))
 
     assert kills >= 5
-    assert indexed["errors"] == [], indexed["errors"][:5]
-    assert searched["errors"] == [], "every search answered across the kills"
+    assert indexed["errors"] == [], "\n".join(indexed["errors"][:3])
+    assert searched["errors"] == [], "\n".join(searched["errors"][:3])
     assert searched["violations"] == []
     assert searched["searches"] > kills
     # The server records outcomes, so no write's outcome stays unknown: each lost answer is
