@@ -507,3 +507,23 @@ def test_an_owner_that_is_not_litekeep_serve_is_never_called(db):
         assert owner.calls == []
     finally:
         owner.stop()
+
+
+def test_a_forked_child_gets_a_connection_and_client_id_of_its_own(owner, db):
+    conn = lk.connect(db, start=False, timeout=5)
+    assert conn.query("SELECT 1") == [(1,)]
+    pid = os.fork()
+    if pid == 0:  # the child: one call, then out without running the parent's cleanup
+        try:
+            ok = conn.query("SELECT 2") == [(2,)]
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert conn.query("SELECT 3") == [(3,)], "the parent's connection is untouched"
+    clients = [h["client"] for h in owner.hellos]
+    assert len(clients) == 2 and clients[0] != clients[1]
+    assert [(c, seq) for c, seq, _, _ in owner.calls] == [
+        (clients[0], 1), (clients[1], 1), (clients[0], 2)]
+    conn.close()
