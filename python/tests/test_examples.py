@@ -9,18 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from servers import litekeep_or_skip, stop_servers
-
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PYTHON_DIR = str(EXAMPLES.parent)
 
 
 @pytest.fixture
-def db(tmp_path):
-    litekeep_or_skip()
-    path = tmp_path / "index.duckdb"
-    yield path
-    stop_servers(path)
+def db(duckdb_file):
+    return duckdb_file
 
 
 def run(program, *args):

@@ -32,6 +32,14 @@ def owner(db):
     o.stop()
 
 
+@pytest.fixture
+def conn(owner, db):
+    """A connection to the stand-in owner, closed after the test."""
+    c = lk.connect(db, start=False, timeout=5)
+    yield c
+    c.close()
+
+
 def bodies(owner):
     return [cbor.loads(body) for _, _, _, body in owner.calls]
 
@@ -52,8 +60,7 @@ def test_calls_round_trip_every_value_type(owner, db):
         assert math.isnan(cbor.loads(cbor.dumps({"v": math.nan}))["v"])
 
 
-def test_requests_carry_the_documented_body_and_numbering(owner, db):
-    conn = lk.connect(db, start=False, timeout=5)
+def test_requests_carry_the_documented_body_and_numbering(owner, conn):
     conn.execute("CREATE TABLE t (a, b)")
     changed = conn.execute("INSERT INTO t VALUES (:a, :b)", {"a": 1, "b": True})
     assert changed == lk.Changes(1, 1)
@@ -72,8 +79,7 @@ def test_requests_carry_the_documented_body_and_numbering(owner, db):
     assert bodies(owner)[2]["mode"] == "read"
 
 
-def test_a_write_whose_answer_was_lost_is_retried_and_applied_once(owner, db):
-    conn = lk.connect(db, start=False, timeout=5)
+def test_a_write_whose_answer_was_lost_is_retried_and_applied_once(owner, conn):
     conn.execute("CREATE TABLE t (v)")
     owner.script = ["drop_after"]
     assert conn.execute("INSERT INTO t VALUES (1)").changes == 1
@@ -81,16 +87,13 @@ def test_a_write_whose_answer_was_lost_is_retried_and_applied_once(owner, db):
     (first, again) = [c for c in owner.calls if c[1] == 2]
     assert (first[2], again[2]) == (False, True), "the second send is marked a retry"
     assert first[3] == again[3], "with the same body"
-    conn.close()
 
 
-def test_a_write_cut_off_before_it_was_applied_is_applied_by_its_retry(owner, db):
-    conn = lk.connect(db, start=False, timeout=5)
+def test_a_write_cut_off_before_it_was_applied_is_applied_by_its_retry(owner, conn):
     conn.execute("CREATE TABLE t (v)")
     owner.script = ["drop_before"]
     assert conn.execute("INSERT INTO t VALUES (1)").changes == 1
     assert conn.query("SELECT count(*) FROM t") == [(1,)]
-    conn.close()
 
 
 def test_without_recorded_outcomes_a_lost_write_is_outcome_unknown_not_resent(db):
@@ -156,8 +159,7 @@ def test_the_next_owner_answers_a_retry_with_the_recorded_outcome(db):
         os.unlink(first.socket_path)
 
 
-def test_every_call_has_a_timeout_and_the_connection_recovers(owner, db):
-    conn = lk.connect(db, start=False, timeout=5)
+def test_every_call_has_a_timeout_and_the_connection_recovers(owner, conn):
     owner.script = [("sleep", 1.5)]
     started = time.monotonic()
     with pytest.raises(lk.Timeout) as caught:
@@ -165,11 +167,9 @@ def test_every_call_has_a_timeout_and_the_connection_recovers(owner, db):
     assert time.monotonic() - started < 1.2
     assert caught.value.seconds == 0.3 and caught.value.operation == "query"
     assert conn.query("SELECT 2") == [(2,)]
-    conn.close()
 
 
-def test_sql_errors_name_the_statement_and_roll_back_the_request(owner, db):
-    conn = lk.connect(db, start=False, timeout=5)
+def test_sql_errors_name_the_statement_and_roll_back_the_request(owner, conn):
     conn.execute("CREATE TABLE t (v INTEGER PRIMARY KEY)")
     with pytest.raises(lk.SQLError) as caught:
         conn.executemany("INSERT INTO t VALUES (?)", [[1], [1], [2]])
@@ -180,11 +180,9 @@ def test_sql_errors_name_the_statement_and_roll_back_the_request(owner, db):
     assert conn.executemany("INSERT INTO t VALUES (?)", [[1], [2]]) == lk.Changes(2, 2)
     with pytest.raises(lk.SQLError, match="no such table"):
         conn.query("SELECT * FROM nope")
-    conn.close()
 
 
-def test_a_transaction_commits_and_rolls_back(owner, db):
-    conn = lk.connect(db, start=False, timeout=5)
+def test_a_transaction_commits_and_rolls_back(owner, conn):
     conn.execute("CREATE TABLE t (v)")
     with conn.transaction():
         conn.execute("INSERT INTO t VALUES (1)")
@@ -204,7 +202,6 @@ def test_a_transaction_commits_and_rolls_back(owner, db):
         with pytest.raises(RuntimeError, match="already open"):
             with conn.transaction():
                 pass
-    conn.close()
 
 
 def test_a_transaction_whose_server_died_is_lost_not_retried(db):
@@ -228,8 +225,7 @@ def test_a_transaction_whose_server_died_is_lost_not_retried(db):
         os.unlink(owner.socket_path)
 
 
-def test_a_commit_whose_answer_was_lost_is_asked_again_and_answered_from_the_record(owner, db):
-    conn = lk.connect(db, start=False, timeout=5)
+def test_a_commit_whose_answer_was_lost_is_asked_again_and_answered_from_the_record(owner, conn):
     conn.execute("CREATE TABLE t (v)")
     with conn.transaction():
         conn.execute("INSERT INTO t VALUES (1)")
@@ -237,22 +233,18 @@ def test_a_commit_whose_answer_was_lost_is_asked_again_and_answered_from_the_rec
     commits = [(seq, retry) for _, seq, retry, body in owner.calls if cbor.loads(body)["tx"] == "commit"]
     assert [retry for _, retry in commits] == [False, True] and commits[0][0] == commits[1][0]
     assert conn.query("SELECT count(*) FROM t") == [(1,)], "committed once"
-    conn.close()
 
 
-def test_a_commit_lost_before_it_committed_is_a_lost_transaction(owner, db):
-    conn = lk.connect(db, start=False, timeout=5)
+def test_a_commit_lost_before_it_committed_is_a_lost_transaction(owner, conn):
     conn.execute("CREATE TABLE t (v)")
     with pytest.raises(lk.TransactionLost, match="before it committed"):
         with conn.transaction():
             conn.execute("INSERT INTO t VALUES (1)")
             owner.script = ["drop_before"]
     assert conn.query("SELECT count(*) FROM t") == [(0,)]
-    conn.close()
 
 
-def test_a_failing_statement_ends_the_transaction(owner, db):
-    conn = lk.connect(db, start=False, timeout=5)
+def test_a_failing_statement_ends_the_transaction(owner, conn):
     conn.execute("CREATE TABLE t (v UNIQUE)")
     with pytest.raises(lk.TransactionLost, match="a statement failed: UNIQUE"):
         with conn.transaction():
@@ -268,31 +260,25 @@ def test_a_failing_statement_ends_the_transaction(owner, db):
     with conn.transaction():
         conn.execute("INSERT INTO t VALUES (3)")
     assert conn.query("SELECT v FROM t") == [(3,)], "the connection goes on"
-    conn.close()
 
 
-def test_a_read_only_transaction_begins_as_a_read(owner, db):
-    conn = lk.connect(db, start=False, timeout=5)
+def test_a_read_only_transaction_begins_as_a_read(owner, conn):
     with conn.transaction(readonly=True):
         assert conn.query("SELECT 1") == [(1,)]
         assert conn.query("SELECT 2") == [(2,)]
     assert [(b["mode"], b["tx"], b.get("in_tx")) for b in bodies(owner)] == [
         ("read", "begin", None), ("read", None, True), ("write", "commit", True)]
-    conn.close()
 
 
-def test_garbage_from_the_server_is_a_lost_answer(owner, db):
-    conn = lk.connect(db, start=False, timeout=5)
+def test_garbage_from_the_server_is_a_lost_answer(owner, conn):
     conn.execute("CREATE TABLE t (v)")
     owner.script = [("raw", b"\x00\x00\x00\x03\xff\xfe\xfd")]
     assert conn.execute("INSERT INTO t VALUES (1)").changes == 1, "retried, recorded once"
     owner.script = [("raw", b"\xff\xff\xff\xff")]
     assert conn.query("SELECT count(*) FROM t", timeout=2) == [(1,)]
-    conn.close()
 
 
-def test_server_failures_are_named(owner, db):
-    conn = lk.connect(db, start=False, timeout=5)
+def test_server_failures_are_named(owner, conn):
     owner.script = [("reply", {"t": "reply", "seq": 1, "error": {
         "kind": "queue_full", "message": "queue full (4096 waiting)", "applied": "no"}})]
     with pytest.raises(lk.ServerError) as caught:
@@ -302,7 +288,6 @@ def test_server_failures_are_named(owner, db):
         "kind": "panicked", "message": "boom", "applied": "unknown"}})]
     with pytest.raises(lk.OutcomeUnknown, match="panicked: boom"):
         conn.execute("SELECT 1")
-    conn.close()
 
 
 def test_a_request_over_the_servers_frame_limit_is_refused_before_sending(db):
@@ -326,8 +311,7 @@ def test_another_protocol_version_is_refused_by_name(db):
         owner.stop()
 
 
-def test_parameters_the_server_cannot_take_are_refused_here(owner, db):
-    conn = lk.connect(db, start=False, timeout=5)
+def test_parameters_the_server_cannot_take_are_refused_here(owner, conn):
     with pytest.raises(TypeError, match="parameter 2 is a datetime.date"):
         conn.execute("SELECT ?, ?", [1, datetime.date(2024, 1, 1)])
     with pytest.raises(ValueError, match="out of the 64-bit signed range"):
@@ -509,8 +493,7 @@ def test_an_owner_that_is_not_litekeep_serve_is_never_called(db):
         owner.stop()
 
 
-def test_a_forked_child_gets_a_connection_and_client_id_of_its_own(owner, db):
-    conn = lk.connect(db, start=False, timeout=5)
+def test_a_forked_child_gets_a_connection_and_client_id_of_its_own(owner, conn):
     assert conn.query("SELECT 1") == [(1,)]
     pid = os.fork()
     if pid == 0:  # the child: one call, then out without running the parent's cleanup
@@ -526,4 +509,3 @@ def test_a_forked_child_gets_a_connection_and_client_id_of_its_own(owner, db):
     assert len(clients) == 2 and clients[0] != clients[1]
     assert [(c, seq) for c, seq, _, _ in owner.calls] == [
         (clients[0], 1), (clients[1], 1), (clients[0], 2)]
-    conn.close()

@@ -21,18 +21,15 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from servers import litekeep_or_skip, owner_pid, stop_servers, wait_for
+from servers import owner_pid, stop_servers, wait_for
 
 ROLES = Path(__file__).with_name("seed004_litekeep_roles.py")
 BOUND = 120  # seconds any one step may take before the test gives up
 
 
 @pytest.fixture
-def db(tmp_path):
-    litekeep_or_skip()
-    path = tmp_path / "index.duckdb"
-    yield path
-    stop_servers(path)
+def db(duckdb_file):
+    return duckdb_file
 
 
 def start(role, db, ledger):

@@ -11,7 +11,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
