@@ -83,4 +83,6 @@ mod doc_examples {
     struct GuideDatabase;
     #[doc = include_str!("../docs/durability.md")]
     struct Durability;
+    #[doc = include_str!("../docs/guide/serve.md")]
+    struct GuideServe;
 }

@@ -15,6 +15,10 @@ use super::server::EngineKind;
 use super::value::Value;
 use super::{PROGRAM, codes};
 
+/// `litekeep serve`'s exit status when the server it started died before it served, or did
+/// not serve in time: try again.
+const EXIT_AGAIN: i32 = 75;
+
 /// How a [`Client`] connects and calls. Defaults: calls time out after 30 s; when no server
 /// answers, `litekeep serve --db <db> --engine <engine>` is run (the binary named by the
 /// `LITEKEEP` environment variable, else `litekeep` on `PATH`) and waited for.
@@ -404,14 +408,18 @@ impl Client {
             fingerprint: None,
         };
         let mut pause = Duration::from_millis(1);
+        let mut last_start: Option<String> = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let why = match Connection::open(&self.path, &hello, left.max(Duration::from_millis(1)))
-            {
-                Ok(conn) => return self.check_engine(conn),
-                Err(OwnerError::Unreachable { why, .. }) => why,
-                Err(e) => return Err(e.into()),
-            };
+            let mut why =
+                match Connection::open(&self.path, &hello, left.max(Duration::from_millis(1))) {
+                    Ok(conn) => return self.check_engine(conn),
+                    Err(OwnerError::Unreachable { why, .. }) => why,
+                    Err(e) => return Err(e.into()),
+                };
+            if let Some(died) = &last_start {
+                why = format!("{why}; the last server started died before it served: {died}");
+            }
             if Instant::now() >= deadline {
                 return Err(ClientError::Unreachable {
                     path: self.path.clone(),
@@ -419,11 +427,20 @@ impl Client {
                     why,
                 });
             }
-            if let Some(litekeep) = self.options.start.clone() {
-                self.start_server(&litekeep)?;
-            } else {
-                std::thread::sleep(pause.min(left));
-                pause = (pause * 2).min(Duration::from_millis(50));
+            match self.options.start.clone() {
+                // A server that died before it served (killed while starting, say): again.
+                Some(litekeep) => match self.start_server(&litekeep)? {
+                    Some(died) => {
+                        last_start = Some(died);
+                        std::thread::sleep(pause.min(left));
+                        pause = (pause * 2).min(Duration::from_millis(50));
+                    }
+                    None => last_start = None,
+                },
+                None => {
+                    std::thread::sleep(pause.min(left));
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
             }
         }
     }
@@ -448,7 +465,9 @@ impl Client {
 
     /// Runs `litekeep serve --db <db> --engine <engine>` and waits for it: it returns once a
     /// server serves the database (the one it started, or another that won the election).
-    fn start_server(&self, litekeep: &Path) -> Result<(), ClientError> {
+    /// `Some(why)` when the server it started died before it served (exit status 75): worth
+    /// another try.
+    fn start_server(&self, litekeep: &Path) -> Result<Option<String>, ClientError> {
         let mut command = Command::new(litekeep);
         command
             .arg("serve")
@@ -473,15 +492,19 @@ impl Client {
             stderr: format!("{e}; set LITEKEEP to the litekeep binary, or put it on PATH"),
         })?;
         if output.status.success() {
-            return Ok(());
+            return Ok(None);
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
         let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        let stderr = tail.into_iter().rev().collect::<Vec<_>>().join(" | ");
+        if output.status.code() == Some(EXIT_AGAIN) {
+            return Ok(Some(stderr));
+        }
         Err(ClientError::StartFailed {
             path: self.path.clone(),
             command: shown,
             status: output.status.to_string(),
-            stderr: tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
+            stderr,
         })
     }
 }

@@ -204,6 +204,8 @@ pub(crate) struct DuckEngine {
     /// The instance; `None` once closed.
     db: Mutex<Option<Arc<RawDb>>>,
     batches: AtomicU64,
+    /// Texts known to hold one statement.
+    single: Mutex<std::collections::HashSet<String>>,
     /// Per client, below which sequence number its records were last forgotten.
     forgotten: Mutex<HashMap<ClientId, u64>>,
 }
@@ -247,6 +249,7 @@ impl DuckEngine {
             readers: Mutex::new(Vec::new()),
             db: Mutex::new(Some(raw)),
             batches: AtomicU64::new(0),
+            single: Mutex::default(),
             forgotten: Mutex::default(),
             path,
         })
@@ -272,6 +275,40 @@ impl DuckEngine {
         let mut readers = lock(&self.readers);
         if readers.len() < 32 && lock(&self.db).is_some() {
             readers.push(conn);
+        }
+    }
+
+    /// Checks that `sql` is one statement (before it may be prepared: see the module docs),
+    /// remembering the texts that were.
+    fn check_single(&self, sql: &str) -> Result<(), SqlError> {
+        if lock(&self.single).contains(sql) {
+            return Ok(());
+        }
+        let raw = lock(&self.db)
+            .clone()
+            .ok_or_else(|| SqlError::litekeep(codes::ENGINE, "the server is stepping down"))?;
+        match raw.count_statements(sql) {
+            Ok(1) => {
+                let mut single = lock(&self.single);
+                if single.len() >= 4096 {
+                    single.clear();
+                }
+                single.insert(sql.to_owned());
+                Ok(())
+            }
+            Ok(n) => Err(SqlError {
+                code: Some("Parser".into()),
+                ..SqlError::litekeep(
+                    "Parser",
+                    format!(
+                        "one statement per \"sql\", this text holds {n}: send them as several statements of the request"
+                    ),
+                )
+            }),
+            Err(message) => Err(duck_error(&duckdb::Error::DuckDBFailure(
+                ffi::Error::new(ffi::duckdb_state_DuckDBError),
+                Some(message),
+            ))),
         }
     }
 
@@ -303,30 +340,8 @@ impl DuckEngine {
         if controls_transactions(&keyword) {
             return Err(transaction_control_refused(&keyword));
         }
-        let raw = lock(&self.db)
-            .clone()
-            .ok_or_else(|| SqlError::litekeep(codes::ENGINE, "the server is stepping down"))?;
-        match raw.count_statements(&stmt.sql) {
-            Ok(1) => {}
-            Ok(n) => {
-                return Err(SqlError {
-                    code: Some("Parser".into()),
-                    ..SqlError::litekeep(
-                        "Parser",
-                        format!(
-                            "one statement per \"sql\", this text holds {n}: send them as several statements of the request"
-                        ),
-                    )
-                });
-            }
-            Err(message) => {
-                return Err(duck_error(&duckdb::Error::DuckDBFailure(
-                    ffi::Error::new(ffi::duckdb_state_DuckDBError),
-                    Some(message),
-                )));
-            }
-        }
-        let mut st = conn.prepare(&stmt.sql).map_err(|e| duck_error(&e))?;
+        self.check_single(&stmt.sql)?;
+        let mut st = conn.prepare_cached(&stmt.sql).map_err(|e| duck_error(&e))?;
         bind(&mut st, &stmt.params)?;
         let changes = st.raw_execute().map_err(|e| duck_error(&e))?;
         let columns = st.column_names();
@@ -485,6 +500,14 @@ enum Attempt {
     Again,
     /// The transaction failed as a whole (its commit, the outcome table): nothing applied.
     Failed(String),
+}
+
+/// Runs a statement of litekeep's own that returns nothing, prepared once per connection.
+fn run_cached(conn: &duckdb::Connection, sql: &str) -> Result<(), SqlError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut st| st.execute([]))
+        .map(drop)
+        .map_err(|e| duck_error(&e))
 }
 
 fn recorded(
@@ -676,17 +699,9 @@ impl Engine for DuckEngine {
             Ok(c) => c,
             Err(e) => return e.into(),
         };
-        let ran = conn
-            .conn
-            .execute_batch("BEGIN TRANSACTION READ ONLY")
-            .map_err(|e| duck_error(&e))
+        let ran = run_cached(&conn.conn, "BEGIN TRANSACTION READ ONLY")
             .and_then(|()| self.run_stmts(&conn.conn, stmts))
-            .and_then(|results| {
-                conn.conn
-                    .execute_batch("COMMIT")
-                    .map(|()| results)
-                    .map_err(|e| duck_error(&e))
-            });
+            .and_then(|results| run_cached(&conn.conn, "COMMIT").map(|()| results));
         self.give_back(conn, ran.is_ok());
         ran.map_or_else(Response::from, Response::from)
     }

@@ -301,10 +301,31 @@ fn start_with<E: Engine>(
         .info("engine", options.engine.name())
         .max_frame(options.max_frame)
         .take_over(false);
-    let node = Node::join(&options.db, SqlService::<E>::new(options.tx), owner_options)?;
-    if !node.is_owner() {
-        return Ok(other_owner(&options.db));
-    }
+    // Not the owner, and the owner lock free again when looked at (its holder just left):
+    // stand again, a few times.
+    let mut tries = 0;
+    let node = loop {
+        let node = Node::join(
+            &options.db,
+            SqlService::<E>::new(options.tx),
+            owner_options.clone(),
+        )?;
+        if node.is_owner() {
+            break node;
+        }
+        drop(node);
+        tries += 1;
+        match other_owner(&options.db) {
+            Some(other) => return Ok(other),
+            None if tries < 20 => std::thread::sleep(Duration::from_millis(5)),
+            None => {
+                return Ok(Started::Other {
+                    pid: 0,
+                    generation: None,
+                });
+            }
+        }
+    };
     match open() {
         Ok(engine) => node.service().set_engine(Ok(engine)),
         Err(e) => {
@@ -337,17 +358,17 @@ fn start_with<E: Engine>(
     }))
 }
 
-/// The process that owns `db`, as its owner lock says.
-fn other_owner(db: &Path) -> Started {
+/// The process that owns `db`, as its owner lock says; `None` when none holds it.
+fn other_owner(db: &Path) -> Option<Started> {
     let holder = litekeep_lock::FileLock::open_beside(litekeep_owner::owner_lock_path(db), db)
         .ok()
-        .and_then(|l| l.holder());
-    Started::Other {
-        pid: holder.as_ref().map_or(0, |h| h.pid),
+        .and_then(|l| l.holder())?;
+    Some(Started::Other {
+        pid: holder.pid,
         generation: holder
-            .and_then(|h| h.label)
+            .label
             .and_then(|l| l.rsplit_once("gen=").and_then(|(_, g)| g.parse().ok())),
-    }
+    })
 }
 
 impl Server {

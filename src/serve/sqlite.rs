@@ -123,7 +123,7 @@ fn run_stmt(conn: &Connection, stmt: &Stmt, budget: &mut usize) -> Result<StmtRe
     if controls_transactions(&keyword) {
         return Err(Failed::Data(transaction_control_refused(&keyword)));
     }
-    let mut st = conn.prepare(&stmt.sql).map_err(|e| fatal(conn, e))?;
+    let mut st = conn.prepare_cached(&stmt.sql).map_err(|e| fatal(conn, e))?;
     bind(&mut st, &stmt.params).map_err(Failed::Data)?;
     let columns: Vec<String> = st.column_names().map(str::to_owned).collect();
     let readonly = st.readonly();

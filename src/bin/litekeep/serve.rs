@@ -59,6 +59,11 @@ pub struct ServeArgs {
     json: bool,
 }
 
+/// Exit status when the server started in the background died before it served (a signal)
+/// or did not serve in time: nothing is wrong with the database, try again (sysexits.h
+/// EX_TEMPFAIL, as for a lock held past its timeout).
+const EXIT_AGAIN: u8 = 75;
+
 fn parse_engine(s: &str) -> Result<EngineKind, String> {
     s.parse()
 }
@@ -257,29 +262,41 @@ fn background(args: &ServeArgs) -> Result<(), Failure> {
         let _ = BufReader::new(out).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let line = rx.recv_timeout(args.start_timeout).unwrap_or_default();
-    if !line.trim().is_empty() {
+    let line = rx.recv_timeout(args.start_timeout);
+    if let Ok(line) = &line
+        && !line.trim().is_empty()
+    {
         // Serving (or another serves): the child goes on alone, in its own session.
         say(line.trim_end());
         return Ok(());
     }
     let log = log_path(&args.db);
-    let status = match child.try_wait() {
-        Ok(Some(status)) => status.to_string(),
-        _ => {
+    // Its stdout closed without a line: it ended (and is reaped now); no line in time: it
+    // is stuck, and killed.
+    let (status, code) = match line {
+        Ok(_) => match child.wait() {
+            Ok(status) if status.code().is_some() => (status.to_string(), 1),
+            Ok(status) => (status.to_string(), EXIT_AGAIN),
+            Err(e) => (e.to_string(), 1),
+        },
+        Err(_) => {
             let _ = child.kill();
             let _ = child.wait();
-            format!(
+            let why = format!(
                 "it did not serve within {}, so it was killed",
                 humantime::format_duration(args.start_timeout)
-            )
+            );
+            (why, EXIT_AGAIN)
         }
     };
-    Err(Failure::new(format!(
-        "the server for {} did not start ({status}): {}",
-        args.db.display(),
-        last_lines(&log, 3)
-    )))
+    Err(Failure {
+        message: format!(
+            "the server for {} did not start ({status}): {}",
+            args.db.display(),
+            last_lines(&log, 3)
+        ),
+        code,
+    })
 }
 
 /// The process holding the owner lock of `db`, and its generation, if any.
