@@ -345,6 +345,8 @@ def main() -> None:
         ingest_child(via, db, table, int(first), int(step), int(count))
         return
 
+    # Stopped (SIGTERM), it still stops its server and removes its files, as on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     writers = [int(w) for w in args.writers.split(",")]
     ingest_modes = ["ingest_in_process"] + [f"ingest_serve_{w}" for w in writers]
     steal_before = steal_seconds()

@@ -51,8 +51,6 @@ DEFAULT_TIMEOUT = 30.0
 SERVER_PROGRAM = "litekeep-serve"
 
 _PROGRAM = "litekeep_client (python)"
-#: How many times a call runs ``litekeep serve`` that fails before it gives up.
-_START_TRIES = 3
 _NO_TRANSACTION = "litekeep_no_transaction"
 _ABORTED = "litekeep_transaction_aborted"
 
@@ -530,7 +528,6 @@ class Connection:
             self._tx = _Lost("the server closed the connection")
             raise TransactionLost(self.path, self._tx.reason)
         pause = 0.001
-        failed_starts = 0
         while True:
             found = discovery.find(self.path)
             if isinstance(found, discovery.Owner):
@@ -543,11 +540,10 @@ class Connection:
                     spawn.start(litekeep, self.path, self.engine, deadline - time.monotonic())
                     continue  # a server serves now: find it
                 except spawn.StartFailed as e:
-                    # A server killed while it started fails its start too: try again, a few
-                    # times, before taking the failure for the file's.
-                    failed_starts += 1
-                    if failed_starts >= _START_TRIES:
-                        raise _Unreachable(f"{e} (tried {failed_starts} times)") from None
+                    # A server killed while it started (exit status 75) is the start's failure,
+                    # not the file's: look again, and start again until the deadline.
+                    if not e.again:
+                        raise _Unreachable(str(e)) from None
                     why = str(e)
             else:
                 why = found.why
