@@ -13,6 +13,11 @@ def test_every_error_is_a_litekeep_error():
         lk.SQLError("/d/index.duckdb", "Catalog Error: Table with name nope does not exist!"),
         lk.OutcomeUnknown("/d/index.duckdb", "the server closed the connection"),
         lk.LitekeepNotFound("PATH", "install it"),
+        lk.TransactionLost("/d/index.duckdb", "the server died"),
+        lk.Refused("/d/index.duckdb", "uid 65534 may not write it"),
+        lk.ServerError("/d/index.duckdb", "queue_full", "queue full (4096 waiting)"),
+        lk.ProtocolError("/d/index.duckdb", "protocol 2"),
+        lk.EngineMismatch("/d/index.duckdb", "sqlite", "duckdb"),
     ]:
         with pytest.raises(lk.LitekeepError):
             raise err
@@ -25,11 +30,14 @@ def test_standard_bases_catch_them_too():
         raise lk.ServerUnreachable("/d/x.duckdb", "no socket")
     with pytest.raises(FileNotFoundError):
         raise lk.LitekeepNotFound("PATH", "install it")
+    with pytest.raises(PermissionError):
+        raise lk.Refused("/d/x.duckdb", "uid 65534 may not write it")
 
 
 def test_kinds_are_distinct():
     # A caller's retry logic is one `except` per kind: none may catch another's.
-    kinds = [lk.ServerUnreachable, lk.Timeout, lk.SQLError, lk.OutcomeUnknown, lk.LitekeepNotFound]
+    kinds = [lk.ServerUnreachable, lk.Timeout, lk.SQLError, lk.OutcomeUnknown, lk.LitekeepNotFound,
+             lk.TransactionLost, lk.Refused, lk.ServerError, lk.ProtocolError, lk.EngineMismatch]
     for a in kinds:
         for b in kinds:
             if a is not b:
@@ -64,3 +72,13 @@ def test_unreachable_names_the_database_and_where_to_look(tmp_path):
     assert err.database == str(db)
     assert str(db) in str(err) and "the server exited with status 1" in str(err)
     assert f"litekeep serve --db {db}" in str(err)
+
+
+def test_a_lost_transaction_says_nothing_was_applied_and_to_run_it_again():
+    err = lk.TransactionLost("/d/index.duckdb", "the server closed the connection")
+    assert "nothing of it was applied" in str(err) and "run it again" in str(err)
+
+
+def test_an_engine_mismatch_says_which_to_use():
+    err = lk.EngineMismatch("/d/index.duckdb", "sqlite", "duckdb")
+    assert "runs sqlite" in str(err) and "engine='sqlite'" in str(err)

@@ -10,17 +10,12 @@ import subprocess
 import duckdb
 import pytest
 
-from litekeep_client import LITEKEEP_ENV, LitekeepNotFound, find_litekeep
+from servers import litekeep_or_skip
 
 
 @pytest.fixture
 def litekeep():
-    try:
-        return find_litekeep()
-    except LitekeepNotFound:
-        if os.environ.get(LITEKEEP_ENV):
-            raise
-        pytest.skip("no litekeep binary: set LITEKEEP or put it on PATH")
+    return litekeep_or_skip()
 
 
 def test_the_servers_duckdb_is_the_python_packages_version(litekeep):
