@@ -528,16 +528,22 @@ class Connection:
             self._tx = _Lost("the server closed the connection")
             raise TransactionLost(self.path, self._tx.reason)
         pause = 0.001
+        ask_kernel = False
         while True:
-            found = discovery.find(self.path)
+            found = discovery.find(self.path, ask_kernel)
             if isinstance(found, discovery.Owner):
                 why = self._connect(found, deadline)
                 if why is None:
                     return
+                # The record's pid did not answer: the kernel names the holder next time.
+                ask_kernel = True
+                if not found.from_kernel:
+                    continue
             elif found.free and self._start:
                 litekeep = find_litekeep()  # LitekeepNotFound goes to the caller as it is
                 try:
                     spawn.start(litekeep, self.path, self.engine, deadline - time.monotonic())
+                    ask_kernel = False
                     continue  # a server serves now: find it
                 except spawn.StartFailed as e:
                     # A server killed while it started (exit status 75) is the start's failure,

@@ -1,13 +1,14 @@
-"""Finding the owner of a database and connecting to it, as ``owner/src/node.rs`` does.
+"""Finding the owner of a database and connecting to it, as ``owner/src/node.rs`` does
+(PROTOCOL.md, section 2).
 
-The owner holds an exclusive ``flock`` on ``<db>.owner.lock``. The kernel names the holder's
-pid in ``/proc/locks``; the holder's record, the lock file's first line
-(``litekeep-lock v1 pid=<pid> host=<host> since=… label=litekeep owner gen=<n>``), names its
-generation, and is trusted only when its pid is the kernel's (a dead owner's record stays
-behind until the next owner overwrites it). The socket is ``<dir>/<name>.owner-<n>.sock``,
-reached as ``/proc/self/fd/<dirfd>/<name>.owner-<n>.sock`` when its path is over 107 bytes.
-Connected, the client checks with ``SO_PEERCRED`` that the process listening is the lock's
-holder: a socket bound by anyone else is never called.
+The owner holds an exclusive ``flock`` on ``<db>.owner.lock`` and writes its record as the lock
+file's first line (``litekeep-lock v1 pid=<pid> host=<host> since=… label=litekeep owner
+gen=<n>``). The socket is ``<dir>/<name>.owner-<n>.sock``, reached as
+``/proc/self/fd/<dirfd>/<name>.owner-<n>.sock`` when its path is over 107 bytes. The record is
+tried first: connected, the client checks with ``SO_PEERCRED`` that the process listening is the
+record's pid, and only a holder of the lock writes the record. When that fails (a dead owner's
+record stays behind until the next owner overwrites it), the kernel's ``/proc/locks`` names the
+holder. A socket bound by anyone else is never called.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class Owner:
     pid: int
     generation: int
     socket_path: str
+    #: Whether ``/proc/locks`` named ``pid`` as the holder (else the record alone did).
+    from_kernel: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,10 @@ class NoOwner:
     free: bool
 
 
-def find(db: str) -> Union[Owner, NoOwner]:
-    """Who owns ``db`` (an absolute path) now, or why nobody can be called."""
+def find(db: str, ask_kernel: bool = False) -> Union[Owner, NoOwner]:
+    """Who owns ``db`` (an absolute path) now, or why nobody can be called. By default the
+    record alone names the owner, to be checked by :func:`connect`; with ``ask_kernel`` (after
+    that check failed) the holder named by ``/proc/locks`` must be the record's pid."""
     lock = owner_lock_path(db)
     try:
         st = os.stat(lock)
@@ -66,6 +71,11 @@ def find(db: str) -> Union[Owner, NoOwner]:
         return NoOwner(f"no process owns it ({os.path.basename(lock)} does not exist)", True)
     except OSError as e:
         return NoOwner(f"cannot read {lock}: {e.strerror}", False)
+    if not ask_kernel:
+        record = _record(lock)
+        if record is not None:
+            directory, name = os.path.split(db)
+            return Owner(record[0], record[1], os.path.join(directory, socket_name(name, record[1])))
     holders = _kernel_holders(os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
     record = _record(lock)
     if holders is None:
@@ -81,7 +91,7 @@ def find(db: str) -> Union[Owner, NoOwner]:
             return NoOwner(f"pid {pid} holds the owner lock but has not named its socket yet", False)
         generation = record[1]
     directory, name = os.path.split(db)
-    return Owner(pid, generation, os.path.join(directory, socket_name(name, generation)))
+    return Owner(pid, generation, os.path.join(directory, socket_name(name, generation)), True)
 
 
 def _kernel_holders(major: int, minor: int, ino: int) -> Optional[list[int]]:

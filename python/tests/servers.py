@@ -48,7 +48,7 @@ def _zombie(pid):
 
 def owner_pid(db):
     """The pid of the owner of ``db`` now, or None."""
-    found = discovery.find(os.path.abspath(str(db)))
+    found = discovery.find(os.path.abspath(str(db)), ask_kernel=True)
     return found.pid if isinstance(found, discovery.Owner) else None
 
 
