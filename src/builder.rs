@@ -124,10 +124,8 @@ impl Builder {
     ///
     /// ```
     /// use litekeep::{Database, Extension};
-    /// # let dir = std::env::temp_dir().join(format!("lk-doc-ext-{}", std::process::id()));
-    /// # std::fs::create_dir_all(&dir).unwrap();
-    /// # let path = dir.join("app.db");
-    /// # let _ = std::fs::remove_file(&path);
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let path = dir.path().join("app.db");
     /// // Runs on the writer, every reader and the migration's connections alike.
     /// let init = Extension::init(|conn| conn.execute_batch("PRAGMA case_sensitive_like = ON"));
     /// let db = Database::builder(&path)

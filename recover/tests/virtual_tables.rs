@@ -4,22 +4,25 @@
 //! module's own check (FTS5's `'integrity-check'`, against an external content table too;
 //! `rtreecheck()`) and names a foreign key SQLite cannot check.
 
-mod common;
-
 use litekeep_recover::{Options, check, recover, scan};
 use rusqlite::Connection;
 
-fn file(name: &str, sql: &str) -> std::path::PathBuf {
-    let db = common::scratch(name).join("app.db");
+/// A database made by `sql` in a temporary directory, removed when the directory is dropped.
+fn file(name: &str, sql: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("lk-recover-{name}-"))
+        .tempdir()
+        .unwrap();
+    let db = dir.path().join("app.db");
     Connection::open(&db).unwrap().execute_batch(sql).unwrap();
-    db
+    (dir, db)
 }
 
 #[test]
 fn shadow_tables_named_like_leftovers_are_never_repaired() {
     // FTS5 tables called `temp_notes` and `new` (shadow tables `temp_notes_data`, `new_data`,
     // …), beside ordinary tables `notes`, `notes_data` and `data`.
-    let db = file(
+    let (_dir, db) = file(
         "shadow_names",
         "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
          CREATE TABLE notes_data (x); CREATE TABLE data (y);
@@ -53,7 +56,7 @@ fn shadow_tables_named_like_leftovers_are_never_repaired() {
 fn shadow_tables_of_a_module_that_is_not_loaded_are_not_leftovers() {
     // Another program's file: `new` is a vec0 table (this SQLite has no vec0), with its shadow
     // table `new_chunks` — which, without the module, looks like a leftover of `chunks`.
-    let db = file(
+    let (_dir, db) = file(
         "unloaded_module",
         "CREATE TABLE chunks (id INTEGER PRIMARY KEY, d);
          INSERT INTO chunks VALUES (1, 'x');
@@ -91,7 +94,7 @@ fn shadow_tables_of_a_module_that_is_not_loaded_are_not_leftovers() {
 
 #[test]
 fn check_runs_fts5_and_rtree_checks_and_finds_a_stale_external_index() {
-    let db = file(
+    let (_dir, db) = file(
         "fts_check",
         "CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT);
          CREATE VIRTUAL TABLE docs_fts USING fts5(body, content='docs', content_rowid='id');
@@ -127,7 +130,7 @@ fn check_runs_fts5_and_rtree_checks_and_finds_a_stale_external_index() {
 
 #[test]
 fn check_names_a_foreign_key_to_a_non_unique_parent_as_a_warning() {
-    let db = file(
+    let (_dir, db) = file(
         "fk_mismatch",
         "PRAGMA foreign_keys = OFF;
          CREATE TABLE u (id int); CREATE TABLE p (x int REFERENCES u(id));
