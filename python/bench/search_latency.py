@@ -203,7 +203,7 @@ def failover(db: str, rows: int, kills: int, writes: int, seed: int) -> list[flo
             conn.execute("INSERT INTO failover_writes VALUES (?, ?)", [i, f"document {i}"])
         key = rng.randrange(rows)
         check(conn.query(QUERY, [key])[0], key)  # connected, the server warm
-        owner = discovery.find(conn.path)
+        owner = discovery.find(conn.path, ask_kernel=True)
         if not isinstance(owner, discovery.Owner):
             raise SystemExit(f"no owner to kill: {owner.why}")
         start = time.monotonic()
@@ -218,7 +218,7 @@ def stop_server(db: str) -> None:
     """Stops the server of ``db`` (SIGTERM) and waits until the owner lock is free."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        owner = discovery.find(db)
+        owner = discovery.find(db, ask_kernel=True)
         if isinstance(owner, discovery.NoOwner) and owner.free:
             return
         if isinstance(owner, discovery.Owner):
