@@ -1,6 +1,6 @@
 //! A hostile neighbour in the database's directory: a symbolic link planted at the name of a
 //! lock file litekeep uses makes every way in — `Database::open`, `migrate`, `recover`, and the
-//! CLI's `lock`, `migrate` and `recover` — refuse with an error naming the file, and the file the
+//! CLI's `lock`, `migrate`, `recover` and `serve` (its log too) — refuse with an error naming the file, and the file the
 //! link points to stays byte for byte as it was (the lock crate's `tests/neighbours.rs` covers
 //! the other things a neighbour can plant there).
 
@@ -155,5 +155,39 @@ fn a_symlink_at_a_journal_file_of_sqlite_is_refused_before_sqlite_opens_it() {
         let err = litekeep::recover::check(&db, false).unwrap_err();
         assert!(err.to_string().contains("symbolic link"), "{err}");
         assert_victim_unchanged(&victim);
+    }
+}
+
+#[test]
+fn serve_refuses_a_symlink_at_its_log_and_at_the_owner_lock() {
+    // A foreground server logs to its stderr, not to `<db>.serve.log`.
+    for (name, suffix, modes) in [
+        ("log", ".serve.log", &[false][..]),
+        ("owner", ".owner.lock", &[false, true][..]),
+    ] {
+        let (_dir, db, victim) = setup(&format!("nb-serve-{name}"));
+        let mut planted = db.clone().into_os_string();
+        planted.push(suffix);
+        let planted = PathBuf::from(planted);
+        plant(&planted, &victim);
+        for &foreground in modes {
+            let mut args = vec![
+                "serve",
+                "--db",
+                s(&db),
+                "--engine",
+                "sqlite",
+                "--idle",
+                "1s",
+            ];
+            if foreground {
+                args.push("--foreground");
+            }
+            let run = litekeep(&args);
+            let line = run.failure(1);
+            assert!(line.contains(s(&planted)), "{args:?}: {line}");
+            assert!(line.contains("symbolic link"), "{args:?}: {line}");
+            assert_victim_unchanged(&victim);
+        }
     }
 }
