@@ -229,13 +229,22 @@ fn child_process_entry() {
         .unwrap_or_else(|e| panic!("{role}: {e}"))
         .with_label(&role);
     match role.as_str() {
-        // Takes the lock, holds it until stdin closes, then lets it go; then waits for it again
-        // (queued on the bell), says so once it has it, and lets it go.
+        // Takes the lock, holds it until stdin closes, then lets it go; once user B holds it,
+        // waits for it again (queued on the bell), says so once it has it, and lets it go.
+        // (Asking at once could re-take it ahead of B: a process that did not queue may go
+        // first for a slice.)
         "user-a" => {
             let guard = lock.exclusive(Wait::None).unwrap();
             harness::say("HELD");
             harness::until_stdin_closes();
             drop(guard);
+            let until = std::time::Instant::now() + Duration::from_secs(30);
+            while !String::from_utf8_lossy(&fs::read(lock_path_for(&db)).unwrap())
+                .contains("label=user-b")
+            {
+                assert!(std::time::Instant::now() < until, "user B never held");
+                std::thread::sleep(Duration::from_millis(1));
+            }
             let again = lock
                 .exclusive(Wait::Timeout(Duration::from_secs(30)))
                 .unwrap();
