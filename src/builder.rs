@@ -396,8 +396,13 @@ impl Builder {
         } else {
             None
         };
+        let checkpoints = Arc::new(crate::checkpoint::Checkpoints::new(
+            self.path.clone(),
+            self.durability,
+        ));
         let writer = self
             .writer(ready)
+            .and_then(|mut writer| checkpoints.install(&mut writer).map(|()| writer))
             .map_err(|source| Error::sqlite(&self.path, "opening the writer connection", source))?;
         let wal = crate::wal::WalBound::new(&self.path, &writer, self.wal_limit);
         let inner = Arc::new(Inner {
@@ -414,6 +419,7 @@ impl Builder {
             lock_timeout: self.lock_timeout,
             durability: self.durability,
             wal,
+            checkpoints,
             _shared: shared,
             extensions: self.extensions.clone(),
         });

@@ -50,6 +50,8 @@ pub(crate) struct Inner {
     pub(crate) durability: crate::durability::Durability,
     /// The bound on `<db>-wal` ([`Builder::wal_limit`]), checked after commits.
     pub(crate) wal: crate::wal::WalBound,
+    /// The writer's checkpoints, off the commit path (`checkpoint.rs`).
+    pub(crate) checkpoints: Arc<crate::checkpoint::Checkpoints>,
     /// Held for the handle's lifetime with `hold_shared_lock(true)`.
     pub(crate) _shared: Option<LockGuard>,
     /// Extensions loaded on every connection ([`Builder::load_extension`]).
@@ -71,11 +73,12 @@ impl Inner {
         if conn.is_autocommit() {
             return;
         }
-        let Ok(fresh) = Connection::open(&self.path) else {
+        let Ok(mut fresh) = Connection::open(&self.path) else {
             return;
         };
         if crate::builder::configure_writer(&fresh, self.busy_budget, self.durability).is_err()
             || self.extensions.iter().any(|e| e.load_raw(&fresh).is_err())
+            || self.checkpoints.install(&mut fresh).is_err()
         {
             return;
         }

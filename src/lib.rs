@@ -37,6 +37,7 @@
 mod async_api;
 mod builder;
 mod calls;
+mod checkpoint;
 mod database;
 #[cfg(feature = "duckdb")]
 pub mod duckdb_file;
