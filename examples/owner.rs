@@ -7,7 +7,9 @@
 //!   `rusqlite` (WAL, `busy_timeout` 10 s, `BEGIN IMMEDIATE`), `gate` (`Database::write`
 //!   through the write gate), `owner` (every process joins the service, one of them owns and
 //!   commits the others' requests in groups). Every cell runs once per round, the writers
-//!   taking turns going first. Throughput (median of the rounds), p50, p99, slowest.
+//!   taking turns going first. Every process opens its file (and an `owner` writer connects
+//!   to the owner, `Service::connect`) before the clock starts. Throughput (median of the
+//!   rounds), p50, p99, slowest.
 //! - **round trip**: an empty request through a `litekeep_owner::Node` (no-op service, the
 //!   owner in another process) against a raw ping-pong of the same frame sizes on a Unix
 //!   socket, in the same run, taking turns.
@@ -358,6 +360,8 @@ fn child_writes(writer: &str, db: &Path, n: u64, sync: &str) {
                 c.fetch_add(1, Ordering::Relaxed);
                 k.fetch_add(n as u64, Ordering::Relaxed);
             });
+            // Connected before the clock starts, as the other writers' files are opened.
+            service.connect().expect("connect");
             go();
             for i in 0..n {
                 let start = Instant::now();

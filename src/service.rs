@@ -344,6 +344,28 @@ where
         Ok(self.node.call(request)?)
     }
 
+    /// Reaches the owner now (connects, or becomes the owner when no process is), so that
+    /// the first [`Service::call`] does not pay for it; see [`Node::connect`].
+    ///
+    /// # Errors
+    /// [`Error::Owner`] when no owner can be reached within the service's timeout.
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let db = litekeep::Database::builder(tmp.path().join("app.db"))
+    ///     .schema("CREATE TABLE notes (body TEXT NOT NULL);")
+    ///     .open()?;
+    /// let notes = db
+    ///     .service(|conn, body: &String| conn.execute("INSERT INTO notes (body) VALUES (?1)", [body]).map(drop))
+    ///     .join()?;
+    /// notes.connect()?;
+    /// notes.call("hello".to_owned())?;
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
+    pub fn connect(&self) -> Result<(), Error> {
+        Ok(self.node.connect()?)
+    }
+
     /// Whether this process is the owner now.
     pub fn is_owner(&self) -> bool {
         self.node.is_owner()

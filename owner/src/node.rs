@@ -188,6 +188,48 @@ impl<S: Service> Node<S> {
         result
     }
 
+    /// Reaches the owner now, within the options' timeout, so that the first call does not
+    /// pay for it: connects and shakes hands with the owner (the connection is kept for the
+    /// next call), or becomes the owner when no process is and this one is a candidate. For a
+    /// process that wants to know at start-up that the service answers, or many processes
+    /// starting at once (their first calls would otherwise all wait on connecting).
+    ///
+    /// # Errors
+    /// As [`Node::call`] when no owner can be reached: [`OwnerError::Unreachable`],
+    /// [`OwnerError::ProtocolVersion`], or [`OwnerError::Failed`] with a `refused` failure.
+    ///
+    /// ```
+    /// # use litekeep_owner::{Batch, Node, Options, Service};
+    /// # struct Echo;
+    /// # impl Service for Echo {
+    /// #     type Request = u64;
+    /// #     type Response = u64;
+    /// #     fn run(&self, batch: &mut Batch<'_, u64, u64>) {
+    /// #         let mut i = 0;
+    /// #         while let Some(call) = batch.get(i) {
+    /// #             let n = call.request;
+    /// #             call.answer(Ok(n));
+    /// #             i += 1;
+    /// #         }
+    /// #     }
+    /// # }
+    /// # let dir = std::env::temp_dir().join(format!("lk-doc-connect-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let node = Node::join(dir.join("app.db"), Echo, Options::new("echo", "1.0"))?;
+    /// node.connect()?; // the owner here: nobody else was
+    /// assert!(node.is_owner());
+    /// # drop(node); std::fs::remove_dir_all(&dir).unwrap();
+    /// # Ok::<(), litekeep_owner::OwnerError>(())
+    /// ```
+    pub fn connect(&self) -> Result<(), OwnerError> {
+        let inner = &self.inner;
+        match inner.target(Instant::now() + inner.options.timeout)? {
+            Target::Remote(conn) => lock(&inner.pool).push(conn),
+            Target::Local(_) => {}
+        }
+        Ok(())
+    }
+
     /// Whether this process is the owner now.
     pub fn is_owner(&self) -> bool {
         matches!(*lock(&self.inner.role), Role::Owner(_))

@@ -20,6 +20,8 @@ enum Req {
     Batched,
     /// The connections that ended so far.
     Ended,
+    /// The connections open now.
+    Open,
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -43,6 +45,7 @@ impl Service for PerConnection {
         while let Some(call) = batch.get(i) {
             let answer = match call.request {
                 Req::Batched => Resp::Conn(call.conn),
+                Req::Open => Resp::Ended(self.open.lock().unwrap().clone()),
                 _ => Resp::Ended(self.ended.lock().unwrap().clone()),
             };
             call.answer(Ok(answer));
@@ -154,4 +157,52 @@ fn a_service_knows_each_calls_connection_and_hears_of_a_sigkilled_clients_end() 
     };
     assert_eq!(ended, BTreeSet::from([theirs]));
     drop(owner);
+}
+
+#[test]
+fn connect_reaches_the_owner_ahead_and_the_first_call_uses_that_connection() {
+    let dir = Scratch::new("owner-connect");
+    let db = dir.join("app.db");
+    std::fs::write(&db, b"").unwrap();
+    let owner = Child::build("own").db(&db).spawn();
+    owner.expect_line("OWNER");
+    let mut me = Connection::open(&db, &hello(), Duration::from_secs(20)).unwrap();
+    let Resp::Ended(open) = call(&mut me, 1, &Req::Open) else {
+        panic!()
+    };
+    assert_eq!(open.len(), 1, "only this test's own connection");
+    let options = Options::new("conn-test", "1.0").candidate(false);
+    let node = Node::join(&db, PerConnection::default(), options).unwrap();
+    node.connect().unwrap();
+    let Resp::Ended(open) = call(&mut me, 2, &Req::Open) else {
+        panic!()
+    };
+    assert_eq!(open.len(), 2, "connect made no connection: {open:?}");
+    let Resp::Conn(Some(used)) = node.call(Req::Batched).unwrap() else {
+        panic!("no connection number")
+    };
+    assert!(
+        open.contains(&used),
+        "the first call made a connection of its own"
+    );
+    assert!(!node.is_owner());
+    drop(node);
+    drop(owner);
+}
+
+#[test]
+fn connect_with_no_owner_and_no_candidate_says_so_within_the_timeout() {
+    let dir = Scratch::new("owner-connect-none");
+    let db = dir.join("app.db");
+    std::fs::write(&db, b"").unwrap();
+    let options = Options::new("conn-test", "1.0")
+        .candidate(false)
+        .timeout(Duration::from_millis(300));
+    let node = Node::join(&db, PerConnection::default(), options).unwrap();
+    let err = node.connect().unwrap_err();
+    assert!(
+        matches!(err, litekeep_owner::OwnerError::Unreachable { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("app.db"), "{err}");
 }
