@@ -5,7 +5,8 @@
 //! protocol says; a held transaction never blocks reads and is rolled back when its client is
 //! SIGKILLed; a server that left (idle) has let go of the file. And exactly once across server
 //! SIGKILLs (right after commits, and from outside), servers replaced by the clients' next
-//! calls, as tests/serve_faults.rs does for SQLite.
+//! calls, as tests/serve_faults.rs does for SQLite; and a real full disk (a tmpfs): a clear
+//! failure that applied nothing, reads going on, nothing acknowledged lost.
 
 mod serve_support;
 
@@ -293,4 +294,104 @@ fn a_server_that_left_has_let_go_of_the_file() {
     let conn = litekeep::duckdb_file::open(&db).unwrap();
     let x: i64 = conn.query_row("SELECT x FROM t", [], |r| r.get(0)).unwrap();
     assert_eq!(x, 42);
+}
+
+#[test]
+fn a_full_disk_fails_duckdb_commits_clearly_loses_nothing_acknowledged_and_serves_on() {
+    use litekeep_faults::harness::Tmpfs;
+    let dir = Scratch::new("serve-duck-full");
+    let disk = match Tmpfs::mount(&dir.join("disk"), 16 << 20) {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("skipped: a real full disk needs a tmpfs: {why}");
+            return;
+        }
+    };
+    let db = disk.path().join("idx.duckdb");
+    let stop = StopServer(db.clone());
+    let mut c = client(&db, DUCKDB);
+    write(
+        &mut c,
+        "CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT)",
+        vec![],
+    );
+    // Another program fills the disk, all but 300 KiB.
+    let filler = disk.path().join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        while f.write_all(&[b'x'; 65536]).is_ok() {}
+    }
+    let len = std::fs::metadata(&filler).unwrap().len();
+    std::fs::File::options()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(len - 300 * 1024)
+        .unwrap();
+    let body = "y".repeat(2000);
+    let mut acked = Vec::new();
+    let failed = (1..20_000i64)
+        .find_map(|id| {
+            match c.execute(
+                "INSERT INTO docs VALUES (?, ?)",
+                vec![Value::Integer(id), body.as_str().into()],
+            ) {
+                Ok(_) => {
+                    acked.push(id);
+                    None
+                }
+                Err(e) => Some((id, e)),
+            }
+        })
+        .expect("300 KiB took 20,000 rows of 2 KB");
+    let (failed_id, error) = failed;
+    match &error {
+        ClientError::Failed { path, failure } => {
+            assert_eq!(path, &db);
+            assert_eq!(failure.kind, litekeep::owner::FailureKind::CommitFailed);
+            assert_eq!(failure.applied, litekeep::owner::Applied::No, "{failure}");
+            assert!(
+                failure.message.contains("No space left on device")
+                    && failure.message.contains("idx.duckdb"),
+                "{failure}"
+            );
+        }
+        other => panic!("a full disk answered {other:?}"),
+    }
+    assert!(
+        !acked.is_empty(),
+        "no write went in before the disk was full"
+    );
+    // Reads go on while the disk is full; so does the server.
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM docs"),
+        acked.len() as i64
+    );
+    // Room again: the same request goes in once, and writes go on.
+    std::fs::remove_file(&filler).unwrap();
+    write(
+        &mut c,
+        "INSERT INTO docs VALUES (?, ?)",
+        vec![Value::Integer(failed_id), "again".into()],
+    );
+    acked.push(failed_id);
+    // A server SIGKILLed now: the next one (started by the next call) finds every acknowledged
+    // row, once, and nothing else.
+    let pid = owner_pid(&db).expect("a server owns the file");
+    signal(pid, libc::SIGKILL);
+    assert!(wait_until(Duration::from_secs(10), || !alive(pid)));
+    let mut c = client(&db, DUCKDB);
+    let ids: Vec<i64> = read(&mut c, "SELECT id FROM docs ORDER BY id", vec![])
+        .into_iter()
+        .map(|row| match row.as_slice() {
+            [Value::Integer(id)] => *id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    acked.sort_unstable();
+    assert_eq!(ids, acked);
+    drop(c);
+    drop(stop);
+    drop(disk);
 }
