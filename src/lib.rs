@@ -39,6 +39,7 @@ mod builder;
 mod calls;
 mod checkpoint;
 mod database;
+mod deferred;
 #[cfg(feature = "duckdb")]
 pub mod duckdb_file;
 mod durability;

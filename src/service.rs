@@ -125,6 +125,19 @@ where
         tx.prepare_cached("SAVEPOINT litekeep_call")?.execute([])?;
         let ran = catch_unwind(AssertUnwindSafe(|| (self.handler)(tx, &call.request)));
         let outcome = match ran {
+            // Writes that break a deferred foreign key would fail the batch's COMMIT, and with
+            // it every request of the batch: this request alone is rolled back.
+            Ok(Ok(_)) if crate::deferred::violations(tx) => {
+                tx.execute_batch("ROLLBACK TO litekeep_call; RELEASE litekeep_call")?;
+                Err(Failure::new(
+                    FailureKind::Handler,
+                    format!(
+                        "{}: the handler's writes break a deferred foreign key constraint \
+                         (FOREIGN KEY constraint failed at COMMIT); they were rolled back",
+                        self.db.path().display()
+                    ),
+                ))
+            }
             Ok(Ok(resp)) => {
                 tx.prepare_cached("RELEASE litekeep_call")?.execute([])?;
                 Ok(resp)

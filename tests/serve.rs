@@ -236,3 +236,67 @@ fn a_request_is_all_or_nothing_and_its_error_names_the_statement() {
     }
     assert_eq!(count(&mut c, "SELECT count(*) FROM t"), 1);
 }
+
+#[test]
+fn a_request_breaking_a_deferred_foreign_key_fails_alone_and_its_batch_commits() {
+    let dir = Scratch::new("serve-deferred");
+    let db = dir.join("d.db");
+    let _stop = StopServer(db.clone());
+    let mut setup = client(&db, SQLITE);
+    write(
+        &mut setup,
+        "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
+        vec![],
+    );
+    write(
+        &mut setup,
+        "CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER NOT NULL \
+         REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+        vec![],
+    );
+    // Four clients at once (batches of several), every third request an orphan: checked only
+    // at COMMIT, which it would fail for every request batched with it.
+    let workers: Vec<_> = (0..4i64)
+        .map(|w| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                let mut c = client(&db, SQLITE);
+                let (mut ok, mut failed) = (0, 0);
+                for n in 0..60i64 {
+                    let id = w * 1000 + n;
+                    let parent = if n % 3 == 2 { -1 } else { id };
+                    let request = writes(&[
+                        ("INSERT INTO parent VALUES (?)", vec![Value::Integer(id)]),
+                        (
+                            "INSERT INTO child VALUES (?, ?)",
+                            vec![Value::Integer(id), Value::Integer(parent)],
+                        ),
+                    ]);
+                    match c.call(&request).unwrap() {
+                        Response::Results { .. } => ok += 1,
+                        Response::Error { error } => {
+                            assert_eq!(
+                                error.code.as_deref(),
+                                Some("SQLITE_CONSTRAINT_FOREIGNKEY"),
+                                "{error}"
+                            );
+                            assert!(error.message.contains("FOREIGN KEY"), "{error}");
+                            failed += 1;
+                        }
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for w in workers {
+        let (o, f) = w.join().unwrap();
+        assert_eq!(f, 20, "every third request failed, no other");
+        ok += o;
+    }
+    assert_eq!(ok, 4 * 40);
+    // An orphan's request rolled back whole: its parent row too.
+    assert_eq!(count(&mut setup, "SELECT count(*) FROM parent"), ok);
+    assert_eq!(count(&mut setup, "SELECT count(*) FROM child"), ok);
+}

@@ -76,6 +76,19 @@ fn run_request(
     }
     conn.execute_batch("SAVEPOINT litekeep_request")?;
     match run_stmts(conn, &request.stmts, limit) {
+        // Its rows would fail the batch's COMMIT, and every other request of the batch.
+        Ok(_) if crate::deferred::violations(conn) => {
+            conn.execute_batch("ROLLBACK TO litekeep_request; RELEASE litekeep_request")?;
+            Ok(SqlError {
+                index: -1,
+                sql: "COMMIT".into(),
+                message: "FOREIGN KEY constraint failed (a deferred foreign key, checked at \
+                          COMMIT); the request was rolled back"
+                    .into(),
+                code: Some("SQLITE_CONSTRAINT_FOREIGNKEY".into()),
+            }
+            .into())
+        }
         Ok(results) => {
             conn.execute_batch("RELEASE litekeep_request")?;
             Ok(results.into())
