@@ -5,7 +5,7 @@
 //! (`tests/owner_service.rs` does that). A slow request holds the first batch while two more
 //! queue behind it, so they share the next one.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,10 +41,14 @@ fn a_request_breaking_a_deferred_foreign_key_fails_alone_in_its_batch() {
     // then long enough for them to queue.
     let calling = Arc::new(AtomicUsize::new(0));
     let waiting = calling.clone();
+    // The slow request is running (the others are sent only then, to queue behind it).
+    let running = Arc::new(AtomicBool::new(false));
+    let started = running.clone();
     let service = Arc::new(
         db.service(move |conn, req: &Req| {
             match req {
                 Req::Slow => {
+                    started.store(true, Ordering::SeqCst);
                     while waiting.load(Ordering::SeqCst) < 3 {
                         std::thread::sleep(Duration::from_millis(1));
                     }
@@ -69,6 +73,9 @@ fn a_request_breaking_a_deferred_foreign_key_fails_alone_in_its_batch() {
         let s = service.clone();
         std::thread::spawn(move || s.call(Req::Slow))
     };
+    while !running.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     // Queued while the slow one runs: one good child, one orphan, one parent.
     let calls: Vec<_> = [Req::Child(1, 100), Req::Child(2, 999), Req::Parent(7)]
         .into_iter()
