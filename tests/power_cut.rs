@@ -13,6 +13,12 @@
 //!   returned; the power is cut at a seeded random write, sync or truncate. With
 //!   `Durability::Full` every id in the ledger must be in the file; with `Normal` the file is
 //!   sound and the missing ids are the ledger's last ones. The losses per cut are printed.
+//! - [`a_power_cut_in_a_background_checkpoint_loses_no_acknowledged_commit`] and its `Normal`
+//!   twin: the same writer, the cut drawn among the operations of the `Database`'s checkpoint
+//!   thread alone (`thread=litekeep-checkpoint`): its copying of the WAL into the database.
+//! - [`a_checkpoint_thread_whose_every_read_write_or_sync_fails_loses_nothing_and_the_wal_stays_bounded`]:
+//!   every read, write or sync of that thread fails; the commits go on, all of them there, and
+//!   the WAL stays bounded by the commits' own inline checkpoints.
 //! - [`a_failed_file_operation_fails_the_open_cleanly`]: the Nth read, write, sync or truncate
 //!   of the upgrade's setup fails (a child looping in-process with the VFS as its default):
 //!   `Database::open` returns an error naming the file and the operation, the file is sound with
@@ -95,6 +101,8 @@ fn child_writer(durability: Durability) {
         .open()
         .expect("open");
     harness::say("READY");
+    let wal = PathBuf::from(format!("{}-wal", harness::db().display()));
+    let mut wal_max = 0;
     for id in 1..=commits {
         db.write(|tx| {
             tx.execute(
@@ -104,7 +112,11 @@ fn child_writer(durability: Durability) {
         })
         .unwrap_or_else(|e| panic!("commit {id}: {e}"));
         ledger.append(id).expect("ledger");
+        if id % 50 == 0 {
+            wal_max = wal_max.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
     }
+    harness::say(format!("WAL_MAX {wal_max}"));
     drop(db);
     harness::say_counters("END");
     harness::say("DONE");
@@ -380,6 +392,8 @@ fn a_power_cut_anywhere_in_the_first_open_leaves_a_file_that_opens() {
 #[derive(Debug, Default)]
 struct Losses {
     cuts: usize,
+    /// Runs that ended before the point drawn (cuts on one thread only).
+    missed: usize,
     acknowledged: usize,
     /// Acknowledged commits missing, per cut.
     lost: Vec<usize>,
@@ -393,9 +407,9 @@ impl Losses {
         let mean = total as f64 / self.lost.len().max(1) as f64;
         let with_loss = self.lost.iter().filter(|&&l| l > 0).count();
         format!(
-            "{} cuts, {} acknowledged commits; lost {total} in all, in {with_loss} cuts: max {max} \
-             per cut, mean {mean:.1}",
-            self.cuts, self.acknowledged
+            "{} cuts ({} runs ended before their point), {} acknowledged commits; lost {total} in \
+             all, in {with_loss} cuts: max {max} per cut, mean {mean:.1}",
+            self.cuts, self.missed, self.acknowledged
         )
     }
 }
@@ -458,11 +472,19 @@ fn check_ledger(db: &Path, ledger: &Path) -> Result<(usize, usize), String> {
     Ok((acked.len(), acked.len().saturating_sub(p)))
 }
 
-/// Cuts a writer with `durability` at seeded random points; gives what the cuts took.
-fn cut_writers(durability: Durability) -> Losses {
+/// The thread on which a `Database` copies the WAL back into the database.
+const CHECKPOINT_THREAD: &str = "litekeep-checkpoint";
+
+/// Cuts a writer with `durability` at seeded random points — of any thread, or of the thread
+/// `on` alone — and gives what the cuts took.
+fn cut_writers(durability: Durability, on: Option<&str>) -> Losses {
     let name = format!("{durability:?}").to_lowercase();
+    let name = match on {
+        Some(thread) => format!("{name}, on {thread}"),
+        None => name,
+    };
     let started = Instant::now();
-    let dir = Scratch::new(&format!("facade-ledger-{name}"));
+    let dir = Scratch::new(&format!("facade-ledger-{}", name.replace([',', ' '], "")));
     let db = dir.join("acks.db");
     let ledger = dir.join("ledger.txt");
     let template = dir.join("template.db");
@@ -473,13 +495,19 @@ fn cut_writers(durability: Durability) -> Losses {
             .unwrap(),
     );
     // Normal syncs the WAL only at checkpoints (every 1000 pages): enough commits for cuts on
-    // both sides of one. Full syncs each commit, which costs more.
-    let commits = match durability {
-        Durability::Normal => harness::choose(2_000, 3_000),
+    // both sides of one. Full syncs each commit, which costs more. Cuts on the checkpoint
+    // thread need its rounds: several thousand frames.
+    let commits = match (durability, on) {
+        (_, Some(_)) => harness::choose(4_000, 8_000),
+        (Durability::Normal, None) => harness::choose(2_000, 3_000),
         _ => harness::choose(400, 3_000),
     };
     let mut rng = harness::rng(&format!("ledger, {name}"));
-    let role = format!("writer:{name}");
+    let role = format!("writer:{durability:?}").to_lowercase();
+    let config = || match on {
+        Some(thread) => Config::new().default_vfs(true).on_thread(thread),
+        None => Config::new().default_vfs(true),
+    };
     let writer = |faults: &Config| {
         Child::build(&role)
             .db(&db)
@@ -490,12 +518,16 @@ fn cut_writers(durability: Durability) -> Losses {
     };
 
     copy_db(&template, &db);
-    let count = writer(&Config::new().default_vfs(true));
+    let count = writer(&config());
     count.assert_success();
     let c = count.counters("END");
     eprintln!(
         "{name}: {commits} commits make {} syncs, {} writes, {} truncates ({:?})",
         c.sync, c.write, c.truncate, count.elapsed
+    );
+    assert!(
+        c.sync > 0 && c.write > 0,
+        "{name}: nothing to cut ({c:?}): the thread never copied the WAL back"
     );
     let cuts = harness::choose(10, 60);
     let mut losses = Losses::default();
@@ -504,14 +536,19 @@ fn cut_writers(durability: Durability) -> Losses {
         // Mostly a seeded random subset of the unsynced writes kept, one torn; every fifth
         // cut keeps none of them (the worst a disk can do).
         let keep = if i % 5 == 4 { Keep::None } else { Keep::Random };
-        let faults = Config::new()
-            .default_vfs(true)
+        let faults = config()
             .crash_random(c.mutations())
             .seed(seed)
             .keep(keep)
             .tear(keep == Keep::Random);
         copy_db(&template, &db);
         let exit = writer(&faults);
+        if !exit.crashed() && on.is_some() && exit.success() {
+            // A thread's share of the work varies from run to run: this run's thread made
+            // fewer operations than the counting run's, and the point drawn was past them.
+            losses.missed += 1;
+            continue;
+        }
         if !exit.crashed() {
             losses
                 .failures
@@ -547,7 +584,7 @@ fn cut_writers(durability: Durability) -> Losses {
 
 #[test]
 fn an_acknowledged_commit_survives_a_power_cut_with_full_durability() {
-    let losses = cut_writers(Durability::Full);
+    let losses = cut_writers(Durability::Full, None);
     assert!(losses.cuts > 0);
     assert!(
         losses.failures.is_empty(),
@@ -558,13 +595,85 @@ fn an_acknowledged_commit_survives_a_power_cut_with_full_durability() {
 
 #[test]
 fn a_power_cut_takes_only_the_last_commits_with_normal_durability() {
-    let losses = cut_writers(Durability::Normal);
+    let losses = cut_writers(Durability::Normal, None);
     assert!(losses.cuts > 0);
     assert!(
         losses.failures.is_empty(),
         "with Durability::Normal:\n{}",
         losses.failures.join("\n")
     );
+}
+
+/// The cuts land in the checkpoint thread's copying of the WAL into the database (its writes
+/// and syncs of the database file, its WAL sync): `Full` loses no acknowledged commit.
+#[test]
+fn a_power_cut_in_a_background_checkpoint_loses_no_acknowledged_commit() {
+    let losses = cut_writers(Durability::Full, Some(CHECKPOINT_THREAD));
+    assert!(losses.cuts > losses.missed, "{}", losses.summary());
+    assert!(
+        losses.failures.is_empty(),
+        "with Durability::Full, cut on the checkpoint thread:\n{}",
+        losses.failures.join("\n")
+    );
+}
+
+/// The same with `Normal`, whose WAL is synced by the checkpoints: the file is sound and only
+/// the last commits can be missing.
+#[test]
+fn a_power_cut_in_a_background_checkpoint_with_normal_durability_takes_only_the_last_commits() {
+    let losses = cut_writers(Durability::Normal, Some(CHECKPOINT_THREAD));
+    assert!(losses.cuts > losses.missed, "{}", losses.summary());
+    assert!(
+        losses.failures.is_empty(),
+        "with Durability::Normal, cut on the checkpoint thread:\n{}",
+        losses.failures.join("\n")
+    );
+}
+
+/// Every read, every write, or every sync of the checkpoint thread fails: each commit still succeeds (a
+/// checkpoint is not part of one), every acknowledged row is there and sound, and the WAL stays
+/// bounded, copied back by the commits' own inline checkpoints.
+#[test]
+fn a_checkpoint_thread_whose_every_read_write_or_sync_fails_loses_nothing_and_the_wal_stays_bounded()
+ {
+    let commits = harness::choose(6_000, 20_000);
+    for op in [Op::Write, Op::Sync, Op::Read] {
+        let dir = Scratch::new(&format!("facade-checkpoint-{op}"));
+        let db = dir.join("acks.db");
+        let ledger = dir.join("ledger.txt");
+        drop(Database::builder(&db).schema(LEDGER_SCHEMA).open().unwrap());
+        let faults = Config::new()
+            .default_vfs(true)
+            .on_thread(CHECKPOINT_THREAD)
+            .fail_from(op, 1);
+        let exit = Child::build("writer:normal")
+            .db(&db)
+            .env(LEDGER_VAR, &ledger)
+            .env(COMMITS_VAR, commits.to_string())
+            .faults(&faults)
+            .run();
+        exit.assert_success();
+        let c = exit.counters("END");
+        assert!(
+            c.faults > 0,
+            "every {op} of the checkpoint thread failing: no fault was injected ({c:?})"
+        );
+        let (acked, lost) = check_ledger(&db, &ledger)
+            .unwrap_or_else(|e| panic!("{op}s of the checkpoint thread failing: {e}"));
+        assert_eq!((acked, lost), (commits, 0), "{op}: {}", exit.describe());
+        // Past 2,000 frames the commit copies inline, and again each 1,000 after: a WAL of
+        // 4 KiB pages stays well under 4,000 frames.
+        let wal_max = exit.field("WAL_MAX ")[0];
+        assert!(
+            wal_max < 4_000 * 4_120,
+            "{op}s failing: the WAL grew to {wal_max} bytes"
+        );
+        eprintln!(
+            "every {op} of the checkpoint thread failing ({} faults): {commits} commits, all \
+             there; WAL at most {wal_max} bytes",
+            c.faults
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

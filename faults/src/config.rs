@@ -17,11 +17,14 @@
 //!           | "fail=" op ":" N "+"       every `op` from the Nth on fails
 //!           | "full=" BYTES              SQLITE_FULL once BYTES of file growth are spent
 //!           | "default"                  make the VFS the process's default (`init_from_env`)
+//!           | "thread=" NAME             count, fail and cut only the operations made on the
+//!                                        thread of that name (others pass uncounted)
 //! op        = "open" | "read" | "write" | "sync" | "truncate" | "lock"
 //! ```
 //!
-//! For example `crash=write:57;seed=3;tear` or `fail=sync:2+;full=65536`. Paths are not part of
-//! the syntax, so no quoting is needed.
+//! For example `crash=write:57;seed=3;tear`, `fail=sync:2+;full=65536` or
+//! `thread=litekeep-checkpoint;crash=random:40`. Paths are not part of the syntax, so no quoting
+//! is needed; a thread's name holds no `;`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -177,6 +180,10 @@ pub struct Config {
     pub disk_budget: Option<u64>,
     /// Make the VFS the process's default when installed from the environment.
     pub default_vfs: bool,
+    /// Count, fail and cut only the operations made on the thread of this name: the others
+    /// pass uncounted (their unsynced writes are still held for a cut, and the disk budget
+    /// counts them). `None`: every thread.
+    pub thread: Option<String>,
 }
 
 impl Config {
@@ -190,6 +197,7 @@ impl Config {
             fails: Vec::new(),
             disk_budget: None,
             default_vfs: false,
+            thread: None,
         }
     }
 
@@ -259,6 +267,14 @@ impl Config {
     /// Make the VFS the default VFS when installed by [`init_from_env`](crate::init_from_env).
     pub fn default_vfs(mut self, yes: bool) -> Config {
         self.default_vfs = yes;
+        self
+    }
+
+    /// Count, fail and cut only the operations made on the thread named `name` (say a
+    /// library's background thread): crash points and failures number that thread's
+    /// operations alone.
+    pub fn on_thread(mut self, name: &str) -> Config {
+        self.thread = Some(name.to_owned());
         self
     }
 }
@@ -370,9 +386,16 @@ fn parse<'t>(text: &'t str) -> Result<Config, ParseError> {
                     }
                 }
             }
+            "thread" => {
+                let name = need(value)?;
+                if name.is_empty() {
+                    return Err(ParseError("thread: the name is empty".to_owned()));
+                }
+                cfg.thread = Some(name.to_owned());
+            }
             other => {
                 return Err(ParseError(format!(
-                    "unknown item `{other}`: use crash, keep, tear, seed, fail, full or default"
+                    "unknown item `{other}`: use crash, keep, tear, seed, fail, full, default or thread"
                 )));
             }
         }
@@ -408,6 +431,9 @@ impl fmt::Display for Config {
         if self.default_vfs {
             items.push("default".to_owned());
         }
+        if let Some(name) = &self.thread {
+            items.push(format!("thread={name}"));
+        }
         f.write_str(&items.join(";"))
     }
 }
@@ -435,11 +461,13 @@ mod tests {
             .fail_once(Op::Read, 3)
             .fail_from(Op::Sync, 2)
             .disk_budget(4096)
-            .default_vfs(true);
+            .default_vfs(true)
+            .on_thread("litekeep-checkpoint");
         let text = cfg.to_string();
         assert_eq!(
             text,
-            "crash=random:40;keep=none;tear;seed=9;fail=read:3;fail=sync:2+;full=4096;default"
+            "crash=random:40;keep=none;tear;seed=9;fail=read:3;fail=sync:2+;full=4096;default;\
+             thread=litekeep-checkpoint"
         );
         assert_eq!(text.parse::<Config>().unwrap(), cfg);
         assert_eq!(

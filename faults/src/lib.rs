@@ -51,6 +51,8 @@
 //! LK_FAULTS="crash=manual;keep=none"          hold writes; cut_power() loses all unsynced ones
 //! LK_FAULTS="fail=write:5"                    the 5th xWrite fails with SQLITE_IOERR_WRITE
 //! LK_FAULTS="fail=read:1+;full=1048576"       every xRead fails; SQLITE_FULL past 1 MiB growth
+//! LK_FAULTS="thread=litekeep-checkpoint;fail=sync:1+"
+//!                                             every xSync of that thread fails, no other
 //! ```
 //!
 //! The full syntax is in [`config`](mod@crate::config). A child whose power was cut exits with

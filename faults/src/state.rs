@@ -135,6 +135,11 @@ impl State {
     /// Counts one `op`; cuts the power if it is the crash point (never returning), or gives the
     /// error code if it is to fail.
     pub(crate) fn enter(&mut self, op: Op, file: Option<&Path>) -> Result<(), c_int> {
+        if let Some(name) = &self.config.thread
+            && std::thread::current().name() != Some(name.as_str())
+        {
+            return Ok(());
+        }
         let n = self.counters.bump(op);
         let at_point = match self.config.crash {
             Some(CrashAt::Nth(kind, nth)) => kind == op && nth == n,
@@ -145,7 +150,11 @@ impl State {
         };
         if at_point {
             let file = file.map_or("a temporary file".into(), Path::to_string_lossy);
-            self.cut(&format!("instead of {op} #{n} (of {file})"));
+            let thread = std::thread::current();
+            let on = thread
+                .name()
+                .map_or(String::new(), |t| format!(" on thread {t}"));
+            self.cut(&format!("instead of {op} #{n} (of {file}){on}"));
         }
         let fails = self
             .config

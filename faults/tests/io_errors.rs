@@ -163,3 +163,36 @@ fn faults_configured_from_the_text_form_behave_the_same() {
     assert_eq!(counters().sync, 1);
     assert_eq!(counters().faults, 1);
 }
+
+/// `thread=NAME`: only the named thread's operations are counted and failed; the same INSERT
+/// on another thread passes.
+#[test]
+fn a_fault_on_one_thread_leaves_the_others_alone() {
+    let _serial = litekeep_faults::exclusive();
+    let dir = Scratch::new("fail-on-thread");
+    let db = dir.join("t.db");
+    drop(setup(&db, "WAL"));
+    configure(Config::new().on_thread("lk-named").fail_from(Op::Write, 1));
+    let here = open_faulty(&db).unwrap();
+    here.execute(INSERT, [])
+        .expect("an INSERT on this test's thread is not the named thread's");
+    assert_eq!(counters().write, 0, "another thread's writes were counted");
+    let there = std::thread::Builder::new()
+        .name("lk-named".into())
+        .spawn({
+            let db = db.clone();
+            move || {
+                let conn = open_faulty(&db).unwrap();
+                conn.execute(INSERT, []).map_err(|e| code(&e))
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let counted = counters();
+    configure(Config::new());
+    assert_eq!(there, Err(Some(Op::Write.error_code())));
+    assert!(counted.write > 0 && counted.faults > 0, "{counted:?}");
+    assert_eq!(integrity(&here), "ok");
+    assert_eq!(rows(&here), 2);
+}
