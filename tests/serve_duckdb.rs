@@ -5,8 +5,10 @@
 //! protocol says; a held transaction never blocks reads and is rolled back when its client is
 //! SIGKILLed; a server that left (idle) has let go of the file. And exactly once across server
 //! SIGKILLs (right after commits, and from outside), servers replaced by the clients' next
-//! calls, as tests/serve_faults.rs does for SQLite; and a real full disk (a tmpfs): a clear
-//! failure that applied nothing, reads going on, nothing acknowledged lost.
+//! calls, as tests/serve_faults.rs does for SQLite; a real full disk (a tmpfs): a clear
+//! failure that applied nothing, reads going on, nothing acknowledged lost; and failed
+//! `fsync`s, after which DuckDB serves nothing: the server steps down and the next one applies
+//! the retried request once.
 
 mod serve_support;
 
@@ -394,4 +396,55 @@ fn a_full_disk_fails_duckdb_commits_clearly_loses_nothing_acknowledged_and_serve
     drop(c);
     drop(stop);
     drop(disk);
+}
+
+#[test]
+fn a_failed_fsync_steps_the_duckdb_server_down_and_the_retry_at_the_next_one_applies_it_once() {
+    let dir = Scratch::new("serve-duck-fsync");
+    let db = dir.join("idx.duckdb");
+    let stop = StopServer(db.clone());
+    // A server whose every fsync and fdatasync fails with EIO from its 20th commit on (a
+    // seccomp filter put on all its threads at once).
+    let server = Child::build("server")
+        .db(&db)
+        .env(ENGINE_VAR, "duckdb")
+        .env("LK_FAIL_SYNC_AFTER", "20")
+        .spawn();
+    let first = server.expect_line("SERVING ");
+    let mut c = client(&db, DUCKDB);
+    write(
+        &mut c,
+        "CREATE TABLE docs (id INTEGER PRIMARY KEY, body TEXT)",
+        vec![],
+    );
+    // Every insert is acknowledged: the one whose commit met the failed fsync is sent again,
+    // as a retry, to the next server (started by the client), which runs it or answers it from
+    // its record. Never twice: the primary key would refuse a second copy.
+    for id in 1..=40i64 {
+        write(
+            &mut c,
+            "INSERT INTO docs VALUES (?, ?)",
+            vec![Value::Integer(id), "body".into()],
+        );
+    }
+    assert_eq!(server.expect_line("SYNCS FAIL"), "SYNCS FAIL");
+    let ended = server.expect_line("ENDED ");
+    assert!(
+        ended.starts_with("ENDED DatabaseFailed(") && ended.contains("fsync"),
+        "{ended}"
+    );
+    let exit = server.wait();
+    assert!(exit.success(), "{}", exit.describe());
+    let next = owner_pid(&db).expect("the client started the next server");
+    assert_ne!(format!("SERVING {next}"), first);
+    let ids: Vec<i64> = read(&mut c, "SELECT id FROM docs ORDER BY id", vec![])
+        .into_iter()
+        .map(|row| match row.as_slice() {
+            [Value::Integer(id)] => *id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, (1..=40).collect::<Vec<_>>());
+    drop(c);
+    drop(stop);
 }

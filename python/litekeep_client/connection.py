@@ -374,6 +374,11 @@ class Connection:
                 self._drop()
             if failure.get("kind") == "stepping_down" and failure.get("applied") != "unknown":
                 continue  # not applied: the owner is leaving, the next one gets it
+            if failure.get("kind") == "stepping_down" and self._welcome.get("records_outcomes"):
+                # Maybe applied (the owner's database failed in its commit): the next owner
+                # answers the retry from its record, or runs it.
+                sent = True
+                continue
             if failure.get("applied") == "unknown" and not idempotent:
                 raise OutcomeUnknown(self.path, f"{failure.get('kind')}: {failure.get('message')}")
             raise ServerError(self.path, str(failure.get("kind")), str(failure.get("message")))

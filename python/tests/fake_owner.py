@@ -8,7 +8,8 @@ seq) as the real server does, so a retry gets the recorded outcome.
 ``script`` lets a test make the next calls misbehave: ``"drop_before"`` closes the connection
 without applying the call, ``"drop_after"`` applies it and closes without answering,
 ``("sleep", s)`` answers late, ``("reply", message)`` sends that message instead,
-``("raw", bytes)`` sends those bytes.
+``("after", message)`` applies the call and sends that message (with the call's ``seq``)
+instead of its reply, ``("raw", bytes)`` sends those bytes.
 
 Threads do not prove cross-process behaviour: the end-to-end tests run the real server.
 """
@@ -126,6 +127,9 @@ class FakeOwner:
                     _write(c, step[1])
                     continue
                 ok = self._answer(hello["client"], call, tx)
+                if isinstance(step, tuple) and step[0] == "after":
+                    _write(c, {**step[1], "seq": call["seq"]})
+                    continue
                 if step == "drop_after":
                     tx.rollback()
                     return c.shutdown(socket.SHUT_RDWR)

@@ -89,6 +89,19 @@ def test_a_write_whose_answer_was_lost_is_retried_and_applied_once(owner, conn):
     assert first[3] == again[3], "with the same body"
 
 
+def test_a_write_whose_owner_stepped_down_maybe_applied_is_retried_and_applied_once(owner, conn):
+    # The owner's database failed in the commit (DuckDB invalidated it after a failed fsync):
+    # it answers stepping_down, applied "unknown"; the retry learns the outcome from the record.
+    conn.execute("CREATE TABLE t (v)")
+    owner.script = [("after", {"t": "reply", "error": {
+        "kind": "stepping_down", "applied": "unknown",
+        "message": "the server's database failed (FATAL Error: fsync failed!)"}})]
+    assert conn.execute("INSERT INTO t VALUES (1)").changes == 1
+    assert conn.query("SELECT count(*) FROM t") == [(1,)]
+    (first, again) = [c for c in owner.calls if c[1] == 2]
+    assert (first[2], again[2]) == (False, True), "the second send is marked a retry"
+
+
 def test_a_write_cut_off_before_it_was_applied_is_applied_by_its_retry(owner, conn):
     conn.execute("CREATE TABLE t (v)")
     owner.script = ["drop_before"]

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use litekeep_owner::wire::{self, Hello, PROTOCOL, Welcome};
-use litekeep_owner::{CallError, ClientId, Connection, Failure, FailureKind, OwnerError};
+use litekeep_owner::{Applied, CallError, ClientId, Connection, Failure, FailureKind, OwnerError};
 
 use super::body::{Mode, Request, Response, SqlError, StmtResult, Tx};
 use super::server::EngineKind;
@@ -253,8 +253,17 @@ impl Client {
                         self.follow(&request, &response);
                         return Ok(response);
                     }
-                    // Not applied: the next owner takes it.
-                    Err(f) if f.kind == FailureKind::SteppingDown => {}
+                    // Not applied: the next owner takes it. Or, when the owner's database
+                    // failed in its commit, maybe applied: the next owner answers the retry
+                    // from its record.
+                    Err(f) if f.kind == FailureKind::SteppingDown => {
+                        if f.applied == Applied::Unknown {
+                            sent = true;
+                            if request.tx == Some(Tx::Commit) {
+                                self.in_tx = false;
+                            }
+                        }
+                    }
                     Err(failure) => {
                         self.conn = Some(conn);
                         return Err(ClientError::Failed {

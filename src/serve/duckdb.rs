@@ -22,12 +22,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use duckdb::ffi;
 use duckdb::types::Value as Duck;
-use litekeep_owner::{Batch, Call, ClientId, Failure, FailureKind};
+use litekeep_owner::{Applied, Batch, Call, ClientId, Failure, FailureKind};
 
 use super::body::{Mode, Params, Request, Response, SqlError, Stmt, StmtResult};
 use super::server::ServeOptions;
@@ -208,6 +208,15 @@ pub(crate) struct DuckEngine {
     single: Mutex<std::collections::HashSet<String>>,
     /// Per client, below which sequence number its records were last forgotten.
     forgotten: Mutex<HashMap<ClientId, u64>>,
+    /// DuckDB's first fatal error: it has invalidated the database, which serves nothing more
+    /// until it is opened again.
+    fatal: OnceLock<String>,
+}
+
+/// Whether DuckDB's error `message` is a fatal one, after which the database instance is
+/// invalidated ("FATAL Error: fsync failed!", "… database has been invalidated …").
+fn is_fatal(message: &str) -> bool {
+    message.starts_with("FATAL Error") || message.contains("database has been invalidated")
 }
 
 /// A DuckDB error as data: its message, and its type (the words before " Error: ") as code.
@@ -251,8 +260,17 @@ impl DuckEngine {
             batches: AtomicU64::new(0),
             single: Mutex::default(),
             forgotten: Mutex::default(),
+            fatal: OnceLock::new(),
             path,
         })
+    }
+
+    /// Notes a fatal error among `e`, if it is one; gives `e` back.
+    fn noted(&self, e: SqlError) -> SqlError {
+        if is_fatal(&e.message) {
+            let _ = self.fatal.set(e.message.clone());
+        }
+        e
     }
 
     /// A connection of its own (an idle reader, or a new one).
@@ -679,6 +697,23 @@ impl Engine for DuckEngine {
                     return;
                 }
                 Attempt::Again => {}
+                Attempt::Failed(why) if is_fatal(&why) => {
+                    // DuckDB invalidated the database in this batch, maybe in its COMMIT after
+                    // the log was written: whether the batch is in shows when the file is
+                    // opened again. The clients send the calls again (as retries) to the next
+                    // server, which answers each from its record or runs it.
+                    let _ = self.fatal.set(why.clone());
+                    let f = Failure::new(
+                        FailureKind::SteppingDown,
+                        format!(
+                            "{}: DuckDB failed ({why}) and must open the file again; this server steps down. This request's batch may have reached DuckDB's log: send it again with the same seq as a retry, and the next server answers from its record or runs it",
+                            self.path.display()
+                        ),
+                    )
+                    .applied(Applied::Unknown);
+                    batch.fail_all(&f);
+                    return;
+                }
                 Attempt::Failed(why) => {
                     let f = Failure::new(
                         FailureKind::CommitFailed,
@@ -697,24 +732,27 @@ impl Engine for DuckEngine {
     fn read(&self, stmts: &[Stmt]) -> Response {
         let conn = match self.connection() {
             Ok(c) => c,
-            Err(e) => return e.into(),
+            Err(e) => return self.noted(e).into(),
         };
         let ran = run_cached(&conn.conn, "BEGIN TRANSACTION READ ONLY")
             .and_then(|()| self.run_stmts(&conn.conn, stmts))
-            .and_then(|results| run_cached(&conn.conn, "COMMIT").map(|()| results));
+            .and_then(|results| run_cached(&conn.conn, "COMMIT").map(|()| results))
+            .map_err(|e| self.noted(e));
         self.give_back(conn, ran.is_ok());
         ran.map_or_else(Response::from, Response::from)
     }
 
     fn begin(&self, mode: Mode) -> Result<DuckSession, SqlError> {
-        let conn = self.connection()?;
+        let conn = self.connection().map_err(|e| self.noted(e))?;
         let begin = match mode {
             Mode::Write => "BEGIN TRANSACTION",
             Mode::Read => "BEGIN TRANSACTION READ ONLY",
         };
-        conn.conn.execute_batch(begin).map_err(|e| SqlError {
-            sql: begin.into(),
-            ..duck_error(&e)
+        conn.conn.execute_batch(begin).map_err(|e| {
+            self.noted(SqlError {
+                sql: begin.into(),
+                ..duck_error(&e)
+            })
         })?;
         Ok(DuckSession(conn))
     }
@@ -725,6 +763,7 @@ impl Engine for DuckEngine {
         stmts: &[Stmt],
     ) -> Result<Vec<StmtResult>, SqlError> {
         self.run_stmts(&session.0.conn, stmts)
+            .map_err(|e| self.noted(e))
     }
 
     fn commit(
@@ -742,9 +781,11 @@ impl Engine for DuckEngine {
             }
             conn.execute_batch("COMMIT")
         })();
-        let result = committed.map_err(|e| SqlError {
-            sql: "COMMIT".into(),
-            ..duck_error(&e)
+        let result = committed.map_err(|e| {
+            self.noted(SqlError {
+                sql: "COMMIT".into(),
+                ..duck_error(&e)
+            })
         });
         self.give_back(session.0, result.is_ok());
         result
@@ -759,6 +800,10 @@ impl Engine for DuckEngine {
         let found = recorded(&conn.conn, client, seq);
         self.give_back(conn, found.is_ok());
         found.ok().flatten()
+    }
+
+    fn failed(&self) -> Option<String> {
+        self.fatal.get().cloned()
     }
 
     fn close(&self) {

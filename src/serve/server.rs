@@ -185,7 +185,7 @@ pub enum Started {
 }
 
 /// Why [`Server::run`] returned.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ended {
     /// No client came for the idle time.
     Idle,
@@ -193,6 +193,10 @@ pub enum Ended {
     Stopped,
     /// It handed over to another process.
     HandedOver,
+    /// Its database failed and must be opened again (DuckDB invalidates a database after a
+    /// fatal error, such as a failed `fsync`): it stepped down so that the next server, started
+    /// by the clients' next calls, opens the file afresh. The engine's error.
+    DatabaseFailed(String),
 }
 
 /// What a running server is, whatever its engine.
@@ -203,6 +207,7 @@ trait Running: Send + Sync {
     fn is_owner(&self) -> bool;
     fn generation(&self) -> Option<u64>;
     fn step_down(&self);
+    fn failed(&self) -> Option<String>;
 }
 
 impl<E: Engine> Running for Node<SqlService<E>> {
@@ -228,6 +233,10 @@ impl<E: Engine> Running for Node<SqlService<E>> {
 
     fn step_down(&self) {
         Node::step_down(self);
+    }
+
+    fn failed(&self) -> Option<String> {
+        self.service().failed()
     }
 }
 
@@ -393,9 +402,9 @@ impl Server {
     }
 
     /// Serves until no client has been connected for the options' idle time (when given),
-    /// until the stop flag is set, or until it handed over; then steps down: stops taking
-    /// calls, answers those it took, rolls back the transactions held, removes its socket and
-    /// releases the owner lock.
+    /// until the stop flag is set, until it handed over, or until its database failed for good
+    /// ([`Ended::DatabaseFailed`]); then steps down: stops taking calls, answers those it took,
+    /// rolls back the transactions held, removes its socket and releases the owner lock.
     pub fn run(self) -> Ended {
         let idle = self.idle;
         let tick = idle.map_or(Duration::from_millis(100), |i| {
@@ -407,6 +416,9 @@ impl Server {
             }
             if !self.node.is_owner() {
                 break Ended::HandedOver;
+            }
+            if let Some(why) = self.node.failed() {
+                break Ended::DatabaseFailed(why);
             }
             if let Some(idle) = idle
                 && self.node.connections() == 0

@@ -50,6 +50,13 @@ pub(crate) trait Engine: Send + Sync + 'static {
     /// Lets go of the database (the server steps down; no call runs any more): what the next
     /// owner must be able to open. Default: nothing.
     fn close(&self) {}
+
+    /// Why the engine can serve no more, once it cannot (DuckDB invalidated its database after
+    /// a fatal error, say a failed `fsync`): the server steps down so that the next one opens
+    /// the file afresh. Default: never.
+    fn failed(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Bounds on transactions held across calls.
@@ -101,6 +108,14 @@ impl<E: Engine> SqlService<E> {
             .wait()
             .as_ref()
             .map_err(|why| Failure::new(FailureKind::Other, why.clone()))
+    }
+
+    /// Why the engine can serve no more, once it cannot ([`Engine::failed`]).
+    pub fn failed(&self) -> Option<String> {
+        match self.engine.get() {
+            Some(Ok(engine)) => engine.failed(),
+            _ => None,
+        }
     }
 
     /// How many client connections are open.
@@ -286,6 +301,16 @@ enum Step {
     Recorded(Vec<u8>),
 }
 
+/// The answer to a call that comes after the engine failed: not applied, for the next server.
+fn leaving(why: &str) -> Failure {
+    Failure::new(
+        FailureKind::SteppingDown,
+        format!(
+            "the server's database failed ({why}); the server steps down so that the next one opens it afresh: this request was not applied, send it there"
+        ),
+    )
+}
+
 /// The error, saying that the transaction it happened in was rolled back.
 fn rolled_back(mut e: SqlError) -> SqlError {
     e.message
@@ -300,7 +325,10 @@ impl<E: Engine> litekeep_owner::Service for SqlService<E> {
     fn run(&self, batch: &mut Batch<'_, Request, Response>) {
         self.touch();
         match self.engine() {
-            Ok(engine) => engine.run_batch(batch),
+            Ok(engine) => match engine.failed() {
+                Some(why) => batch.fail_all(&leaving(&why)),
+                None => engine.run_batch(batch),
+            },
             Err(f) => batch.fail_all(&f),
         }
     }
@@ -325,6 +353,11 @@ impl<E: Engine> litekeep_owner::Service for SqlService<E> {
                 return true;
             }
         };
+        if let Some(why) = engine.failed() {
+            call.answer(Err(leaving(&why)));
+            return true;
+        }
+        let commit = request.tx == Some(Tx::Commit);
         match (session_call, call.conn) {
             (true, Some(conn)) => self.in_session(engine, conn, call),
             (true, None) => call.answer(Ok(SqlError::litekeep(
@@ -336,6 +369,23 @@ impl<E: Engine> litekeep_owner::Service for SqlService<E> {
                 let response = engine.read(&request.stmts);
                 call.answer(Ok(response));
             }
+        }
+        if let Some(why) = engine.failed() {
+            // The engine failed in this call (or beside it): a read goes to the next server;
+            // a commit may have reached the engine's log, and its retry there learns how it
+            // went from the record.
+            let mut f = leaving(&why);
+            if commit {
+                f = Failure::new(
+                    FailureKind::SteppingDown,
+                    format!(
+                        "the server's database failed ({why}) while this transaction committed; the server steps down. The commit may have reached the database's log: send it again with the same seq as a retry, and the next server answers from its record (or says no transaction is open: nothing applied)"
+                    ),
+                )
+                .applied(litekeep_owner::Applied::Unknown);
+            }
+            call.unanswer();
+            call.answer(Err(f));
         }
         true
     }

@@ -145,9 +145,10 @@ fn engine() -> EngineKind {
 
 /// Runs the child role `role`: true when it was one of these.
 ///
-/// - `server`: serves the database in this process until its stdin closes; with
-///   `LK_CRASH_PERMILLE`, SIGKILLs itself right after that share of its commits, before
-///   answering them.
+/// - `server`: serves the database in this process until its stdin closes (or the server
+///   stops on its own, saying `ENDED <how>`); with `LK_CRASH_PERMILLE`, SIGKILLs itself right
+///   after that share of its commits, before answering them; with `LK_FAIL_SYNC_AFTER=n`, every
+///   `fsync` and `fdatasync` of the process fails with `EIO` from its n-th commit on.
 /// - `writer`: `LK_COUNT` inserts of (`LK_NAME`, n) into `ledger`, each acknowledged one
 ///   appended to the ledger file `LK_LEDGER` (`LK_COUNT=0`: until its stdin closes); it
 ///   starts servers itself when `LK_START` is set,
@@ -157,12 +158,21 @@ pub fn run_role(role: &str) -> bool {
     match role {
         "server" => {
             let crash: u32 = std::env::var("LK_CRASH_PERMILLE").map_or(0, |v| v.parse().unwrap());
+            let fail_after: u64 =
+                std::env::var("LK_FAIL_SYNC_AFTER").map_or(0, |v| v.parse().unwrap());
             let mut options = litekeep::serve::ServeOptions::new(&db, engine()).idle(None);
-            if crash > 0 {
+            if crash > 0 || fail_after > 0 {
+                let commits = std::sync::atomic::AtomicU64::new(0);
                 options = options.after_commit(move |_| {
-                    if fastrand::u32(..1000) < crash {
+                    if crash > 0 && fastrand::u32(..1000) < crash {
                         // SAFETY: kill(2) on this very process; no memory is involved.
                         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+                    }
+                    let n = commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    if n == fail_after {
+                        harness::fail_syscalls_in_every_thread(&["fsync", "fdatasync"], libc::EIO)
+                            .unwrap_or_else(|e| panic!("{e}"));
+                        harness::say("SYNCS FAIL");
                     }
                 });
             }
@@ -174,7 +184,8 @@ pub fn run_role(role: &str) -> bool {
                         harness::until_stdin_closes();
                         stop.store(true, std::sync::atomic::Ordering::SeqCst);
                     });
-                    server.run();
+                    let ended = server.run();
+                    harness::say(format!("ENDED {ended:?}"));
                 }
                 litekeep::serve::Started::Other { pid, .. } => harness::say(format!("OTHER {pid}")),
             }

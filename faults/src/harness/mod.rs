@@ -25,8 +25,9 @@
 //!   [`journal_mode`], [`dump`] for "as it was" comparisons, [`code`]); a [`Ledger`] of
 //!   acknowledged writes that survives the child; a real full disk, [`Tmpfs`].
 //! - **Other users** ([`Spawn::as_user`], [`is_root`]): a child that file permissions apply to.
-//! - **I/O errors below the VFS** ([`fail_syscalls`]): a child whose `fallocate`, `pwrite` or
-//!   `pread` fail with an error (a seccomp filter), for files SQLite does not open (a lock file).
+//! - **I/O errors below the VFS** ([`fail_syscalls`], [`fail_syscalls_in_every_thread`]): a
+//!   child whose `fallocate`, `pwrite`, `pread`, `fsync` or `fdatasync` fail with an error (a
+//!   seccomp filter), for files SQLite does not open (a lock file, a DuckDB file).
 //! - **Machine noise** ([`steal_seconds`]): the CPU time a VM's hypervisor took, for benchmarks
 //!   to print beside their numbers.
 //!
@@ -92,7 +93,7 @@ pub use ledger::Ledger;
 pub use points::{cut_points, op_words};
 pub use scratch::{Scratch, copy_db, process_scratch, remove_at_exit, remove_db};
 pub use steal::steal_seconds;
-pub use syscalls::fail_syscalls;
+pub use syscalls::{fail_syscalls, fail_syscalls_in_every_thread};
 pub use tmpfs::Tmpfs;
 
 pub use crate::EXIT_CRASHED;

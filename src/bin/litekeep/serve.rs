@@ -169,6 +169,9 @@ fn foreground(args: &ServeArgs) -> Result<(), Failure> {
         )),
         Ended::Stopped => log("stopped by a signal; stepped down"),
         Ended::HandedOver => log("handed over to another process"),
+        Ended::DatabaseFailed(why) => log(&format!(
+            "the database failed ({why}); stepped down so that the next server opens it afresh"
+        )),
     }
     Ok(())
 }
