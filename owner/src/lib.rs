@@ -60,17 +60,18 @@
 //!
 //! # Group commit
 //!
-//! Each connection has a thread at the owner, which reads its requests and queues them. The
-//! thread that brings a request and finds no batch running runs one batch itself
-//! ([`Service::run`]): it takes the requests waiting, up to `max_batch` of them and for up to
-//! `max_batch_time`, including those that arrive while it runs; when the service has
-//! committed, every call of the batch is answered — whoever ran the batch writes the replies.
-//! With one request waiting the batch is that request, at once. Requests that arrive while a
-//! batch runs wait; when it is done, the owner's committer thread runs batches until none
-//! waits. A connection's thread goes back to reading as soon as it has queued a request, and
-//! sleeps only there (in `poll`, so that its client's reading of a reply does not wake it). A
-//! process that owns runs its own calls in the same queue, without the socket. A full queue
-//! answers `queue_full`, naming its depth.
+//! One thread at the owner reads every client connection (epoll) and queues the requests that
+//! came; the owner's committer thread runs a batch ([`Service::run`]) whenever requests wait and
+//! none runs: it takes the requests waiting, up to `max_batch` of them and for up to
+//! `max_batch_time`, including those that arrive while it runs (the reading thread goes on
+//! queueing meanwhile); when the service has committed, every call of the batch is answered —
+//! whoever ran the batch writes the replies. With one request waiting the batch is that
+//! request, at once. Under load neither thread sleeps much: a wake-up per group of requests,
+//! not per request. A process that owns runs its own calls in the same queue, without the
+//! socket: such a call that finds no batch running runs one itself, on its own thread. A full
+//! queue answers `queue_full`, naming its depth. A service that runs calls directly
+//! ([`Service::runs_direct`]) has a thread per connection instead, which reads its requests,
+//! runs the direct ones and queues the others (starting a batch itself when none runs).
 //!
 //! # Exactly once
 //!
@@ -142,8 +143,8 @@
 //!   `/proc/self/fd/<dirfd>/<name>.owner-<gen>.sock` when the path is over 107 bytes. Check
 //!   `SO_PEERCRED`'s pid against the holder's.
 //! - **Services' hooks.** A service may run some calls at once on their connection's thread
-//!   instead of in a batch ([`Service::direct`]: reads, calls of a transaction the connection
-//!   holds), learns which connection a call came on ([`Call::conn`]) and when a connection
+//!   instead of in a batch ([`Service::direct`], with [`Service::runs_direct`]: reads, calls of
+//!   a transaction the connection holds), learns which connection a call came on ([`Call::conn`]) and when a connection
 //!   ends ([`Service::disconnected`]), and may add text keys to the welcome
 //!   ([`Options::info`]). [`Connection`] is one connection for a client that speaks the
 //!   protocol itself.
@@ -161,6 +162,7 @@ mod failure;
 mod node;
 mod options;
 mod peer;
+mod poller;
 mod queue;
 mod reply;
 mod server;

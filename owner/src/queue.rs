@@ -265,13 +265,32 @@ impl<S: Service> Queue<S> {
         }
     }
 
-    /// Queues a client's call (running the batch itself when none runs) and returns: whoever
-    /// finishes the call hands its outcome to `reply`. A call whose same (client, seq) is
-    /// queued or running joins that one instead of running twice. A call refused before it
-    /// was queued comes back with the failure and the replier.
+    /// Starts a batch of the calls waiting when none runs: on this thread when `here`, else
+    /// on the committer thread (so that this one goes on reading). Nothing when a batch runs
+    /// (its leader takes the calls) or none waits.
+    pub fn kick(self: &Arc<Self>, here: bool) {
+        let mut st = lock(&self.state);
+        if st.leading || st.waiting.is_empty() {
+            return;
+        }
+        st.leading = true;
+        drop(st);
+        match (&self.committer, here) {
+            (Some(handoff), false) => {
+                lock(&handoff.flags).0 = true;
+                handoff.cv.notify_one();
+            }
+            _ => self.lead_once(),
+        }
+    }
+
+    /// Queues a client's call and returns (the caller [`kick`](Queue::kick)s the queue once
+    /// it has queued what it has): whoever finishes the call hands its outcome to `reply`. A
+    /// call whose same (client, seq) is queued or running joins that one instead of running
+    /// twice. A call refused before it was queued comes back with the failure and the replier.
     // The refusal hands the call back whole, so that it can go to the next owner; it is rare.
     #[allow(clippy::type_complexity, clippy::result_large_err)]
-    pub fn submit_remote(
+    pub fn queue_remote(
         self: &Arc<Self>,
         call: Call<S::Request, S::Response>,
         reply: Replier<S>,
@@ -297,11 +316,6 @@ impl<S: Service> Queue<S> {
         st.waiting.push_back(slot.clone());
         st.in_flight.insert(key, slot);
         st.busy += 1;
-        let lead = !std::mem::replace(&mut st.leading, true);
-        drop(st);
-        if lead {
-            self.lead_once();
-        }
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The owner's side of the socket: the accepting thread and one thread per connection, which
-//! checks the peer, reads the hello, then reads calls and queues each (whoever runs its batch
-//! writes its reply: see `queue.rs` and `reply.rs`).
+//! checks the peer and reads the hello; then, for a service that runs calls directly, reads
+//! calls and queues each (whoever runs its batch writes its reply: see `queue.rs` and
+//! `reply.rs`), or hands the connection to the poller (`poller.rs`), which reads them all.
 
 use std::collections::HashMap;
 use std::io::BufReader;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use crate::failure::{Failure, FailureKind};
 use crate::node::NodeInner;
 use crate::options::Options;
+use crate::poller::{Handed, Poller};
 use crate::queue::{Direct, Finished, Queue, Replier};
 use crate::reply::Replies;
 use crate::service::{Call, ConnId, Service};
@@ -27,11 +29,13 @@ pub(crate) struct Shared<S: Service> {
     pub options: Options,
     pub node: Weak<NodeInner<S>>,
     pub file: std::path::PathBuf,
-    stopping: AtomicBool,
+    pub(crate) stopping: AtomicBool,
     /// The connections' descriptors, to shut them down when the owner stops. A connection
-    /// thread removes its own before closing it, under this lock, so a number here is never
-    /// another file's.
-    conns: Mutex<HashMap<u64, RawFd>>,
+    /// thread (or the poller) removes its own before closing it, under this lock, so a number
+    /// here is never another file's.
+    pub(crate) conns: Mutex<HashMap<u64, RawFd>>,
+    /// Reads the connections past their handshake, when the service runs no call directly.
+    poller: std::sync::OnceLock<Arc<Poller<S>>>,
 }
 
 /// The next connection's number: process-wide, so that a connection of a later ownership of
@@ -40,21 +44,25 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 /// A connection accepted, until it ends: the service hears of both ([`Service::connected`],
 /// [`Service::disconnected`]), a panic in either kept from the connection's thread.
-struct Connected<'a, S: Service> {
-    service: &'a S,
+pub(crate) struct Connected<S: Service> {
+    queue: Arc<Queue<S>>,
     id: ConnId,
 }
 
-impl<'a, S: Service> Connected<'a, S> {
-    fn new(service: &'a S, id: ConnId) -> Connected<'a, S> {
+impl<S: Service> Connected<S> {
+    fn new(queue: &Arc<Queue<S>>, id: ConnId) -> Connected<S> {
+        let service = queue.service();
         let _ = catch_unwind(AssertUnwindSafe(|| service.connected(id)));
-        Connected { service, id }
+        Connected {
+            queue: queue.clone(),
+            id,
+        }
     }
 }
 
-impl<S: Service> Drop for Connected<'_, S> {
+impl<S: Service> Drop for Connected<S> {
     fn drop(&mut self) {
-        let (service, id) = (self.service, self.id);
+        let (service, id) = (self.queue.service(), self.id);
         let _ = catch_unwind(AssertUnwindSafe(|| service.disconnected(id)));
     }
 }
@@ -84,7 +92,14 @@ impl<S: Service> Server<S> {
             file,
             stopping: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
+            poller: std::sync::OnceLock::new(),
         });
+        if !shared.queue.service().runs_direct() {
+            // Without a poller each connection keeps a thread of its own.
+            if let Ok(poller) = Poller::start(&shared) {
+                let _ = shared.poller.set(poller);
+            }
+        }
         let listener = Arc::new(listener);
         let listener_fd = listener.as_raw_fd();
         let accept = {
@@ -105,6 +120,9 @@ impl<S: Service> Server<S> {
     /// Stops accepting and wakes the accepting thread; joins it.
     pub fn stop_accepting(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
+        if let Some(poller) = self.shared.poller.get() {
+            poller.ring();
+        }
         // SAFETY: `listener_fd` belongs to `_listener_owner`, which this server keeps alive;
         // shutdown(2) on it wakes the thread blocked in accept(2) and touches no memory.
         unsafe { shutdown(self.listener_fd, rustix::net::Shutdown::Both) };
@@ -205,7 +223,9 @@ fn accept_loop<S: Service>(listener: &UnixListener, shared: &Arc<Shared<S>>) {
         let spawned = thread::Builder::new()
             .name("litekeep-owner-conn".into())
             .spawn(move || {
-                serve(&stream, id, &conn_shared);
+                if serve(&stream, id, &conn_shared) == Served::Handed {
+                    return;
+                }
                 let mut conns = conn_shared
                     .conns
                     .lock()
@@ -231,19 +251,44 @@ fn refuse(stream: &UnixStream, failure: Failure) {
     let _ = wire::send_all(stream, &wire::frame(&FromOwner::Error { error: failure }));
 }
 
-fn serve<S: Service>(stream: &Arc<UnixStream>, id: u64, shared: &Arc<Shared<S>>) {
+/// How a connection's thread left it.
+#[derive(PartialEq, Eq)]
+enum Served {
+    /// Done with: the connection is closed.
+    Done,
+    /// Handed to the poller, which closes it.
+    Handed,
+}
+
+fn serve<S: Service>(stream: &Arc<UnixStream>, id: u64, shared: &Arc<Shared<S>>) -> Served {
+    serve_hello(stream, id, shared).map_or(Served::Done, |handed| match shared.poller.get() {
+        Some(poller) => {
+            poller.hand(handed);
+            Served::Handed
+        }
+        None => Served::Done,
+    })
+}
+
+/// Checks the peer and reads its hello; then, for a poller, gives the connection up to be
+/// handed over, or reads its calls until it ends.
+fn serve_hello<S: Service>(
+    stream: &Arc<UnixStream>,
+    id: u64,
+    shared: &Arc<Shared<S>>,
+) -> Option<Handed<S>> {
     let options = &shared.options;
     match crate::address::peer(stream) {
         Ok(cred) => {
             if let Err(why) = crate::peer::may_write(&shared.file, &cred) {
                 refuse(stream, Failure::new(FailureKind::Refused, why));
-                return;
+                return None;
             }
         }
         Err(e) => {
             let why = format!("the peer's credentials could not be read: {e}");
             refuse(stream, Failure::new(FailureKind::Refused, why));
-            return;
+            return None;
         }
     }
     let _ = stream.set_write_timeout(Some(options.frame_timeout));
@@ -263,7 +308,7 @@ fn serve<S: Service>(stream: &Arc<UnixStream>, id: u64, shared: &Arc<Shared<S>>)
             if let Some(f) = frame_error(e, "the hello") {
                 refuse(stream, f);
             }
-            return;
+            return None;
         }
     };
     let hello = match wire::decode::<ToOwner>(&hello) {
@@ -273,7 +318,8 @@ fn serve<S: Service>(stream: &Arc<UnixStream>, id: u64, shared: &Arc<Shared<S>>)
                 FailureKind::BadFrame,
                 "the first frame of a connection must be a hello (see litekeep_owner's protocol docs)",
             );
-            return refuse(stream, f);
+            refuse(stream, f);
+            return None;
         }
     };
     if hello.protocol != PROTOCOL {
@@ -284,14 +330,16 @@ fn serve<S: Service>(stream: &Arc<UnixStream>, id: u64, shared: &Arc<Shared<S>>)
                 hello.protocol
             ),
         );
-        return refuse(stream, f);
+        refuse(stream, f);
+        return None;
     }
     let Ok(client) = <[u8; 16]>::try_from(hello.client.as_slice()) else {
         let f = Failure::new(
             FailureKind::BadFrame,
             "the hello's client id must be 16 bytes",
         );
-        return refuse(stream, f);
+        refuse(stream, f);
+        return None;
     };
     if wire::send_all(
         stream,
@@ -299,10 +347,21 @@ fn serve<S: Service>(stream: &Arc<UnixStream>, id: u64, shared: &Arc<Shared<S>>)
     )
     .is_err()
     {
-        return;
+        return None;
     }
     set(None);
-    let _connected = Connected::new(shared.queue.service(), id);
+    let connected = Connected::new(&shared.queue, id);
+    if shared.poller.get().is_some() {
+        let _ = stream.set_read_timeout(None);
+        return Some(Handed {
+            id,
+            client,
+            stream: stream.clone(),
+            read: reader.buffer().to_vec(),
+            connected,
+        });
+    }
+    let _connected = connected;
     // Replies go through the connection's line: the batch that answers a call writes them.
     let replies = Replies::new(stream.clone());
     let end = |f: Failure| replies.send(wire::frame(&FromOwner::Error { error: f }), None);
@@ -325,12 +384,13 @@ fn serve<S: Service>(stream: &Arc<UnixStream>, id: u64, shared: &Arc<Shared<S>>)
                         FailureKind::SteppingDown,
                         "the owner stepped down; a request it did not answer on this connection was not applied",
                     );
-                    return end(f);
+                    end(f);
+                    return None;
                 }
                 if let Some(f) = frame_error(e, "a frame") {
                     end(f);
                 }
-                return;
+                return None;
             }
         };
         match wire::decode_to_owner(&frame) {
@@ -347,11 +407,11 @@ fn serve<S: Service>(stream: &Arc<UnixStream>, id: u64, shared: &Arc<Shared<S>>)
                     acked_below,
                     retry,
                 };
-                call(shared, &replies, ids, &body);
+                call(shared, &replies, ids, &body, true);
             }
             Ok(ToOwner::Handover { version }) => {
                 handover(shared, stream, id, &version);
-                return;
+                return None;
             }
             Ok(ToOwner::Hello(_)) => {
                 let error = Failure::new(FailureKind::Unsupported, "a second hello");
@@ -369,7 +429,8 @@ fn serve<S: Service>(stream: &Arc<UnixStream>, id: u64, shared: &Arc<Shared<S>>)
                         FailureKind::BadFrame,
                         format!("a frame that is not a message of this protocol: {e}"),
                     );
-                    return end(f);
+                    end(f);
+                    return None;
                 }
             }
         }
@@ -377,7 +438,7 @@ fn serve<S: Service>(stream: &Arc<UnixStream>, id: u64, shared: &Arc<Shared<S>>)
 }
 
 /// Whether `frame` is a CBOR map with a text `t` (a message of some version of this protocol).
-fn has_tag(frame: &[u8]) -> bool {
+pub(crate) fn has_tag(frame: &[u8]) -> bool {
     let Ok(ciborium::Value::Map(entries)) = wire::decode::<ciborium::Value>(frame) else {
         return false;
     };
@@ -387,7 +448,7 @@ fn has_tag(frame: &[u8]) -> bool {
 }
 
 /// The failure to tell a client whose frame could not be read, if any (none when it just left).
-fn frame_error(e: ReadError, what: &str) -> Option<Failure> {
+pub(crate) fn frame_error(e: ReadError, what: &str) -> Option<Failure> {
     match e {
         ReadError::Closed => None,
         ReadError::Io(e)
@@ -412,18 +473,24 @@ fn frame_error(e: ReadError, what: &str) -> Option<Failure> {
 }
 
 /// Who sent a call, and its numbers.
-struct Ids {
-    conn: ConnId,
-    client: [u8; 16],
-    seq: u64,
-    acked_below: u64,
-    retry: bool,
+pub(crate) struct Ids {
+    pub conn: ConnId,
+    pub client: [u8; 16],
+    pub seq: u64,
+    pub acked_below: u64,
+    pub retry: bool,
 }
 
 /// Runs a client's call at once when the service takes it ([`Service::direct`]), else queues
-/// it; its reply is written by whoever finishes it (here, at once, when it ran here or was
-/// refused).
-fn call<S: Service>(shared: &Arc<Shared<S>>, replies: &Arc<Replies<S>>, ids: Ids, body: &[u8]) {
+/// it, and starts its batch when none runs if `kick` (else the caller kicks the queue); its
+/// reply is written by whoever finishes it (here, at once, when it ran here or was refused).
+pub(crate) fn call<S: Service>(
+    shared: &Arc<Shared<S>>,
+    replies: &Arc<Replies<S>>,
+    ids: Ids,
+    body: &[u8],
+    kick: bool,
+) {
     let seq = ids.seq;
     let failed = |f: Failure| {
         replies.send(wire::reply_frame(seq, &Outcome::from_result(Err(f))), None);
@@ -465,12 +532,19 @@ fn call<S: Service>(shared: &Arc<Shared<S>>, replies: &Arc<Replies<S>>, ids: Ids
         // The call counts as done for a drain only once its client has the answer.
         to.send(wire::reply_frame(seq, outcome), Some(ticket));
     });
-    if let Err((_, f, _)) = shared.queue.submit_remote(call, reply) {
-        failed(f);
+    match shared.queue.queue_remote(call, reply) {
+        Err((_, f, _)) => failed(f),
+        Ok(()) if kick => shared.queue.kick(true),
+        Ok(()) => {}
     }
 }
 
-fn handover<S: Service>(shared: &Arc<Shared<S>>, stream: &UnixStream, id: u64, version: &str) {
+pub(crate) fn handover<S: Service>(
+    shared: &Arc<Shared<S>>,
+    stream: &UnixStream,
+    id: u64,
+    version: &str,
+) {
     let Some(node) = shared.node.upgrade() else {
         return;
     };

@@ -67,9 +67,21 @@ pub trait Service: Send + Sync + 'static {
     /// ([`Call::conn`]). Calls of one connection come one at a time; calls of different
     /// connections come at once, on their own threads.
     ///
+    /// A service that overrides this must say so with [`runs_direct`](Service::runs_direct):
+    /// otherwise its clients' calls are read by one thread for all connections, and a call run
+    /// here holds up every other connection's.
+    ///
     /// A panic here fails the call (`panicked`, outcome unknown) and nothing else.
     fn direct(&self, call: &mut Call<Self::Request, Self::Response>) -> bool {
         let _ = call;
+        false
+    }
+
+    /// Whether [`direct`](Service::direct) may run calls. When false (the default) the owner
+    /// reads every client connection on one thread (epoll) and only queues their calls: a
+    /// thread wake-up per group of calls instead of one per call. When true each connection
+    /// has a thread of its own, on which its direct calls run. Asked once per ownership.
+    fn runs_direct(&self) -> bool {
         false
     }
 

@@ -184,6 +184,25 @@ fn a_client_that_never_speaks_is_dropped_after_the_handshake_timeout() {
 }
 
 #[test]
+fn a_call_whose_rest_never_comes_is_dropped_after_the_frame_timeout_and_never_applied() {
+    let dir = Scratch::new("owner-stalled");
+    let db = dir.join("app.db");
+    let _owner = owner(&db, &[("LK_FRAME_MS", "300")]);
+    let before = served(&db);
+    let mut s = raw(&db);
+    welcome(&mut s);
+    let body = wire::encode(&common::Req::Echo(vec![1; 1000])).unwrap();
+    let frame = wire::call_frame(1, 1, false, &body);
+    s.write_all(&frame[..frame.len() / 2]).unwrap();
+    let started = Instant::now();
+    let f = error_then_end(&mut s);
+    assert_eq!(f.kind, litekeep_owner::FailureKind::HandshakeTimeout, "{f}");
+    assert!(f.message.contains("did not arrive whole"), "{f}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_eq!(served(&db), before + 1, "the stalled call never ran");
+}
+
+#[test]
 fn a_request_cut_off_by_a_sigkill_mid_frame_is_never_applied() {
     let dir = Scratch::new("owner-half");
     let db = dir.join("app.db");

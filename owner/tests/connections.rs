@@ -53,6 +53,9 @@ impl Service for PerConnection {
         }
     }
 
+    // `runs_direct` stays false: this direct call answers at once, and the one thread that
+    // reads every connection runs it (connections with threads of their own are what
+    // `litekeep serve`'s tests run on).
     fn direct(&self, call: &mut Call<Req, Resp>) -> bool {
         if !matches!(call.request, Req::Whoami) {
             return false;

@@ -337,6 +337,10 @@ impl<E: Engine> litekeep_owner::Service for SqlService<E> {
         true
     }
 
+    fn runs_direct(&self) -> bool {
+        true
+    }
+
     fn direct(&self, call: &mut Call<Request, Response>) -> bool {
         self.touch();
         let request = &call.request;

@@ -59,8 +59,8 @@ impl Service for TestService {
 }
 
 /// The options the roles join with: `LK_VERSION` (default 1.0), a 10 s timeout, and
-/// `LK_QUEUE_DEPTH`, `LK_HANDSHAKE_MS`, `LK_MAX_FRAME`, `LK_TIMEOUT_MS`, `LK_CLIENT_ONLY`
-/// when set.
+/// `LK_QUEUE_DEPTH`, `LK_HANDSHAKE_MS`, `LK_FRAME_MS`, `LK_MAX_FRAME`, `LK_TIMEOUT_MS`,
+/// `LK_CLIENT_ONLY` when set.
 pub fn options() -> Options {
     let var = |name: &str| std::env::var(name).ok();
     let num = |name: &str| var(name).and_then(|v| v.parse::<u64>().ok());
@@ -71,6 +71,9 @@ pub fn options() -> Options {
     }
     if let Some(ms) = num("LK_HANDSHAKE_MS") {
         o = o.handshake_timeout(Duration::from_millis(ms));
+    }
+    if let Some(ms) = num("LK_FRAME_MS") {
+        o = o.frame_timeout(Duration::from_millis(ms));
     }
     if let Some(bytes) = num("LK_MAX_FRAME") {
         o = o.max_frame(bytes as u32);
