@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 use rustix::event::{EventfdFlags, Timespec, epoll, eventfd};
 use rustix::net::RecvFlags;
 
-use crate::failure::{Failure, FailureKind};
+use crate::failure::Failure;
 use crate::reply::Replies;
-use crate::server::{Connected, Ids, Shared, call, frame_error, handover, has_tag};
+use crate::server::{Connected, Handled, Shared, frame_error, handle, handover, stepped_down};
 use crate::service::{ClientId, ConnId, Service};
-use crate::wire::{self, FromOwner, ReadError, ToOwner};
+use crate::wire::{self, FromOwner, ReadError};
 
 /// The token of the poller's bell in its epoll set (connections use their ids, from 1).
 const BELL: u64 = 0;
@@ -349,11 +349,7 @@ fn read_ready<S: Service>(conn: &mut Conn<S>, shared: &Arc<Shared<S>>, queued: &
     match frames(conn, shared, queued) {
         Keep::Open if closed => {
             if shared.stopping.load(Ordering::SeqCst) {
-                let f = Failure::new(
-                    FailureKind::SteppingDown,
-                    "the owner stepped down; a request it did not answer on this connection was not applied",
-                );
-                end(conn, f);
+                end(conn, stepped_down());
             }
             // A frame cut off is never applied: nothing of it reached the queue.
             Keep::Close
@@ -382,7 +378,7 @@ fn frames<S: Service>(conn: &mut Conn<S>, shared: &Arc<Shared<S>>, queued: &mut 
             break Keep::Open;
         };
         at += 4 + len as usize;
-        match message(conn, shared, payload) {
+        match handle(shared, &conn.replies, conn.id, conn.client, payload, false) {
             Handled::Queued => *queued += 1,
             Handled::Answered => {}
             Handled::End => break Keep::Close,
@@ -397,59 +393,4 @@ fn frames<S: Service>(conn: &mut Conn<S>, shared: &Arc<Shared<S>>, queued: &mut 
         conn.since = Some(Instant::now());
     }
     keep
-}
-
-/// What one frame came to.
-enum Handled {
-    Queued,
-    Answered,
-    End,
-    HandOver(String),
-}
-
-/// Handles one frame of a connection, as the per-connection thread does.
-fn message<S: Service>(conn: &Conn<S>, shared: &Arc<Shared<S>>, frame: &[u8]) -> Handled {
-    match wire::decode_to_owner(frame) {
-        Ok(ToOwner::Call {
-            seq,
-            acked_below,
-            retry,
-            body,
-        }) => {
-            let ids = Ids {
-                conn: conn.id,
-                client: conn.client,
-                seq,
-                acked_below,
-                retry,
-            };
-            call(shared, &conn.replies, ids, &body, false);
-            Handled::Queued
-        }
-        Ok(ToOwner::Handover { version }) => Handled::HandOver(version),
-        Ok(ToOwner::Hello(_)) => {
-            let error = Failure::new(FailureKind::Unsupported, "a second hello");
-            conn.replies
-                .send(wire::frame(&FromOwner::Error { error }), None);
-            Handled::Answered
-        }
-        Err(e) => {
-            if has_tag(frame) {
-                let error = Failure::new(
-                    FailureKind::Unsupported,
-                    format!("a message this owner does not support: {e}"),
-                );
-                conn.replies
-                    .send(wire::frame(&FromOwner::Error { error }), None);
-                Handled::Answered
-            } else {
-                let f = Failure::new(
-                    FailureKind::BadFrame,
-                    format!("a frame that is not a message of this protocol: {e}"),
-                );
-                end(conn, f);
-                Handled::End
-            }
-        }
-    }
 }

@@ -380,11 +380,7 @@ fn serve_hello<S: Service>(
             // A frame cut off is never applied: nothing of it reached the queue.
             Err(e) => {
                 if shared.stopping.load(Ordering::SeqCst) {
-                    let f = Failure::new(
-                        FailureKind::SteppingDown,
-                        "the owner stepped down; a request it did not answer on this connection was not applied",
-                    );
-                    end(f);
+                    end(stepped_down());
                     return None;
                 }
                 if let Some(f) = frame_error(e, "a frame") {
@@ -393,52 +389,91 @@ fn serve_hello<S: Service>(
                 return None;
             }
         };
-        match wire::decode_to_owner(&frame) {
-            Ok(ToOwner::Call {
-                seq,
-                acked_below,
-                retry,
-                body,
-            }) => {
-                let ids = Ids {
-                    conn: id,
-                    client,
-                    seq,
-                    acked_below,
-                    retry,
-                };
-                call(shared, &replies, ids, &body, true);
-            }
-            Ok(ToOwner::Handover { version }) => {
+        match handle(shared, &replies, id, client, &frame, true) {
+            Handled::Queued | Handled::Answered => {}
+            Handled::End => return None,
+            Handled::HandOver(version) => {
                 handover(shared, stream, id, &version);
                 return None;
-            }
-            Ok(ToOwner::Hello(_)) => {
-                let error = Failure::new(FailureKind::Unsupported, "a second hello");
-                replies.send(wire::frame(&FromOwner::Error { error }), None);
-            }
-            Err(e) => {
-                if has_tag(&frame) {
-                    let error = Failure::new(
-                        FailureKind::Unsupported,
-                        format!("a message this owner does not support: {e}"),
-                    );
-                    replies.send(wire::frame(&FromOwner::Error { error }), None);
-                } else {
-                    let f = Failure::new(
-                        FailureKind::BadFrame,
-                        format!("a frame that is not a message of this protocol: {e}"),
-                    );
-                    end(f);
-                    return None;
-                }
             }
         }
     }
 }
 
+/// What the owner tells a connection whose reading side it shut down as it stepped down.
+pub(crate) fn stepped_down() -> Failure {
+    Failure::new(
+        FailureKind::SteppingDown,
+        "the owner stepped down; a request it did not answer on this connection was not applied",
+    )
+}
+
+/// What one frame of a connection came to.
+pub(crate) enum Handled {
+    /// A call, run or queued.
+    Queued,
+    /// Answered with an error; the connection stays.
+    Answered,
+    /// Ended with an error: the connection closes.
+    End,
+    /// A handover asked for by a newer version: the caller answers it.
+    HandOver(String),
+}
+
+/// Handles one frame of connection `conn` (of client `client`) past its hello: a call is run
+/// directly or queued (its batch started when `kick`: see [`call`]); a second hello or a
+/// message type this owner does not know is answered with an error; bytes that are not a
+/// message of this protocol end the connection with an error.
+pub(crate) fn handle<S: Service>(
+    shared: &Arc<Shared<S>>,
+    replies: &Arc<Replies<S>>,
+    conn: ConnId,
+    client: [u8; 16],
+    frame: &[u8],
+    kick: bool,
+) -> Handled {
+    let error = |error: Failure| replies.send(wire::frame(&FromOwner::Error { error }), None);
+    match wire::decode_to_owner(frame) {
+        Ok(ToOwner::Call {
+            seq,
+            acked_below,
+            retry,
+            body,
+        }) => {
+            let ids = Ids {
+                conn,
+                client,
+                seq,
+                acked_below,
+                retry,
+            };
+            call(shared, replies, ids, &body, kick);
+            Handled::Queued
+        }
+        Ok(ToOwner::Handover { version }) => Handled::HandOver(version),
+        Ok(ToOwner::Hello(_)) => {
+            error(Failure::new(FailureKind::Unsupported, "a second hello"));
+            Handled::Answered
+        }
+        Err(e) if has_tag(frame) => {
+            error(Failure::new(
+                FailureKind::Unsupported,
+                format!("a message this owner does not support: {e}"),
+            ));
+            Handled::Answered
+        }
+        Err(e) => {
+            error(Failure::new(
+                FailureKind::BadFrame,
+                format!("a frame that is not a message of this protocol: {e}"),
+            ));
+            Handled::End
+        }
+    }
+}
+
 /// Whether `frame` is a CBOR map with a text `t` (a message of some version of this protocol).
-pub(crate) fn has_tag(frame: &[u8]) -> bool {
+fn has_tag(frame: &[u8]) -> bool {
     let Ok(ciborium::Value::Map(entries)) = wire::decode::<ciborium::Value>(frame) else {
         return false;
     };
@@ -473,18 +508,18 @@ pub(crate) fn frame_error(e: ReadError, what: &str) -> Option<Failure> {
 }
 
 /// Who sent a call, and its numbers.
-pub(crate) struct Ids {
-    pub conn: ConnId,
-    pub client: [u8; 16],
-    pub seq: u64,
-    pub acked_below: u64,
-    pub retry: bool,
+struct Ids {
+    conn: ConnId,
+    client: [u8; 16],
+    seq: u64,
+    acked_below: u64,
+    retry: bool,
 }
 
 /// Runs a client's call at once when the service takes it ([`Service::direct`]), else queues
 /// it, and starts its batch when none runs if `kick` (else the caller kicks the queue); its
 /// reply is written by whoever finishes it (here, at once, when it ran here or was refused).
-pub(crate) fn call<S: Service>(
+fn call<S: Service>(
     shared: &Arc<Shared<S>>,
     replies: &Arc<Replies<S>>,
     ids: Ids,
