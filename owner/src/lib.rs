@@ -66,7 +66,8 @@
 //! `max_batch_time`, including those that arrive while it runs (the reading thread goes on
 //! queueing meanwhile); when the service has committed, every call of the batch is answered —
 //! whoever ran the batch writes the replies. With one request waiting the batch is that
-//! request, at once. Under load neither thread sleeps much: a wake-up per group of requests,
+//! request, at once: the reading thread runs it itself (no hand-off to the committer when the
+//! owner is idle) and reads again, without waiting, whenever the batch looks for more. Under load neither thread sleeps much: a wake-up per group of requests,
 //! not per request. A process that owns runs its own calls in the same queue, without the
 //! socket: such a call that finds no batch running runs one itself, on its own thread. A full
 //! queue answers `queue_full`, naming its depth. A service that runs calls directly

@@ -3,9 +3,11 @@
 //!
 //! A thread per connection costs a wake-up per call: the connection's thread sleeps in
 //! `poll(2)` between calls. Here one thread sleeps for all of them: when it wakes, it reads
-//! every frame that came from every ready connection, queues their calls, and has the
-//! committer thread start a batch when none runs; it goes back to reading while the batch
-//! runs, so that calls that come meanwhile join it. Under load neither thread sleeps much.
+//! every frame that came from every ready connection and queues their calls. One call, and no
+//! batch running: it runs the batch itself, at once (no hand-off when the owner is idle), and
+//! when that batch looks for more calls it reads the connections again (without waiting), so
+//! that calls that came meanwhile join it. More calls: the committer thread runs the batch while
+//! this one reads on. Under load neither thread sleeps much.
 //!
 //! The rules are the per-connection thread's (`server.rs`): a frame cut off is never applied;
 //! one over the limit, one that is not of this protocol, or the rest of a frame that does not
@@ -24,6 +26,7 @@ use rustix::event::{EventfdFlags, Timespec, epoll, eventfd};
 use rustix::net::RecvFlags;
 
 use crate::failure::Failure;
+use crate::queue::with_refill;
 use crate::reply::Replies;
 use crate::server::{Connected, Handled, Shared, frame_error, handle, handover, stepped_down};
 use crate::service::{ClientId, ConnId, Service};
@@ -64,6 +67,15 @@ pub(crate) struct Poller<S: Service> {
     epoll: OwnedFd,
     bell: OwnedFd,
     inbox: Mutex<Vec<Handed<S>>>,
+    /// The connections it reads (only its thread locks this).
+    conns: Mutex<HashMap<ConnId, Conn<S>>>,
+    /// Connections that ended while a batch read for more calls: closed once it is done (the
+    /// service hears of their end outside its batch).
+    closing: Mutex<Vec<Conn<S>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<S: Service> Poller<S> {
@@ -81,6 +93,8 @@ impl<S: Service> Poller<S> {
             epoll,
             bell,
             inbox: Mutex::new(Vec::new()),
+            conns: Mutex::new(HashMap::new()),
+            closing: Mutex::new(Vec::new()),
         });
         let (me, shared) = (poller.clone(), Arc::downgrade(shared));
         std::thread::Builder::new()
@@ -103,18 +117,21 @@ impl<S: Service> Poller<S> {
         let _ = rustix::io::write(&self.bell, &1u64.to_ne_bytes());
     }
 
-    fn run(&self, weak: &std::sync::Weak<Shared<S>>) {
-        let mut conns: HashMap<ConnId, Conn<S>> = HashMap::new();
+    fn run(self: &Arc<Self>, weak: &std::sync::Weak<Shared<S>>) {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(256);
         loop {
             let Some(shared) = weak.upgrade() else {
                 return;
             };
             let stopping = shared.stopping.load(Ordering::SeqCst);
-            if stopping && conns.is_empty() && self.inbox_is_empty() {
-                return;
-            }
-            let timeout = next_deadline(&conns, shared.options.frame_timeout)
+            let deadline = {
+                let conns = lock(&self.conns);
+                if stopping && conns.is_empty() && self.inbox_is_empty() {
+                    return;
+                }
+                next_deadline(&conns, shared.options.frame_timeout)
+            };
+            let timeout = deadline
                 .map(|d| d.saturating_duration_since(Instant::now()))
                 .map(|left| if stopping { left.min(TICK) } else { left })
                 .or(stopping.then_some(TICK))
@@ -133,33 +150,86 @@ impl<S: Service> Poller<S> {
             let Some(shared) = weak.upgrade() else {
                 return;
             };
-            let mut queued = 0usize;
-            for event in &events {
-                let token = event.data.u64();
-                if token == BELL {
-                    self.take_inbox(&shared, &mut conns);
-                    continue;
+            let queued = {
+                let mut conns = lock(&self.conns);
+                let queued = self.process(&shared, &mut conns, &events, false);
+                self.expire(&shared, &mut conns);
+                queued
+            };
+            if queued == 1 {
+                // Run at once, here; the batch reads for more calls when it looks for them.
+                let (me, sh) = (self.clone(), shared.clone());
+                let refill = Box::new(move || me.refill(&sh));
+                with_refill(refill, || shared.queue.kick(true));
+            } else if queued > 1 {
+                // The committer thread runs the batch, while this one reads on.
+                shared.queue.kick(false);
+            }
+            let ended = std::mem::take(&mut *lock(&self.closing));
+            for conn in ended {
+                forget(&shared, conn);
+            }
+        }
+    }
+
+    /// Handles the events of one wait: takes new connections (not while `refilling`: a batch
+    /// runs), reads the ready ones and queues their calls; gives how many frames it handled.
+    fn process(
+        &self,
+        shared: &Arc<Shared<S>>,
+        conns: &mut HashMap<ConnId, Conn<S>>,
+        events: &[epoll::Event],
+        refilling: bool,
+    ) -> usize {
+        let mut queued = 0usize;
+        for event in events {
+            let token = event.data.u64();
+            if token == BELL {
+                if !refilling {
+                    self.take_inbox(shared, conns);
                 }
-                let Some(conn) = conns.get_mut(&token) else {
-                    continue;
-                };
-                match read_ready(conn, &shared, &mut queued) {
-                    Keep::Open => {}
-                    Keep::Close => self.close(&shared, &mut conns, token),
-                    Keep::HandOver(version) => {
-                        if let Some(conn) = self.release(&mut conns, token) {
-                            hand_over(&shared, conn, version);
-                        }
+                continue;
+            }
+            let Some(conn) = conns.get_mut(&token) else {
+                continue;
+            };
+            match read_ready(conn, shared, &mut queued) {
+                Keep::Open => {}
+                Keep::Close if refilling => {
+                    if let Some(conn) = self.release(conns, token) {
+                        lock(&self.closing).push(conn);
+                    }
+                }
+                Keep::Close => self.close(shared, conns, token),
+                Keep::HandOver(version) => {
+                    if let Some(conn) = self.release(conns, token) {
+                        hand_over(shared, conn, version);
                     }
                 }
             }
-            self.expire(&shared, &mut conns);
-            // The committer thread runs the batch, while this one reads on: calls that come
-            // while a batch runs join it.
-            if queued > 0 {
-                shared.queue.kick(false);
-            }
         }
+        queued
+    }
+
+    /// Reads, without waiting, what came since: called by a batch this thread runs when it
+    /// looks for more calls.
+    fn refill(&self, shared: &Arc<Shared<S>>) {
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        if epoll::wait(
+            &self.epoll,
+            rustix::buffer::spare_capacity(&mut events),
+            Some(&now),
+        )
+        .is_err()
+        {
+            return;
+        }
+        let mut conns = lock(&self.conns);
+        self.process(shared, &mut conns, &events, true);
     }
 
     fn inbox_is_empty(&self) -> bool {

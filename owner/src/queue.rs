@@ -18,6 +18,35 @@ use crate::failure::{Applied, Failure, FailureKind};
 use crate::service::{Answer, Batch, Call, ClientId, Service};
 use crate::wire::{self, Outcome};
 
+thread_local! {
+    /// This thread's way to bring the calls that came since into the queue (the poller's, while
+    /// it runs a batch itself): a batch it runs asks it when no call waits.
+    static REFILL: std::cell::RefCell<Option<Box<dyn Fn()>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `refill` as this thread's way to bring calls into the queue while a batch it
+/// runs takes them.
+pub(crate) fn with_refill<R>(refill: Box<dyn Fn()>, f: impl FnOnce() -> R) -> R {
+    struct Unset;
+    impl Drop for Unset {
+        fn drop(&mut self) {
+            REFILL.with(|r| r.borrow_mut().take());
+        }
+    }
+    REFILL.with(|r| *r.borrow_mut() = Some(refill));
+    let _unset = Unset;
+    f()
+}
+
+/// Brings the calls that came since into the queue, where this thread knows how.
+fn refill() {
+    REFILL.with(|r| {
+        if let Some(f) = r.borrow().as_ref() {
+            f();
+        }
+    });
+}
+
 /// The queue's bounds.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
@@ -367,7 +396,12 @@ impl<S: Service> Queue<S> {
         let mut slots: Vec<Arc<Slot<S>>> = Vec::new();
         let calls = {
             let mut pull = || {
-                let slot = lock(&self.state).waiting.pop_front()?;
+                let mut slot = lock(&self.state).waiting.pop_front();
+                if slot.is_none() {
+                    refill();
+                    slot = lock(&self.state).waiting.pop_front();
+                }
+                let slot = slot?;
                 let call = lock(&slot.call).take()?;
                 slots.push(slot);
                 Some(call)
