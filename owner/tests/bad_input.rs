@@ -1,7 +1,9 @@
 //! Bad input at a real owner process: garbage, a frame over the limit, a client that never
 //! speaks, a client SIGKILLed in the middle of a frame, 1,000 connections at once, a handler
 //! that panics, a full queue, another protocol version, a peer that may not write the file.
-//! Each gets a clear error or is dropped, and the owner goes on serving.
+//! Each gets a clear error or is dropped, and the owner goes on serving. Every test runs twice:
+//! at an owner that reads all connections on one thread (`poller::`) and at one that gives each
+//! connection a thread (`threads::`, a service that runs calls directly, as `litekeep serve`'s).
 
 mod common;
 
@@ -74,13 +76,17 @@ fn served(db: &Path) -> u64 {
     line.trim().parse().unwrap()
 }
 
-/// An owner child of `db` (created empty), with extra environment.
-fn owner(db: &Path, envs: &[(&str, &str)]) -> Child {
+/// An owner child of `db` (created empty), with extra environment; a thread per connection
+/// when `threads`.
+fn owner(db: &Path, threads: bool, envs: &[(&str, &str)]) -> Child {
     std::fs::write(db, b"").unwrap();
-    let child = envs
-        .iter()
-        .fold(Child::build("own").db(db), |s, (k, v)| s.env(k, v))
-        .spawn();
+    let build = Child::build("own").db(db);
+    let build = if threads {
+        build.env("LK_DIRECT", "1")
+    } else {
+        build
+    };
+    let child = envs.iter().fold(build, |s, (k, v)| s.env(k, v)).spawn();
     child.expect_line("OWNER ");
     child
 }
@@ -104,7 +110,8 @@ fn child_process_entry() {
             harness::say("READY");
             std::thread::sleep(Duration::from_secs(600));
         }
-        // Opens LK_CONNS connections, says hello on each, then calls on each.
+        // Opens LK_CONNS connections, says hello on each, then calls on each once its stdin
+        // closes.
         "many" => {
             let n: usize = std::env::var("LK_CONNS").unwrap().parse().unwrap();
             let mut conns: Vec<UnixStream> = (0..n).map(|_| raw(&db)).collect();
@@ -112,6 +119,7 @@ fn child_process_entry() {
                 welcome(s);
             }
             harness::say("CONNECTED");
+            harness::until_stdin_closes();
             let body = wire::encode(&common::Req::Pid).unwrap();
             let mut ok = 0;
             for (i, s) in conns.iter_mut().enumerate() {
@@ -127,11 +135,10 @@ fn child_process_entry() {
     }
 }
 
-#[test]
-fn garbage_and_oversized_frames_get_an_error_and_the_owner_serves_on() {
-    let dir = Scratch::new("owner-garbage");
+fn garbage_and_oversized_frames_get_an_error_and_the_owner_serves_on(threads: bool) {
+    let dir = Scratch::new(&format!("owner-garbage-{}", paths(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, &[("LK_MAX_FRAME", "65536")]);
+    let _owner = owner(&db, threads, &[("LK_MAX_FRAME", "65536")]);
     let before = served(&db);
     // An HTTP request: its first four bytes read as a length of about 1.2 GB.
     let mut s = raw(&db);
@@ -170,11 +177,10 @@ fn garbage_and_oversized_frames_get_an_error_and_the_owner_serves_on() {
     assert_eq!(served(&db), before + 1, "nothing else ran");
 }
 
-#[test]
-fn a_client_that_never_speaks_is_dropped_after_the_handshake_timeout() {
-    let dir = Scratch::new("owner-silent");
+fn a_client_that_never_speaks_is_dropped_after_the_handshake_timeout(threads: bool) {
+    let dir = Scratch::new(&format!("owner-silent-{}", paths(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, &[("LK_HANDSHAKE_MS", "300")]);
+    let _owner = owner(&db, threads, &[("LK_HANDSHAKE_MS", "300")]);
     let started = Instant::now();
     let mut silent = raw(&db);
     let f = error_then_end(&mut silent);
@@ -183,11 +189,12 @@ fn a_client_that_never_speaks_is_dropped_after_the_handshake_timeout() {
     served(&db);
 }
 
-#[test]
-fn a_call_whose_rest_never_comes_is_dropped_after_the_frame_timeout_and_never_applied() {
-    let dir = Scratch::new("owner-stalled");
+fn a_call_whose_rest_never_comes_is_dropped_after_the_frame_timeout_and_never_applied(
+    threads: bool,
+) {
+    let dir = Scratch::new(&format!("owner-stalled-{}", paths(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, &[("LK_FRAME_MS", "300")]);
+    let _owner = owner(&db, threads, &[("LK_FRAME_MS", "300")]);
     let before = served(&db);
     let mut s = raw(&db);
     welcome(&mut s);
@@ -202,11 +209,10 @@ fn a_call_whose_rest_never_comes_is_dropped_after_the_frame_timeout_and_never_ap
     assert_eq!(served(&db), before + 1, "the stalled call never ran");
 }
 
-#[test]
-fn a_request_cut_off_by_a_sigkill_mid_frame_is_never_applied() {
-    let dir = Scratch::new("owner-half");
+fn a_request_cut_off_by_a_sigkill_mid_frame_is_never_applied(threads: bool) {
+    let dir = Scratch::new(&format!("owner-half-{}", paths(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, &[]);
+    let _owner = owner(&db, threads, &[]);
     let before = served(&db);
     let half = Child::build("half-frame").db(&db).spawn();
     half.expect_line("READY");
@@ -214,16 +220,27 @@ fn a_request_cut_off_by_a_sigkill_mid_frame_is_never_applied() {
     assert_eq!(served(&db), before + 1, "the cut request never ran");
 }
 
-#[test]
-fn a_thousand_connections_at_once_are_all_served() {
-    let dir = Scratch::new("owner-thousand");
+fn a_thousand_connections_at_once_are_all_served(threads: bool) {
+    let dir = Scratch::new(&format!("owner-thousand-{}", paths(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, &[]);
-    let children: Vec<Child> = (0..4)
+    let owner = owner(&db, threads, &[]);
+    let mut children: Vec<Child> = (0..4)
         .map(|_| Child::build("many").db(&db).env("LK_CONNS", "250").spawn())
         .collect();
     for c in &children {
         c.expect_line("CONNECTED");
+    }
+    // All 1,000 are welcomed and open: the owner reads them on one thread, or on one each.
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", owner.pid()))
+        .unwrap()
+        .count();
+    if threads {
+        assert!(tasks > 1000, "{tasks} threads for 1,000 connections");
+    } else {
+        assert!(tasks < 100, "{tasks} threads for 1,000 connections");
+    }
+    for c in &mut children {
+        c.close_stdin();
     }
     for c in children {
         let done = c.finish();
@@ -232,11 +249,10 @@ fn a_thousand_connections_at_once_are_all_served() {
     served(&db);
 }
 
-#[test]
-fn a_panicking_handler_fails_its_request_and_the_owner_serves_on() {
-    let dir = Scratch::new("owner-panic");
+fn a_panicking_handler_fails_its_request_and_the_owner_serves_on(threads: bool) {
+    let dir = Scratch::new(&format!("owner-panic-{}", paths(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, &[]);
+    let _owner = owner(&db, threads, &[]);
     let exit = Child::build("call-once")
         .db(&db)
         .env("LK_REQ", "panic")
@@ -248,11 +264,10 @@ fn a_panicking_handler_fails_its_request_and_the_owner_serves_on() {
     served(&db);
 }
 
-#[test]
-fn a_full_queue_answers_an_error_naming_its_depth() {
-    let dir = Scratch::new("owner-full");
+fn a_full_queue_answers_an_error_naming_its_depth(threads: bool) {
+    let dir = Scratch::new(&format!("owner-full-{}", paths(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, &[("LK_QUEUE_DEPTH", "2")]);
+    let _owner = owner(&db, threads, &[("LK_QUEUE_DEPTH", "2")]);
     let callers: Vec<Child> = (0..8)
         .map(|_| {
             Child::build("call-once")
@@ -280,11 +295,10 @@ fn a_full_queue_answers_an_error_naming_its_depth() {
     served(&db);
 }
 
-#[test]
-fn another_protocol_version_is_refused_naming_both() {
-    let dir = Scratch::new("owner-protocol");
+fn another_protocol_version_is_refused_naming_both(threads: bool) {
+    let dir = Scratch::new(&format!("owner-protocol-{}", paths(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, &[]);
+    let _owner = owner(&db, threads, &[]);
     let mut s = raw(&db);
     s.write_all(&hello(99)).unwrap();
     let f = error_then_end(&mut s);
@@ -295,15 +309,14 @@ fn another_protocol_version_is_refused_naming_both() {
     );
 }
 
-#[test]
-fn a_peer_that_may_not_write_the_file_is_refused() {
+fn a_peer_that_may_not_write_the_file_is_refused(threads: bool) {
     if !harness::is_root() {
         eprintln!("SKIPPED: running a child as nobody needs root");
         return;
     }
-    let dir = Scratch::new("owner-nobody");
+    let dir = Scratch::new(&format!("owner-nobody-{}", paths(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, &[]);
+    let _owner = owner(&db, threads, &[]);
     let before = served(&db);
     let nobody = |what: &str| {
         let exit = Child::build("call-once")
@@ -334,3 +347,36 @@ fn a_peer_that_may_not_write_the_file_is_refused() {
     );
     assert_eq!(served(&db), before + 1, "nobody's requests never ran");
 }
+
+fn paths(threads: bool) -> &'static str {
+    if threads { "threads" } else { "poller" }
+}
+
+macro_rules! both_ways {
+    ($($name:ident),* $(,)?) => {
+        mod poller {
+            $(#[test]
+            fn $name() {
+                super::$name(false)
+            })*
+        }
+        mod threads {
+            $(#[test]
+            fn $name() {
+                super::$name(true)
+            })*
+        }
+    };
+}
+
+both_ways!(
+    garbage_and_oversized_frames_get_an_error_and_the_owner_serves_on,
+    a_client_that_never_speaks_is_dropped_after_the_handshake_timeout,
+    a_call_whose_rest_never_comes_is_dropped_after_the_frame_timeout_and_never_applied,
+    a_request_cut_off_by_a_sigkill_mid_frame_is_never_applied,
+    a_thousand_connections_at_once_are_all_served,
+    a_panicking_handler_fails_its_request_and_the_owner_serves_on,
+    a_full_queue_answers_an_error_naming_its_depth,
+    another_protocol_version_is_refused_naming_both,
+    a_peer_that_may_not_write_the_file_is_refused,
+);

@@ -30,13 +30,24 @@ pub enum Resp {
     Bytes(Vec<u8>),
 }
 
-/// Answers each request in turn; counts them; records nothing.
-#[derive(Default)]
-pub struct TestService(std::sync::atomic::AtomicU64);
+/// Answers each request in turn; counts them; records nothing. With `LK_DIRECT` set it says it
+/// runs calls directly (`Service::runs_direct`), so the owner gives each connection a thread of
+/// its own instead of reading them all on one (it still queues every call).
+pub struct TestService(std::sync::atomic::AtomicU64, bool);
+
+impl Default for TestService {
+    fn default() -> Self {
+        TestService(0.into(), std::env::var_os("LK_DIRECT").is_some())
+    }
+}
 
 impl Service for TestService {
     type Request = Req;
     type Response = Resp;
+
+    fn runs_direct(&self) -> bool {
+        self.1
+    }
 
     fn run(&self, batch: &mut Batch<'_, Req, Resp>) {
         let mut i = 0;
