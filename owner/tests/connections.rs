@@ -1,7 +1,9 @@
 //! A service that keeps state per connection, with real processes: it learns which
 //! connection each call came on, runs some calls at once outside the batches
 //! (`Service::direct`), and hears of a connection's end (`Service::disconnected`) when its
-//! client is SIGKILLed; the welcome carries the service's info.
+//! client is SIGKILLed; the welcome carries the service's info. The tests run at both kinds of
+//! owner: one that reads every connection on one thread (`poller::`, where the direct calls run
+//! on that thread) and one that gives each connection a thread (`threads::`).
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -34,6 +36,8 @@ enum Resp {
 struct PerConnection {
     open: Mutex<BTreeSet<ConnId>>,
     ended: Mutex<BTreeSet<ConnId>>,
+    /// `Service::runs_direct` (from `LK_DIRECT` in the owner's role).
+    threads: bool,
 }
 
 impl Service for PerConnection {
@@ -53,9 +57,11 @@ impl Service for PerConnection {
         }
     }
 
-    // `runs_direct` stays false: this direct call answers at once, and the one thread that
-    // reads every connection runs it (connections with threads of their own are what
-    // `litekeep serve`'s tests run on).
+    fn runs_direct(&self) -> bool {
+        self.threads
+    }
+
+    // Answers at once: cheap enough for the one thread that reads every connection to run.
     fn direct(&self, call: &mut Call<Req, Resp>) -> bool {
         if !matches!(call.request, Req::Whoami) {
             return false;
@@ -106,7 +112,11 @@ fn child_process_entry() {
     match role.as_str() {
         "own" => {
             let options = Options::new("conn-test", "1.0").info("engine", "test");
-            let node = Node::join(&db, PerConnection::default(), options).unwrap();
+            let service = PerConnection {
+                threads: std::env::var_os("LK_DIRECT").is_some(),
+                ..PerConnection::default()
+            };
+            let node = Node::join(&db, service, options).unwrap();
             assert!(node.is_owner());
             harness::say("OWNER");
             harness::until_stdin_closes();
@@ -124,13 +134,31 @@ fn child_process_entry() {
     }
 }
 
-#[test]
-fn a_service_knows_each_calls_connection_and_hears_of_a_sigkilled_clients_end() {
-    let dir = Scratch::new("owner-conns");
-    let db = dir.join("app.db");
-    std::fs::write(&db, b"").unwrap();
-    let owner = Child::build("own").db(&db).spawn();
+/// An owner child of `db`: a thread per connection when `threads`.
+fn owner(db: &std::path::Path, threads: bool) -> Child {
+    std::fs::write(db, b"").unwrap();
+    let build = Child::build("own").db(db);
+    let build = if threads {
+        build.env("LK_DIRECT", "1")
+    } else {
+        build
+    };
+    let owner = build.spawn();
     owner.expect_line("OWNER");
+    owner
+}
+
+fn scratch(name: &str, threads: bool) -> Scratch {
+    Scratch::new(&format!(
+        "{name}-{}",
+        if threads { "threads" } else { "poller" }
+    ))
+}
+
+fn a_service_knows_each_calls_connection_and_hears_of_a_sigkilled_clients_end(threads: bool) {
+    let dir = scratch("owner-conns", threads);
+    let db = dir.join("app.db");
+    let owner = owner(&db, threads);
     let mut me = Connection::open(&db, &hello(), Duration::from_secs(20)).unwrap();
     assert_eq!(
         me.welcome().info.get("engine").map(String::as_str),
@@ -146,7 +174,7 @@ fn a_service_knows_each_calls_connection_and_hears_of_a_sigkilled_clients_end() 
     assert_ne!(theirs, mine);
     assert_eq!(call(&mut me, 3, &Req::Ended), Resp::Ended(BTreeSet::new()));
     assert!(client.kill().killed());
-    // The owner's thread for that connection sees the end at once and says so.
+    // The owner sees the end at once and says so.
     let mut seq = 4;
     let ended = loop {
         let Resp::Ended(ended) = call(&mut me, seq, &Req::Ended) else {
@@ -162,13 +190,10 @@ fn a_service_knows_each_calls_connection_and_hears_of_a_sigkilled_clients_end() 
     drop(owner);
 }
 
-#[test]
-fn connect_reaches_the_owner_ahead_and_the_first_call_uses_that_connection() {
-    let dir = Scratch::new("owner-connect");
+fn connect_reaches_the_owner_ahead_and_the_first_call_uses_that_connection(threads: bool) {
+    let dir = scratch("owner-connect", threads);
     let db = dir.join("app.db");
-    std::fs::write(&db, b"").unwrap();
-    let owner = Child::build("own").db(&db).spawn();
-    owner.expect_line("OWNER");
+    let owner = owner(&db, threads);
     let mut me = Connection::open(&db, &hello(), Duration::from_secs(20)).unwrap();
     let Resp::Ended(open) = call(&mut me, 1, &Req::Open) else {
         panic!()
@@ -177,7 +202,7 @@ fn connect_reaches_the_owner_ahead_and_the_first_call_uses_that_connection() {
     let options = Options::new("conn-test", "1.0").candidate(false);
     let node = Node::join(&db, PerConnection::default(), options).unwrap();
     node.connect().unwrap();
-    // The owner's thread for the connection tells the service right after its welcome.
+    // The owner tells the service right after the connection's welcome.
     let mut seq = 2;
     let open = loop {
         let Resp::Ended(open) = call(&mut me, seq, &Req::Open) else {
@@ -218,3 +243,25 @@ fn connect_with_no_owner_and_no_candidate_says_so_within_the_timeout() {
     );
     assert!(err.to_string().contains("app.db"), "{err}");
 }
+
+macro_rules! both_ways {
+    ($($name:ident),* $(,)?) => {
+        mod poller {
+            $(#[test]
+            fn $name() {
+                super::$name(false)
+            })*
+        }
+        mod threads {
+            $(#[test]
+            fn $name() {
+                super::$name(true)
+            })*
+        }
+    };
+}
+
+both_ways!(
+    a_service_knows_each_calls_connection_and_hears_of_a_sigkilled_clients_end,
+    connect_reaches_the_owner_ahead_and_the_first_call_uses_that_connection,
+);
