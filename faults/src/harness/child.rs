@@ -248,6 +248,17 @@ impl Spawn {
         if let Some((uid, gid)) = self.user {
             // std drops root's supplementary groups when it sets the uid.
             cmd.uid(uid).gid(gid);
+            if self.program.is_none() {
+                // The copies of the libraries that user could not read where they were.
+                if let Some(dir) = runnable_copy().parent() {
+                    let mut paths = OsString::from(dir);
+                    if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
+                        paths.push(":");
+                        paths.push(old);
+                    }
+                    cmd.env("LD_LIBRARY_PATH", paths);
+                }
+            }
         }
         if let Some(faults) = &self.faults {
             cmd.env(ENV_VAR, faults);
@@ -308,7 +319,10 @@ impl Spawn {
 
 /// A copy of this test binary that every user can execute, made once per process: the
 /// original usually sits under a directory (root's home, a private target dir) that other users
-/// cannot enter. It lives in a directory of its own under the temporary directory.
+/// cannot enter. It lives in a directory of its own under the temporary directory, beside
+/// copies of the shared libraries this process loaded from places other users cannot read
+/// (a prebuilt `libduckdb.so` in root's cache): a child run with [`Spawn::as_user`] finds them
+/// there through `LD_LIBRARY_PATH`.
 ///
 /// # Panics
 /// When the copy cannot be made.
@@ -328,9 +342,44 @@ pub fn runnable_copy() -> PathBuf {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
                 .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
         }
+        for lib in private_libraries() {
+            let to = dir.join(lib.file_name().unwrap_or_else(|| OsStr::new("lib.so")));
+            std::fs::copy(&lib, &to)
+                .unwrap_or_else(|e| panic!("copy {} to {}: {e}", lib.display(), to.display()));
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755))
+                .unwrap_or_else(|e| panic!("chmod {}: {e}", to.display()));
+        }
         copy
     })
     .clone()
+}
+
+/// The shared libraries mapped into this process that other users cannot read where they are.
+fn private_libraries() -> Vec<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut libs: Vec<PathBuf> = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .filter(|path| path.starts_with('/') && path.contains(".so"))
+        .map(PathBuf::from)
+        .filter(|path| !readable_by_others(path))
+        .collect();
+    libs.sort();
+    libs.dedup();
+    libs
+}
+
+/// Whether a user who is neither the owner nor in the group can read `path`: every directory
+/// above it lets others search it, and the file lets others read it.
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode());
+    let file_ok = mode(path).is_ok_and(|m| m & 0o004 != 0);
+    file_ok
+        && path
+            .ancestors()
+            .skip(1)
+            .all(|dir| mode(dir).is_ok_and(|m| m & 0o001 != 0))
 }
 
 /// Whether the process `pid` is still running: it exists and is not a zombie waiting to be
