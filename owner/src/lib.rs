@@ -67,7 +67,10 @@
 //! queueing meanwhile); when the service has committed, every call of the batch is answered —
 //! whoever ran the batch writes the replies. With one request waiting the batch is that
 //! request, at once: the reading thread runs it itself (no hand-off to the committer when the
-//! owner is idle) and reads again, without waiting, whenever the batch looks for more. Under load neither thread sleeps much: a wake-up per group of requests,
+//! owner is idle) and reads again, without waiting, whenever the batch looks for more. A
+//! batch of its that runs past 25–50 ms (waiting for the write gate a migration holds, say)
+//! has a stand-in thread read the connections meanwhile, so that the others' calls still
+//! queue, or are answered `queue_full`. Under load neither thread sleeps much: a wake-up per group of requests,
 //! not per request. A process that owns runs its own calls in the same queue, without the
 //! socket: such a call that finds no batch running runs one itself, on its own thread. A full
 //! queue answers `queue_full`, naming its depth. A service that runs calls directly
@@ -168,6 +171,7 @@ mod queue;
 mod reply;
 mod server;
 mod service;
+mod standin;
 pub mod wire;
 
 pub use address::{owner_lock_path, socket_name};

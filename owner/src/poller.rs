@@ -30,6 +30,7 @@ use crate::queue::with_refill;
 use crate::reply::Replies;
 use crate::server::{Connected, Handled, Shared, frame_error, handle, handover, stepped_down};
 use crate::service::{ClientId, ConnId, Service};
+use crate::standin::{self, Lone};
 use crate::wire::{self, FromOwner, ReadError};
 
 /// The token of the poller's bell in its epoll set (connections use their ids, from 1).
@@ -72,6 +73,8 @@ pub(crate) struct Poller<S: Service> {
     /// Connections that ended while a batch read for more calls: closed once it is done (the
     /// service hears of their end outside its batch).
     closing: Mutex<Vec<Conn<S>>>,
+    /// The lone batches its thread runs, watched by the stand-in (`standin.rs`).
+    lone: Arc<Lone>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -95,11 +98,23 @@ impl<S: Service> Poller<S> {
             inbox: Mutex::new(Vec::new()),
             conns: Mutex::new(HashMap::new()),
             closing: Mutex::new(Vec::new()),
+            lone: Arc::new(Lone::default()),
         });
-        let (me, shared) = (poller.clone(), Arc::downgrade(shared));
-        std::thread::Builder::new()
+        let (me, weak) = (Arc::downgrade(&poller), Arc::downgrade(shared));
+        standin::spawn(poller.lone.clone(), move |seq| {
+            me.upgrade().is_some_and(|p| p.stand_in(&weak, seq))
+        })?;
+        let (me, weak) = (poller.clone(), Arc::downgrade(shared));
+        let spawned = std::thread::Builder::new()
             .name("litekeep-owner-poll".into())
-            .spawn(move || me.run(&shared))?;
+            .spawn(move || {
+                me.run(&weak);
+                me.lone.stop();
+            });
+        if let Err(e) = spawned {
+            poller.lone.stop();
+            return Err(e);
+        }
         Ok(poller)
     }
 
@@ -160,7 +175,9 @@ impl<S: Service> Poller<S> {
                 // Run at once, here; the batch reads for more calls when it looks for them.
                 let (me, sh) = (self.clone(), shared.clone());
                 let refill = Box::new(move || me.refill(&sh));
+                self.lone.begin();
                 with_refill(refill, || shared.queue.kick(true));
+                self.lone.end();
             } else if queued > 1 {
                 // The committer thread runs the batch, while this one reads on.
                 shared.queue.kick(false);
@@ -230,6 +247,37 @@ impl<S: Service> Poller<S> {
         }
         let mut conns = lock(&self.conns);
         self.process(shared, &mut conns, &events, true);
+    }
+
+    /// Reads in the place of this poller's thread while it runs the lone batch `seq`, as its
+    /// own loop would; whether the server is still there.
+    fn stand_in(&self, weak: &std::sync::Weak<Shared<S>>, seq: u64) -> bool {
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
+        while self.lone.running(seq) {
+            events.clear();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                Some(&timespec(standin::TICK)),
+            ) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(_) => std::thread::sleep(standin::TICK),
+            }
+            let Some(shared) = weak.upgrade() else {
+                return false;
+            };
+            let queued = {
+                let mut conns = lock(&self.conns);
+                let queued = self.process(&shared, &mut conns, &events, false);
+                self.expire(&shared, &mut conns);
+                queued
+            };
+            if queued > 0 {
+                // Taken by the running batch when it looks for more, else by the committer.
+                shared.queue.kick(false);
+            }
+        }
+        true
     }
 
     fn inbox_is_empty(&self) -> bool {

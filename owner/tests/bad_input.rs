@@ -295,6 +295,53 @@ fn a_full_queue_answers_an_error_naming_its_depth(threads: bool) {
     served(&db);
 }
 
+fn a_batch_that_runs_long_leaves_the_others_read_and_a_full_queue_answered(threads: bool) {
+    let dir = Scratch::new(&format!("owner-long-{}", paths(threads)));
+    let db = dir.join("app.db");
+    let _owner = owner(&db, threads, &[("LK_QUEUE_DEPTH", "2")]);
+    // A lone call at an idle owner: the reading thread runs its batch itself, for 4 s.
+    let sleeper = Child::build("call-once")
+        .db(&db)
+        .env("LK_REQ", "sleep4000")
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let callers: Vec<Child> = (0..6)
+        .map(|_| Child::build("call-once").db(&db).spawn())
+        .collect();
+    // Meanwhile the others' calls are read: two wait in the queue, four are refused at once.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let early: Vec<String> = callers
+        .iter()
+        .filter_map(|c| c.try_line(deadline.saturating_duration_since(Instant::now())))
+        .collect();
+    assert_eq!(
+        sleeper.try_line(Duration::ZERO),
+        None,
+        "the long batch still runs"
+    );
+    assert_eq!(
+        early.len(),
+        4,
+        "answered while the long batch ran: {early:?}"
+    );
+    assert!(
+        early
+            .iter()
+            .all(|l| l.starts_with("ERR queue_full") && l.contains("2 requests waiting")),
+        "{early:?}"
+    );
+    assert!(sleeper.finish().starts_with("OK "));
+    let lines: Vec<String> = callers
+        .into_iter()
+        .map(|c| c.wait().lines.join(" "))
+        .collect();
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("OK ")).count(),
+        2,
+        "{lines:?}"
+    );
+}
+
 fn another_protocol_version_is_refused_naming_both(threads: bool) {
     let dir = Scratch::new(&format!("owner-protocol-{}", paths(threads)));
     let db = dir.join("app.db");
@@ -377,6 +424,7 @@ both_ways!(
     a_thousand_connections_at_once_are_all_served,
     a_panicking_handler_fails_its_request_and_the_owner_serves_on,
     a_full_queue_answers_an_error_naming_its_depth,
+    a_batch_that_runs_long_leaves_the_others_read_and_a_full_queue_answered,
     another_protocol_version_is_refused_naming_both,
     a_peer_that_may_not_write_the_file_is_refused,
 );

@@ -1,0 +1,119 @@
+//! The poller's stand-in: reads the connections while the poller's thread runs a batch that
+//! takes long.
+//!
+//! The poller's thread runs a lone call's batch itself (no hand-off when the owner is idle).
+//! Most batches take microseconds; one that waits (for the write gate a migration holds, for a
+//! slow disk) would leave every other connection unread meanwhile: their calls would sit in
+//! their sockets instead of joining the queue, and a full queue would not be answered. So a
+//! second thread looks, once per [`TICK`], whether the same lone batch still runs, and if so
+//! reads in the poller's place until it ends.
+//!
+//! It costs no wake-up per batch: the poller's thread only bumps a counter at each lone
+//! batch's start and end. The stand-in ticks while lone batches come, and sleeps for good
+//! after [`IDLE_TICKS`] ticks without one; the next lone batch then wakes it (one wake-up per
+//! idle spell).
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::thread::Thread;
+use std::time::Duration;
+
+/// How long a lone batch runs before the stand-in reads in the poller's place (at most twice
+/// this), and how long the stand-in waits for events at a time while it does.
+pub(crate) const TICK: Duration = Duration::from_millis(25);
+
+/// Ticks without a lone batch after which the stand-in sleeps until the next one.
+const IDLE_TICKS: u32 = 8;
+
+/// The lone batches of the poller's thread, as the stand-in sees them.
+#[derive(Default)]
+pub(crate) struct Lone {
+    /// Bumped at each lone batch's start and end: odd while one runs.
+    seq: AtomicU64,
+    /// The stand-in sleeps until the next lone batch.
+    parked: AtomicBool,
+    /// The poller has ended: so does the stand-in.
+    ended: AtomicBool,
+    thread: OnceLock<Thread>,
+}
+
+impl Lone {
+    /// The poller's thread starts a lone batch.
+    pub fn begin(&self) {
+        self.seq.fetch_add(1, SeqCst);
+        if self.parked.load(SeqCst) {
+            self.wake();
+        }
+    }
+
+    /// The poller's thread is done with its lone batch.
+    pub fn end(&self) {
+        self.seq.fetch_add(1, SeqCst);
+    }
+
+    /// Whether the lone batch `seq` (from [`watch`]'s callback) still runs.
+    pub fn running(&self, seq: u64) -> bool {
+        self.seq.load(SeqCst) == seq
+    }
+
+    /// The poller has ended: the stand-in ends too.
+    pub fn stop(&self) {
+        self.ended.store(true, SeqCst);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
+    }
+}
+
+/// Starts the stand-in thread: it calls `read_in_place(seq)` when the lone batch `seq` has run
+/// for a whole tick, which reads until [`Lone::running`] says it ended, and returns false when
+/// the poller is gone.
+pub(crate) fn spawn(
+    lone: std::sync::Arc<Lone>,
+    read_in_place: impl Fn(u64) -> bool + Send + 'static,
+) -> std::io::Result<()> {
+    let handle = std::thread::Builder::new()
+        .name("litekeep-owner-standin".into())
+        .spawn({
+            let lone = lone.clone();
+            move || watch(&lone, read_in_place)
+        })?;
+    let _ = lone.thread.set(handle.thread().clone());
+    Ok(())
+}
+
+fn watch(lone: &Lone, read_in_place: impl Fn(u64) -> bool) {
+    // Until `spawn` has set the thread's handle, nothing can wake this one: tick.
+    let mut seen = u64::MAX;
+    let mut quiet = 0u32;
+    loop {
+        if lone.ended.load(SeqCst) {
+            return;
+        }
+        let seq = lone.seq.load(SeqCst);
+        if seq % 2 == 1 && seq == seen && !read_in_place(seq) {
+            return;
+        }
+        quiet = if seq == seen {
+            quiet.saturating_add(1)
+        } else {
+            0
+        };
+        seen = seq;
+        if quiet >= IDLE_TICKS && lone.thread.get().is_some() {
+            lone.parked.store(true, SeqCst);
+            // A batch that began before the flag was seen: looked at, not slept through.
+            if lone.seq.load(SeqCst) == seen && !lone.ended.load(SeqCst) {
+                std::thread::park();
+            }
+            lone.parked.store(false, SeqCst);
+            quiet = 0;
+        } else {
+            std::thread::park_timeout(TICK);
+        }
+    }
+}
