@@ -5,6 +5,7 @@
 //! at an owner that reads all connections on one thread (`poller::`) and at one that gives each
 //! connection a thread (`threads::`, a service that runs calls directly, as `litekeep serve`'s).
 
+#[macro_use]
 mod common;
 
 use std::io::{Read, Write};
@@ -136,7 +137,7 @@ fn child_process_entry() {
 }
 
 fn garbage_and_oversized_frames_get_an_error_and_the_owner_serves_on(threads: bool) {
-    let dir = Scratch::new(&format!("owner-garbage-{}", paths(threads)));
+    let dir = Scratch::new(&format!("owner-garbage-{}", common::way(threads)));
     let db = dir.join("app.db");
     let _owner = owner(&db, threads, &[("LK_MAX_FRAME", "65536")]);
     let before = served(&db);
@@ -178,7 +179,7 @@ fn garbage_and_oversized_frames_get_an_error_and_the_owner_serves_on(threads: bo
 }
 
 fn a_client_that_never_speaks_is_dropped_after_the_handshake_timeout(threads: bool) {
-    let dir = Scratch::new(&format!("owner-silent-{}", paths(threads)));
+    let dir = Scratch::new(&format!("owner-silent-{}", common::way(threads)));
     let db = dir.join("app.db");
     let _owner = owner(&db, threads, &[("LK_HANDSHAKE_MS", "300")]);
     let started = Instant::now();
@@ -192,7 +193,7 @@ fn a_client_that_never_speaks_is_dropped_after_the_handshake_timeout(threads: bo
 fn a_call_whose_rest_never_comes_is_dropped_after_the_frame_timeout_and_never_applied(
     threads: bool,
 ) {
-    let dir = Scratch::new(&format!("owner-stalled-{}", paths(threads)));
+    let dir = Scratch::new(&format!("owner-stalled-{}", common::way(threads)));
     let db = dir.join("app.db");
     let _owner = owner(&db, threads, &[("LK_FRAME_MS", "300")]);
     let before = served(&db);
@@ -210,7 +211,7 @@ fn a_call_whose_rest_never_comes_is_dropped_after_the_frame_timeout_and_never_ap
 }
 
 fn a_request_cut_off_by_a_sigkill_mid_frame_is_never_applied(threads: bool) {
-    let dir = Scratch::new(&format!("owner-half-{}", paths(threads)));
+    let dir = Scratch::new(&format!("owner-half-{}", common::way(threads)));
     let db = dir.join("app.db");
     let _owner = owner(&db, threads, &[]);
     let before = served(&db);
@@ -221,7 +222,7 @@ fn a_request_cut_off_by_a_sigkill_mid_frame_is_never_applied(threads: bool) {
 }
 
 fn a_thousand_connections_at_once_are_all_served(threads: bool) {
-    let dir = Scratch::new(&format!("owner-thousand-{}", paths(threads)));
+    let dir = Scratch::new(&format!("owner-thousand-{}", common::way(threads)));
     let db = dir.join("app.db");
     let owner = owner(&db, threads, &[]);
     let mut children: Vec<Child> = (0..4)
@@ -250,7 +251,7 @@ fn a_thousand_connections_at_once_are_all_served(threads: bool) {
 }
 
 fn a_panicking_handler_fails_its_request_and_the_owner_serves_on(threads: bool) {
-    let dir = Scratch::new(&format!("owner-panic-{}", paths(threads)));
+    let dir = Scratch::new(&format!("owner-panic-{}", common::way(threads)));
     let db = dir.join("app.db");
     let _owner = owner(&db, threads, &[]);
     let exit = Child::build("call-once")
@@ -265,7 +266,7 @@ fn a_panicking_handler_fails_its_request_and_the_owner_serves_on(threads: bool) 
 }
 
 fn a_full_queue_answers_an_error_naming_its_depth(threads: bool) {
-    let dir = Scratch::new(&format!("owner-full-{}", paths(threads)));
+    let dir = Scratch::new(&format!("owner-full-{}", common::way(threads)));
     let db = dir.join("app.db");
     let _owner = owner(&db, threads, &[("LK_QUEUE_DEPTH", "2")]);
     let callers: Vec<Child> = (0..8)
@@ -296,7 +297,7 @@ fn a_full_queue_answers_an_error_naming_its_depth(threads: bool) {
 }
 
 fn a_batch_that_runs_long_leaves_the_others_read_and_a_full_queue_answered(threads: bool) {
-    let dir = Scratch::new(&format!("owner-long-{}", paths(threads)));
+    let dir = Scratch::new(&format!("owner-long-{}", common::way(threads)));
     let db = dir.join("app.db");
     let _owner = owner(&db, threads, &[("LK_QUEUE_DEPTH", "2")]);
     // A lone call at an idle owner: the reading thread runs its batch itself, for 4 s.
@@ -343,7 +344,7 @@ fn a_batch_that_runs_long_leaves_the_others_read_and_a_full_queue_answered(threa
 }
 
 fn another_protocol_version_is_refused_naming_both(threads: bool) {
-    let dir = Scratch::new(&format!("owner-protocol-{}", paths(threads)));
+    let dir = Scratch::new(&format!("owner-protocol-{}", common::way(threads)));
     let db = dir.join("app.db");
     let _owner = owner(&db, threads, &[]);
     let mut s = raw(&db);
@@ -361,7 +362,7 @@ fn a_peer_that_may_not_write_the_file_is_refused(threads: bool) {
         eprintln!("SKIPPED: running a child as nobody needs root");
         return;
     }
-    let dir = Scratch::new(&format!("owner-nobody-{}", paths(threads)));
+    let dir = Scratch::new(&format!("owner-nobody-{}", common::way(threads)));
     let db = dir.join("app.db");
     let _owner = owner(&db, threads, &[]);
     let before = served(&db);
@@ -393,27 +394,6 @@ fn a_peer_that_may_not_write_the_file_is_refused(threads: bool) {
         "{line}"
     );
     assert_eq!(served(&db), before + 1, "nobody's requests never ran");
-}
-
-fn paths(threads: bool) -> &'static str {
-    if threads { "threads" } else { "poller" }
-}
-
-macro_rules! both_ways {
-    ($($name:ident),* $(,)?) => {
-        mod poller {
-            $(#[test]
-            fn $name() {
-                super::$name(false)
-            })*
-        }
-        mod threads {
-            $(#[test]
-            fn $name() {
-                super::$name(true)
-            })*
-        }
-    };
 }
 
 both_ways!(

@@ -5,6 +5,9 @@
 //! owner: one that reads every connection on one thread (`poller::`, where the direct calls run
 //! on that thread) and one that gives each connection a thread (`threads::`).
 
+#[macro_use]
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -149,10 +152,7 @@ fn owner(db: &std::path::Path, threads: bool) -> Child {
 }
 
 fn scratch(name: &str, threads: bool) -> Scratch {
-    Scratch::new(&format!(
-        "{name}-{}",
-        if threads { "threads" } else { "poller" }
-    ))
+    Scratch::new(&format!("{name}-{}", common::way(threads)))
 }
 
 fn a_service_knows_each_calls_connection_and_hears_of_a_sigkilled_clients_end(threads: bool) {
@@ -242,23 +242,6 @@ fn connect_with_no_owner_and_no_candidate_says_so_within_the_timeout() {
         "{err:?}"
     );
     assert!(err.to_string().contains("app.db"), "{err}");
-}
-
-macro_rules! both_ways {
-    ($($name:ident),* $(,)?) => {
-        mod poller {
-            $(#[test]
-            fn $name() {
-                super::$name(false)
-            })*
-        }
-        mod threads {
-            $(#[test]
-            fn $name() {
-                super::$name(true)
-            })*
-        }
-    };
 }
 
 both_ways!(

@@ -1,6 +1,6 @@
 //! What the owner crate's multi-process tests share: a test service and the child roles.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 use std::time::Duration;
 
@@ -210,4 +210,29 @@ pub fn raise_descriptor_limit() {
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
+}
+
+/// Makes two tests of each `fn name(threads: bool)` listed: `poller::name` runs it at an owner
+/// that reads every connection on one thread, `threads::name` at one that gives each connection
+/// a thread (the owner's role gets `LK_DIRECT`, see [`way`]).
+macro_rules! both_ways {
+    ($($name:ident),* $(,)?) => {
+        mod poller {
+            $(#[test]
+            fn $name() {
+                super::$name(false)
+            })*
+        }
+        mod threads {
+            $(#[test]
+            fn $name() {
+                super::$name(true)
+            })*
+        }
+    };
+}
+
+/// The name of the way an owner reads its connections: `threads` or `poller`.
+pub fn way(threads: bool) -> &'static str {
+    if threads { "threads" } else { "poller" }
 }
