@@ -117,3 +117,77 @@ fn watch(lone: &Lone, read_in_place: impl Fn(u64) -> bool) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    /// A stand-in whose `read_in_place` records each batch it is called for and reads until
+    /// that batch ends, as the poller's does.
+    fn started() -> (Arc<Lone>, Arc<Mutex<Vec<u64>>>, Arc<()>) {
+        let lone = Arc::new(Lone::default());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let alive = Arc::new(());
+        let (l, s, a) = (lone.clone(), seen.clone(), alive.clone());
+        spawn(lone.clone(), move |seq| {
+            let _alive = &a;
+            s.lock().unwrap().push(seq);
+            while l.running(seq) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            true
+        })
+        .unwrap();
+        (lone, seen, alive)
+    }
+
+    /// Waits up to 5 s for `cond`.
+    fn eventually(what: &str, cond: impl Fn() -> bool) {
+        let until = Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            assert!(Instant::now() < until, "{what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_long_batch_is_stood_in_for_short_ones_are_not_and_an_idle_stand_in_wakes_for_the_next() {
+        let (lone, seen, alive) = started();
+        // Short batches, for longer than the idle spell: never stood in for.
+        let short = Instant::now();
+        let mut batches = 0;
+        while short.elapsed() < TICK * (IDLE_TICKS + 4) {
+            lone.begin();
+            lone.end();
+            batches += 1;
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        assert!(batches > 100);
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "{:?}",
+            seen.lock().unwrap()
+        );
+        // A long one: stood in for, once.
+        lone.begin();
+        let first = lone.seq.load(SeqCst);
+        eventually("the stand-in reads during a long batch", || {
+            seen.lock().unwrap().contains(&first)
+        });
+        lone.end();
+        // Idle until the stand-in sleeps for good; the next long batch wakes it.
+        eventually("the idle stand-in sleeps", || lone.parked.load(SeqCst));
+        lone.begin();
+        let second = lone.seq.load(SeqCst);
+        eventually("the stand-in wakes for the next long batch", || {
+            seen.lock().unwrap().contains(&second)
+        });
+        lone.end();
+        assert_eq!(*seen.lock().unwrap(), vec![first, second]);
+        // The poller ends: so does the stand-in (its closure is dropped).
+        lone.stop();
+        eventually("the stand-in ends", || Arc::strong_count(&alive) == 1);
+    }
+}
