@@ -70,8 +70,8 @@
 //! owner is idle) and reads again, without waiting, whenever the batch looks for more. A
 //! batch of its that runs past 25–50 ms (waiting for the write gate a migration holds, say)
 //! has a stand-in thread read the connections meanwhile, so that the others' calls still
-//! queue, or are answered `queue_full`. Under load neither thread sleeps much: a wake-up per group of requests,
-//! not per request. A process that owns runs its own calls in the same queue, without the
+//! queue, or are answered `queue_full`. Under load neither thread sleeps much: a wake-up per
+//! group of requests, not per request. A process that owns runs its own calls in the same queue, without the
 //! socket: such a call that finds no batch running runs one itself, on its own thread. A full
 //! queue answers `queue_full`, naming its depth. A service that runs calls directly
 //! ([`Service::runs_direct`]) has a thread per connection instead, which reads its requests,

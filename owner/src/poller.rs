@@ -68,7 +68,8 @@ pub(crate) struct Poller<S: Service> {
     epoll: OwnedFd,
     bell: OwnedFd,
     inbox: Mutex<Vec<Handed<S>>>,
-    /// The connections it reads (only its thread locks this).
+    /// The connections it reads: by its thread, by a batch that thread runs (refill), and by
+    /// the stand-in while that batch runs long.
     conns: Mutex<HashMap<ConnId, Conn<S>>>,
     /// Connections that ended while a batch read for more calls: closed once it is done (the
     /// service hears of their end outside its batch).
@@ -165,12 +166,7 @@ impl<S: Service> Poller<S> {
             let Some(shared) = weak.upgrade() else {
                 return;
             };
-            let queued = {
-                let mut conns = lock(&self.conns);
-                let queued = self.process(&shared, &mut conns, &events, false);
-                self.expire(&shared, &mut conns);
-                queued
-            };
+            let queued = self.read_events(&shared, &events);
             if queued == 1 {
                 // Run at once, here; the batch reads for more calls when it looks for them.
                 let (me, sh) = (self.clone(), shared.clone());
@@ -187,6 +183,15 @@ impl<S: Service> Poller<S> {
                 forget(&shared, conn);
             }
         }
+    }
+
+    /// Handles the events of one wait, outside any batch, and ends the connections whose frame
+    /// is overdue; gives how many frames it handled.
+    fn read_events(&self, shared: &Arc<Shared<S>>, events: &[epoll::Event]) -> usize {
+        let mut conns = lock(&self.conns);
+        let queued = self.process(shared, &mut conns, events, false);
+        self.expire(shared, &mut conns);
+        queued
     }
 
     /// Handles the events of one wait: takes new connections (not while `refilling`: a batch
@@ -266,13 +271,7 @@ impl<S: Service> Poller<S> {
             let Some(shared) = weak.upgrade() else {
                 return false;
             };
-            let queued = {
-                let mut conns = lock(&self.conns);
-                let queued = self.process(&shared, &mut conns, &events, false);
-                self.expire(&shared, &mut conns);
-                queued
-            };
-            if queued > 0 {
+            if self.read_events(&shared, &events) > 0 {
                 // Taken by the running batch when it looks for more, else by the committer.
                 shared.queue.kick(false);
             }

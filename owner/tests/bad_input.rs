@@ -77,21 +77,6 @@ fn served(db: &Path) -> u64 {
     line.trim().parse().unwrap()
 }
 
-/// An owner child of `db` (created empty), with extra environment; a thread per connection
-/// when `threads`.
-fn owner(db: &Path, threads: bool, envs: &[(&str, &str)]) -> Child {
-    std::fs::write(db, b"").unwrap();
-    let build = Child::build("own").db(db);
-    let build = if threads {
-        build.env("LK_DIRECT", "1")
-    } else {
-        build
-    };
-    let child = envs.iter().fold(build, |s, (k, v)| s.env(k, v)).spawn();
-    child.expect_line("OWNER ");
-    child
-}
-
 /// NOT A REAL TEST: the entry point of the child processes; returns at once without a role.
 #[test]
 fn child_process_entry() {
@@ -139,7 +124,7 @@ fn child_process_entry() {
 fn garbage_and_oversized_frames_get_an_error_and_the_owner_serves_on(threads: bool) {
     let dir = Scratch::new(&format!("owner-garbage-{}", common::way(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, threads, &[("LK_MAX_FRAME", "65536")]);
+    let _owner = common::owner_child(&db, threads, &[("LK_MAX_FRAME", "65536")]);
     let before = served(&db);
     // An HTTP request: its first four bytes read as a length of about 1.2 GB.
     let mut s = raw(&db);
@@ -181,7 +166,7 @@ fn garbage_and_oversized_frames_get_an_error_and_the_owner_serves_on(threads: bo
 fn a_client_that_never_speaks_is_dropped_after_the_handshake_timeout(threads: bool) {
     let dir = Scratch::new(&format!("owner-silent-{}", common::way(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, threads, &[("LK_HANDSHAKE_MS", "300")]);
+    let _owner = common::owner_child(&db, threads, &[("LK_HANDSHAKE_MS", "300")]);
     let started = Instant::now();
     let mut silent = raw(&db);
     let f = error_then_end(&mut silent);
@@ -195,7 +180,7 @@ fn a_call_whose_rest_never_comes_is_dropped_after_the_frame_timeout_and_never_ap
 ) {
     let dir = Scratch::new(&format!("owner-stalled-{}", common::way(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, threads, &[("LK_FRAME_MS", "300")]);
+    let _owner = common::owner_child(&db, threads, &[("LK_FRAME_MS", "300")]);
     let before = served(&db);
     let mut s = raw(&db);
     welcome(&mut s);
@@ -213,7 +198,7 @@ fn a_call_whose_rest_never_comes_is_dropped_after_the_frame_timeout_and_never_ap
 fn a_request_cut_off_by_a_sigkill_mid_frame_is_never_applied(threads: bool) {
     let dir = Scratch::new(&format!("owner-half-{}", common::way(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, threads, &[]);
+    let _owner = common::owner_child(&db, threads, &[]);
     let before = served(&db);
     let half = Child::build("half-frame").db(&db).spawn();
     half.expect_line("READY");
@@ -224,7 +209,7 @@ fn a_request_cut_off_by_a_sigkill_mid_frame_is_never_applied(threads: bool) {
 fn a_thousand_connections_at_once_are_all_served(threads: bool) {
     let dir = Scratch::new(&format!("owner-thousand-{}", common::way(threads)));
     let db = dir.join("app.db");
-    let owner = owner(&db, threads, &[]);
+    let owner = common::owner_child(&db, threads, &[]);
     let mut children: Vec<Child> = (0..4)
         .map(|_| Child::build("many").db(&db).env("LK_CONNS", "250").spawn())
         .collect();
@@ -253,7 +238,7 @@ fn a_thousand_connections_at_once_are_all_served(threads: bool) {
 fn a_panicking_handler_fails_its_request_and_the_owner_serves_on(threads: bool) {
     let dir = Scratch::new(&format!("owner-panic-{}", common::way(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, threads, &[]);
+    let _owner = common::owner_child(&db, threads, &[]);
     let exit = Child::build("call-once")
         .db(&db)
         .env("LK_REQ", "panic")
@@ -268,7 +253,7 @@ fn a_panicking_handler_fails_its_request_and_the_owner_serves_on(threads: bool) 
 fn a_full_queue_answers_an_error_naming_its_depth(threads: bool) {
     let dir = Scratch::new(&format!("owner-full-{}", common::way(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, threads, &[("LK_QUEUE_DEPTH", "2")]);
+    let _owner = common::owner_child(&db, threads, &[("LK_QUEUE_DEPTH", "2")]);
     let callers: Vec<Child> = (0..8)
         .map(|_| {
             Child::build("call-once")
@@ -299,7 +284,7 @@ fn a_full_queue_answers_an_error_naming_its_depth(threads: bool) {
 fn a_batch_that_runs_long_leaves_the_others_read_and_a_full_queue_answered(threads: bool) {
     let dir = Scratch::new(&format!("owner-long-{}", common::way(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, threads, &[("LK_QUEUE_DEPTH", "2")]);
+    let _owner = common::owner_child(&db, threads, &[("LK_QUEUE_DEPTH", "2")]);
     // A lone call at an idle owner: the reading thread runs its batch itself, for 4 s.
     let sleeper = Child::build("call-once")
         .db(&db)
@@ -346,7 +331,7 @@ fn a_batch_that_runs_long_leaves_the_others_read_and_a_full_queue_answered(threa
 fn another_protocol_version_is_refused_naming_both(threads: bool) {
     let dir = Scratch::new(&format!("owner-protocol-{}", common::way(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, threads, &[]);
+    let _owner = common::owner_child(&db, threads, &[]);
     let mut s = raw(&db);
     s.write_all(&hello(99)).unwrap();
     let f = error_then_end(&mut s);
@@ -364,7 +349,7 @@ fn a_peer_that_may_not_write_the_file_is_refused(threads: bool) {
     }
     let dir = Scratch::new(&format!("owner-nobody-{}", common::way(threads)));
     let db = dir.join("app.db");
-    let _owner = owner(&db, threads, &[]);
+    let _owner = common::owner_child(&db, threads, &[]);
     let before = served(&db);
     let nobody = |what: &str| {
         let exit = Child::build("call-once")

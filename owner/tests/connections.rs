@@ -137,20 +137,6 @@ fn child_process_entry() {
     }
 }
 
-/// An owner child of `db`: a thread per connection when `threads`.
-fn owner(db: &std::path::Path, threads: bool) -> Child {
-    std::fs::write(db, b"").unwrap();
-    let build = Child::build("own").db(db);
-    let build = if threads {
-        build.env("LK_DIRECT", "1")
-    } else {
-        build
-    };
-    let owner = build.spawn();
-    owner.expect_line("OWNER");
-    owner
-}
-
 fn scratch(name: &str, threads: bool) -> Scratch {
     Scratch::new(&format!("{name}-{}", common::way(threads)))
 }
@@ -158,7 +144,7 @@ fn scratch(name: &str, threads: bool) -> Scratch {
 fn a_service_knows_each_calls_connection_and_hears_of_a_sigkilled_clients_end(threads: bool) {
     let dir = scratch("owner-conns", threads);
     let db = dir.join("app.db");
-    let owner = owner(&db, threads);
+    let owner = common::owner_child(&db, threads, &[]);
     let mut me = Connection::open(&db, &hello(), Duration::from_secs(20)).unwrap();
     assert_eq!(
         me.welcome().info.get("engine").map(String::as_str),
@@ -193,7 +179,7 @@ fn a_service_knows_each_calls_connection_and_hears_of_a_sigkilled_clients_end(th
 fn connect_reaches_the_owner_ahead_and_the_first_call_uses_that_connection(threads: bool) {
     let dir = scratch("owner-connect", threads);
     let db = dir.join("app.db");
-    let owner = owner(&db, threads);
+    let owner = common::owner_child(&db, threads, &[]);
     let mut me = Connection::open(&db, &hello(), Duration::from_secs(20)).unwrap();
     let Resp::Ended(open) = call(&mut me, 1, &Req::Open) else {
         panic!()

@@ -218,7 +218,18 @@ impl Spawn {
                     Some(_) => runnable_copy(),
                     None => std::env::current_exe().expect("current_exe"),
                 };
-                let mut cmd = Command::new(exe);
+                let mut cmd = Command::new(&exe);
+                if self.user.is_some()
+                    && let Some(dir) = exe.parent()
+                {
+                    // The copies of the libraries that user could not read where they were.
+                    let mut paths = OsString::from(dir);
+                    if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
+                        paths.push(":");
+                        paths.push(old);
+                    }
+                    cmd.env("LD_LIBRARY_PATH", paths);
+                }
                 cmd.args([
                     "--exact",
                     self.entry.as_str(),
@@ -248,17 +259,6 @@ impl Spawn {
         if let Some((uid, gid)) = self.user {
             // std drops root's supplementary groups when it sets the uid.
             cmd.uid(uid).gid(gid);
-            if self.program.is_none() {
-                // The copies of the libraries that user could not read where they were.
-                if let Some(dir) = runnable_copy().parent() {
-                    let mut paths = OsString::from(dir);
-                    if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
-                        paths.push(":");
-                        paths.push(old);
-                    }
-                    cmd.env("LD_LIBRARY_PATH", paths);
-                }
-            }
         }
         if let Some(faults) = &self.faults {
             cmd.env(ENV_VAR, faults);

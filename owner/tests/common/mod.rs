@@ -236,3 +236,18 @@ macro_rules! both_ways {
 pub fn way(threads: bool) -> &'static str {
     if threads { "threads" } else { "poller" }
 }
+
+/// Starts the role `own` of this test binary as the owner of `db` (created empty), with extra
+/// environment, a thread per connection when `threads`, and waits for its `OWNER` line.
+pub fn owner_child(db: &std::path::Path, threads: bool, envs: &[(&str, &str)]) -> harness::Child {
+    std::fs::write(db, b"").unwrap();
+    let build = harness::Child::build("own").db(db);
+    let build = if threads {
+        build.env("LK_DIRECT", "1")
+    } else {
+        build
+    };
+    let child = envs.iter().fold(build, |s, (k, v)| s.env(k, v)).spawn();
+    child.expect_line("OWNER");
+    child
+}
