@@ -26,6 +26,8 @@ const COUNT_VAR: &str = "LK_OWNER_COUNT";
 const LEDGER_VAR: &str = "LK_OWNER_LEDGER";
 /// When set, the writer stays (owning, maybe) after its last call until its stdin closes.
 const LINGER_VAR: &str = "LK_OWNER_LINGER";
+/// When set, the writer goes on past its count until its stdin closes.
+const UNTIL_STOPPED_VAR: &str = "LK_OWNER_UNTIL_STOPPED";
 /// The writer's program version (default 1.0).
 const VERSION_VAR: &str = "LK_OWNER_VERSION";
 /// The chance (per thousand) that the owner SIGKILLs itself right after a commit.
@@ -77,8 +79,18 @@ fn child_process_entry() {
             let count: u64 = env(COUNT_VAR).parse().unwrap();
             let mut ledger = Ledger::append_to(Path::new(&env(LEDGER_VAR))).unwrap();
             harness::say("READY");
+            let stop = std::env::var(UNTIL_STOPPED_VAR)
+                .is_ok()
+                .then(harness::stop_on_stdin_close);
+            let going = |n: u64| {
+                n < count
+                    || stop
+                        .as_ref()
+                        .is_some_and(|s| !s.load(std::sync::atomic::Ordering::SeqCst))
+            };
             let mut errors = 0;
-            for n in 0..count {
+            let mut n = 0;
+            while going(n) {
                 match service.call((name.clone(), n)) {
                     Ok(_) => ledger.append(format!("{name} {n}")).unwrap(),
                     Err(e) => {
@@ -86,6 +98,7 @@ fn child_process_entry() {
                         harness::say(format!("ERR {e}"));
                     }
                 }
+                n += 1;
             }
             harness::say(format!("DONE {errors} {}", service.is_owner()));
             if std::env::var(LINGER_VAR).is_ok() {
@@ -306,10 +319,15 @@ fn a_newer_version_takes_over_from_an_older_owner_losing_and_doubling_nothing() 
             .env(COUNT_VAR, count.to_string())
             .env(LEDGER_VAR, dir.join(format!("ledger-{name}")))
             .env(VERSION_VAR, version)
-            .spawn()
     };
+    // The older versions write until they are told to stop, after the newer one is done: the
+    // handover happens while all of them write, however fast this machine runs.
     let old: Vec<Child> = (0..3)
-        .map(|i| writer(&format!("old{i}"), "1.0", 3000))
+        .map(|i| {
+            writer(&format!("old{i}"), "1.0", 1000)
+                .env(UNTIL_STOPPED_VAR, "1")
+                .spawn()
+        })
         .collect();
     for w in &old {
         w.expect_line("READY");
@@ -317,28 +335,35 @@ fn a_newer_version_takes_over_from_an_older_owner_losing_and_doubling_nothing() 
     let old_owner = owner_pid(&db).unwrap();
     assert!(old.iter().any(|w| w.pid() == old_owner));
     std::thread::sleep(Duration::from_millis(200));
-    let new = writer("new", "2.0", 1500);
+    let new = writer("new", "2.0", 1500).spawn();
     new.expect_line("READY");
     let line = new.expect_line("DONE ");
     assert_eq!(
         line, "DONE 0 true",
         "the newer version owns, no call failed"
     );
-    let mut old_done = Vec::new();
-    for w in old {
-        old_done.push(w.expect_line("DONE "));
+    assert_eq!(owner_pid(&db), Some(new.pid()));
+    for mut w in old {
+        w.close_stdin();
+        let line = w.expect_line("DONE ");
         w.wait().assert_success();
-    }
-    new.wait().assert_success();
-    for line in &old_done {
         assert_eq!(
             line, "DONE 0 false",
             "the older versions are clients, no call failed"
         );
     }
+    new.wait().assert_success();
     let ledgers: Vec<_> = ["old0", "old1", "old2", "new"]
         .iter()
         .map(|n| dir.join(format!("ledger-{n}")))
         .collect();
-    assert_eq!(check_exactly_once(&db, &ledgers), 3 * 3000 + 1500);
+    let acked = check_exactly_once(&db, &ledgers);
+    assert!(acked >= 3 * 1000 + 1500, "{acked} acknowledged writes");
+    let rows: i64 = open_plain(&db)
+        .query_row("SELECT count(*) FROM ledger", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        rows, acked as i64,
+        "a write in the file that no one acknowledged"
+    );
 }
