@@ -85,6 +85,8 @@ mod doc_examples {
     struct GuideDatabase;
     #[doc = include_str!("../docs/durability.md")]
     struct Durability;
+    #[doc = include_str!("../docs/guide/owner.md")]
+    struct GuideOwner;
     #[doc = include_str!("../docs/guide/serve.md")]
     struct GuideServe;
 }

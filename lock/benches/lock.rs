@@ -78,6 +78,13 @@ fn uncontended(c: &mut Criterion) {
         })
     });
 
+    g.bench_function("raw_flock_shared", |b| {
+        b.iter(|| {
+            raw_flock(black_box(fd), libc::LOCK_SH);
+            raw_flock(black_box(fd), libc::LOCK_UN);
+        })
+    });
+
     // The same two system calls through rustix, as `FileLock` (and fd-lock) make them: the
     // floor of what the lock's own OS calls cost, so `exclusive - rustix_flock` is its overhead.
     g.bench_function("rustix_flock", |b| {

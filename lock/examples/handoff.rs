@@ -2,7 +2,7 @@
 //!
 //! 1. handoff latency: a holder releases while another taker is already waiting for the lock;
 //!    the time from the release to the waiter holding it. Between two threads of one process
-//!    (one `FileLock`), and between two processes (litekeep and raw flock taking turns, so both
+//!    (one `FileLock`, against raw flock on two descriptors), and between two processes (litekeep and raw flock taking turns, so both
 //!    meet the same moments of a noisy machine);
 //! 2. fairness: one process re-takes the lock in a busy loop (holding it ~50 µs each time)
 //!    while a second process asks for it 200 times; the second one's longest wait, litekeep
@@ -97,10 +97,24 @@ fn median(mut v: Vec<u64>) -> Duration {
     Duration::from_nanos(v[v.len() / 2])
 }
 
-/// Handoff between two threads: the waiter is already waiting when the holder releases.
-fn thread_handoff(path: &Path) -> Duration {
+/// Handoff between two threads: the waiter is already waiting when the holder releases. With
+/// litekeep both threads share one `FileLock`; with raw flock each has its own descriptor of
+/// the file (flock locks belong to open file descriptions, so two threads of one process wait
+/// on each other only that way).
+fn thread_handoff(path: &Path, raw_flock: bool) -> Duration {
     use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
     let lock = FileLock::open(path).expect("open");
+    let (mine, theirs) = (open(path), open(path));
+    // Takes the lock; the returned closure releases it.
+    fn take<'a>(lock: &'a FileLock, file: &'a File, raw_flock: bool) -> Box<dyn FnOnce() + 'a> {
+        if raw_flock {
+            raw(file, libc::LOCK_EX);
+            Box::new(move || raw(file, libc::LOCK_UN))
+        } else {
+            let g = lock.exclusive(Wait::Forever).expect("lock");
+            Box::new(move || drop(g))
+        }
+    }
     let go = AtomicU64::new(0);
     let took = AtomicU64::new(0);
     let mut lat = Vec::with_capacity(HANDOFFS);
@@ -110,18 +124,18 @@ fn thread_handoff(path: &Path) -> Duration {
                 while go.load(SeqCst) != i {
                     std::hint::spin_loop();
                 }
-                let g = lock.exclusive(Wait::Forever).expect("lock");
+                let release = take(&lock, &theirs, raw_flock);
                 took.store(mono_ns(), SeqCst);
-                drop(g);
+                release();
             }
         });
         for i in 1..=HANDOFFS as u64 {
-            let g = lock.exclusive(Wait::Forever).expect("lock");
+            let release = take(&lock, &mine, raw_flock);
             took.store(0, SeqCst);
             go.store(i, SeqCst);
             spin(Duration::from_micros(5)); // the waiter is now waiting
             let released = mono_ns();
-            drop(g);
+            release();
             while took.load(SeqCst) == 0 {
                 std::hint::spin_loop();
             }
@@ -285,13 +299,15 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file = |name: &str| -> PathBuf { dir.join(name) };
 
-    let threads = thread_handoff(&file("threads.lock"));
+    let threads = thread_handoff(&file("threads.lock"), false);
+    let threads_raw = thread_handoff(&file("threads-raw.lock"), true);
     let (procs, procs_raw) = process_handoffs(&file("procs.lock"), &file("procs-raw.lock"));
     let (p50, p99, max) = fairness(&file("fair.lock"), false);
     let (rp50, rp99, rmax) = fairness(&file("fair-raw.lock"), true);
 
     println!("handoff latency, release → waiter holds it (median of {HANDOFFS})");
     println!("  2 threads, one FileLock     {threads:>10.1?}");
+    println!("  2 threads, raw flock        {threads_raw:>10.1?}");
     println!("  2 processes, litekeep       {procs:>10.1?}");
     println!("  2 processes, raw flock      {procs_raw:>10.1?}");
     println!(
@@ -299,8 +315,8 @@ fn main() {
         procs.as_secs_f64() / procs_raw.as_secs_f64()
     );
     println!(
-        "  thread handoff is {:.1}x faster than a cross-process flock handoff",
-        procs_raw.as_secs_f64() / threads.as_secs_f64()
+        "  litekeep / raw flock between threads: {:.2}x",
+        threads.as_secs_f64() / threads_raw.as_secs_f64()
     );
     println!("wait of a 2nd process against a busy one ({TRIALS} trials)");
     println!("  litekeep   p50 {p50:>10.1?}  p99 {p99:>10.1?}  max {max:>10.1?}");
@@ -312,8 +328,9 @@ fn main() {
     if let Some(at) = args.iter().position(|a| a == "--json") {
         let ns = |d: Duration| d.as_nanos();
         let doc = format!(
-            "{{\"handoffs\":{HANDOFFS},\"trials\":{TRIALS},\"threads_ns\":{},\"processes_ns\":{},\"processes_raw_ns\":{},\"busy_p50_ns\":{},\"busy_p99_ns\":{},\"busy_max_ns\":{},\"busy_raw_p50_ns\":{},\"busy_raw_p99_ns\":{},\"busy_raw_max_ns\":{}}}",
+            "{{\"handoffs\":{HANDOFFS},\"trials\":{TRIALS},\"threads_ns\":{},\"threads_raw_ns\":{},\"processes_ns\":{},\"processes_raw_ns\":{},\"busy_p50_ns\":{},\"busy_p99_ns\":{},\"busy_max_ns\":{},\"busy_raw_p50_ns\":{},\"busy_raw_p99_ns\":{},\"busy_raw_max_ns\":{}}}",
             ns(threads),
+            ns(threads_raw),
             ns(procs),
             ns(procs_raw),
             ns(p50),
