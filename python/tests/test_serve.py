@@ -281,21 +281,30 @@ def test_a_killed_server_is_replaced_by_the_next_call(db, engine):
 
 
 def test_a_write_in_flight_when_its_server_is_killed_is_applied_once(db, engine):
-    # A statement that takes seconds, so that the kill comes while the server runs it: the
-    # client sends it again (retry: true) to the next server, which has no record of it (it
-    # never committed) and runs it. One row, answered by the next server.
-    slow = {
-        "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 4000000) "
-                  "INSERT INTO t SELECT count(*) FROM c",
-        "duckdb": "INSERT INTO t SELECT count(*) FROM range(4000000000)",
+    # A statement that takes about a second, so that the kill comes while the server runs it:
+    # the client sends it again (retry: true) to the next server, which has no record of it (it
+    # never committed) and runs it. One row, answered by the next server. The statement's size
+    # is found first, on this machine, by timing the same count as a query: a fixed size ran
+    # out before the kill on a fast machine.
+    count = {
+        "sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) "
+                  "SELECT count(*) FROM c",
+        "duckdb": "SELECT count(*) FROM range({n})",
     }[engine]
     with lk.connect(db, engine=engine, timeout=BOUND) as conn:
         conn.execute("CREATE TABLE t (v BIGINT)")
+        n, took = 1_000_000, 0.0
+        while took < 1.0:
+            n *= 4 if took < 0.25 else 2
+            started = time.monotonic()
+            conn.query(count.format(n=n))
+            took = time.monotonic() - started
         first = conn.server_pid
         answered = {}
+        slow = "INSERT INTO t " + count.format(n=n)
         writer = threading.Thread(target=lambda: answered.update(changed=conn.execute(slow)))
         writer.start()
-        time.sleep(0.5)
+        time.sleep(took / 3)
         os.kill(first, signal.SIGKILL)
         writer.join(BOUND)
         assert answered["changed"].changes == 1
