@@ -413,11 +413,12 @@ fn eight_gated_writers_lose_nothing_through_sigkills_a_killed_gate_holder_and_mi
         .open()
         .unwrap();
     let ledgers: Vec<PathBuf> = (0..8).map(|i| dir.join(format!("ledger{i}"))).collect();
+    // The writers write until they are told to stop, so that every kill below hits one that
+    // is writing, however fast this machine runs.
     let spawn = |ledger: &PathBuf| {
         Child::build("one-writer")
             .db(&db)
             .env(LEDGER_VAR, ledger)
-            .env(MAX_VAR, "2000")
             .spawn()
     };
     // A writer holding the gate in the middle of a transaction, SIGKILLed while the others
@@ -437,7 +438,10 @@ fn eight_gated_writers_lose_nothing_through_sigkills_a_killed_gate_holder_and_mi
         thread::sleep(Duration::from_millis(50 + rng.u64(..200)));
         let victim = rng.usize(..kids.len());
         if let Some(kid) = kids[victim].take() {
-            kid.kill();
+            assert!(
+                kid.kill().killed(),
+                "writer {victim} had ended before its SIGKILL"
+            );
             killed.push(victim);
         }
         // A migration in the middle: it waits for the writers in flight, they wait for it.
@@ -447,17 +451,23 @@ fn eight_gated_writers_lose_nothing_through_sigkills_a_killed_gate_holder_and_mi
             .unwrap_or_else(|e| panic!("migration {round}: {e}"));
         assert!(report.applied);
     }
+    let mut survivors = 0;
     for kid in kids.into_iter().flatten() {
-        let line = kid.line();
-        assert!(
-            line.starts_with("OK 2000"),
-            "a writer did not finish cleanly: {line}"
-        );
-        kid.wait();
+        let line = kid.finish();
+        let commits: usize = line
+            .strip_prefix("OK ")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a writer did not finish cleanly: {line}"));
+        assert!(commits > 0, "a writer committed nothing: {line}");
+        survivors += commits;
     }
     let conn = open_plain(&db);
     let acked = check_ledgers(&conn, &ledgers);
-    assert!(acked >= 2000 * (8 - killed.len()), "{acked} acknowledged");
+    assert!(
+        acked >= survivors,
+        "{acked} acknowledged, {survivors} by the survivors alone"
+    );
     assert_eq!(integrity(&conn), "ok");
     // The killed holder's transaction never committed.
     let holder_rows: i64 = conn

@@ -214,7 +214,7 @@ fn every_acknowledged_write_is_there_exactly_once_through_sigkills_of_owners_and
             Instant::now() < deadline,
             "the writers did not finish in time"
         );
-        // Kill the owner half the time, another writer the other half.
+        // Kill the owner half the time (and the first time), another writer the other half.
         let owner = owner_pid(&db);
         let live: Vec<usize> = (0..writers).filter(|&i| slots[i].child.is_some()).collect();
         let victim = match owner.and_then(|p| {
@@ -222,7 +222,7 @@ fn every_acknowledged_write_is_there_exactly_once_through_sigkills_of_owners_and
                 .copied()
                 .find(|&i| slots[i].child.as_ref().is_some_and(|c| c.pid() == p))
         }) {
-            Some(i) if rng.bool() => {
+            Some(i) if owner_kills == 0 || rng.bool() => {
                 owner_kills += 1;
                 i
             }

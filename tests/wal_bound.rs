@@ -101,6 +101,13 @@ fn gated_writer(db: &Path) -> Result<String, String> {
         .wal_limit(0)
         .open()
         .map_err(|e| e.to_string())?;
+    // All three start together, once each has opened the file: on a fast machine one could
+    // otherwise be done before the next has started.
+    harness::say("READY");
+    let go = harness::env_path("LK_GO");
+    while !go.exists() {
+        thread::sleep(Duration::from_millis(1));
+    }
     for id in first..first + GATED_COMMITS {
         db.write(|tx| tx.execute("INSERT INTO t (id, body) VALUES (?1, zeroblob(1000))", [id]))
             .map_err(|e| e.to_string())?;
@@ -180,14 +187,20 @@ fn gated_writers_in_three_processes_keep_the_wal_starting_over() {
     let path = dir.join("t.db");
     drop(Database::builder(&path).schema(SCHEMA).open().unwrap());
     let wal = wal_of(&path);
+    let go = dir.join("go");
     let writers: Vec<Child> = (0..3)
         .map(|i| {
             Child::build("gated-writer")
                 .db(&path)
                 .env("LK_FIRST_ID", (1 + i * GATED_COMMITS).to_string())
+                .env("LK_GO", &go)
                 .spawn()
         })
         .collect();
+    for writer in &writers {
+        writer.expect_line("READY");
+    }
+    std::fs::write(&go, b"").unwrap();
     let done = std::sync::atomic::AtomicBool::new(false);
     let peak = thread::scope(|s| {
         let watcher = s.spawn(|| {
