@@ -114,17 +114,6 @@ fn open_race(db: &Path) -> Result<String, String> {
     Ok(String::new())
 }
 
-/// Waits until the file named by [`GO_VAR`] exists, if it names one.
-fn wait_for_go() {
-    let Some(go) = std::env::var_os(GO_VAR) else {
-        return;
-    };
-    let until = Instant::now() + BOUND;
-    while !Path::new(&go).exists() && Instant::now() < until {
-        thread::sleep(Duration::from_millis(1));
-    }
-}
-
 /// `threads` threads write single-row transactions until stdin closes (or [`MAX_VAR`] commits
 /// each); each acknowledged row goes to the ledger. Says `OK <commits> slowest <µs> µs`.
 fn writer(db: &Path, threads: usize) -> Result<String, String> {
@@ -140,7 +129,7 @@ fn writer(db: &Path, threads: usize) -> Result<String, String> {
     let handle = builder.open().map_err(|e| e.to_string())?;
     let stop = harness::stop_on_stdin_close();
     harness::say("READY");
-    wait_for_go();
+    harness::wait_for_go(GO_VAR);
     let max: u64 = std::env::var(MAX_VAR)
         .ok()
         .and_then(|v| v.parse().ok())

@@ -104,10 +104,7 @@ fn gated_writer(db: &Path) -> Result<String, String> {
     // All three start together, once each has opened the file: on a fast machine one could
     // otherwise be done before the next has started.
     harness::say("READY");
-    let go = harness::env_path("LK_GO");
-    while !go.exists() {
-        thread::sleep(Duration::from_millis(1));
-    }
+    harness::wait_for_go("LK_GO");
     for id in first..first + GATED_COMMITS {
         db.write(|tx| tx.execute("INSERT INTO t (id, body) VALUES (?1, zeroblob(1000))", [id]))
             .map_err(|e| e.to_string())?;

@@ -2,8 +2,8 @@
 //!
 //! 1. handoff latency: a holder releases while another taker is already waiting for the lock;
 //!    the time from the release to the waiter holding it. Between two threads of one process
-//!    (one `FileLock`, against raw flock on two descriptors), and between two processes (litekeep and raw flock taking turns, so both
-//!    meet the same moments of a noisy machine);
+//!    (one `FileLock`, against raw flock on two descriptors), and between two processes
+//!    (litekeep and raw flock taking turns, so both meet the same moments of a noisy machine);
 //! 2. fairness: one process re-takes the lock in a busy loop (holding it ~50 µs each time)
 //!    while a second process asks for it 200 times; the second one's longest wait, litekeep
 //!    against raw flock (which lets the busy process win almost every race).

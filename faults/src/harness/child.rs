@@ -135,6 +135,19 @@ pub fn stop_on_stdin_close() -> Arc<AtomicBool> {
     stop
 }
 
+/// A start line for children that must begin together: blocks until the file named by the
+/// environment variable `var` exists (the parent creates it once every child is ready), at most
+/// [`BOUND`]. Returns at once when `var` is not set.
+pub fn wait_for_go(var: &str) {
+    let Some(go) = std::env::var_os(var) else {
+        return;
+    };
+    let until = Instant::now() + BOUND;
+    while !Path::new(&go).exists() && Instant::now() < until {
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Blocks until this process's stdin reaches end of file.
 pub fn until_stdin_closes() {
     let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());

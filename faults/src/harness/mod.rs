@@ -87,7 +87,7 @@ pub use check::{
 pub use child::{
     BOUND, Child, DB_VAR, ENTRY, Exit, MARK, ROLE_VAR, Spawn, counters_line, db, env_path, is_root,
     parse_counters, role, runnable_copy, running, say, say_counters, stop_on_stdin_close,
-    until_stdin_closes,
+    until_stdin_closes, wait_for_go,
 };
 pub use ledger::Ledger;
 pub use points::{cut_points, op_words};
