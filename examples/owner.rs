@@ -3,10 +3,12 @@
 //! failover under load:
 //!
 //! - **writes**: N = 1, 2, 4, 8, 16, 64 writer processes (`--procs`), the same total of
-//!   single-row write transactions at every N, `synchronous` FULL and NORMAL, three writers —
+//!   single-row write transactions at every N, `synchronous` FULL and NORMAL, four writers —
 //!   `rusqlite` (WAL, `busy_timeout` 10 s, `BEGIN IMMEDIATE`), `gate` (`Database::write`
 //!   through the write gate), `owner` (every process joins the service, one of them owns and
-//!   commits the others' requests in groups). Every cell runs once per round, the writers
+//!   commits the others' requests in groups; `here_when_free(false)`: every call goes to the
+//!   owner), `here` (the same with `here_when_free(true)`: a client whose write gate is free
+//!   commits its call itself). Every cell runs once per round, the writers
 //!   taking turns going first. Every process opens its file (and an `owner` writer connects
 //!   to the owner, `Service::connect`) before the clock starts. Throughput (median of the
 //!   rounds), p50, p99, slowest.
@@ -26,7 +28,7 @@
 //! nothing.
 //!
 //! ```text
-//! cargo run --release --example owner [--total 8000] [--rounds 3] [--procs 1,2,4,8,16,64] [--kills 100] [--json out.json] [--only writes|rtt|failover] [--sync full,normal] [--writers rusqlite,gate,owner]
+//! cargo run --release --example owner [--total 8000] [--rounds 3] [--procs 1,2,4,8,16,64] [--kills 100] [--json out.json] [--only writes|rtt|failover] [--sync full,normal] [--writers rusqlite,gate,owner,here]
 //! ```
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -49,7 +51,7 @@ use support::{go, go_and_collect_tail, median, percentile, us};
 const SCHEMA: &str = "CREATE TABLE events (id INTEGER PRIMARY KEY, who INTEGER NOT NULL, n INTEGER NOT NULL, body TEXT);";
 const INSERT: &str =
     "INSERT INTO events (who, n, body) VALUES (?1, ?2, 'payload of a typical row')";
-const WRITERS: [&str; 3] = ["rusqlite", "gate", "owner"];
+const WRITERS: [&str; 4] = ["rusqlite", "gate", "owner", "here"];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -182,10 +184,10 @@ fn writes(o: &Opts, dir: &Path) -> serde_json::Value {
         .enumerate()
         .filter(|(_, s)| o.syncs.iter().any(|w| w == s))
         .collect();
-    let writers: Vec<usize> = (0..3)
+    let writers: Vec<usize> = (0..WRITERS.len())
         .filter(|&w| o.writers.iter().any(|x| x == WRITERS[w]))
         .collect();
-    let mut cells = vec![vec![vec![Cell::default(); 3]; o.procs.len()]; 2];
+    let mut cells = vec![vec![vec![Cell::default(); WRITERS.len()]; o.procs.len()]; 2];
     for round in 0..o.rounds {
         for &(d, sync) in &syncs {
             for (i, &procs) in o.procs.iter().enumerate() {
@@ -356,7 +358,8 @@ fn child_writes(writer: &str, db: &Path, n: u64, sync: &str) {
                 .expect("open");
             let (commits, calls) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
             let (c, k) = (commits.clone(), calls.clone());
-            let service = insert_service_with(&db, move |n| {
+            let here = writer == "here";
+            let service = insert_service_with(&db, here, move |n| {
                 c.fetch_add(1, Ordering::Relaxed);
                 k.fetch_add(n as u64, Ordering::Relaxed);
             });
@@ -388,16 +391,18 @@ fn child_writes(writer: &str, db: &Path, n: u64, sync: &str) {
 }
 
 fn insert_service(db: &Database) -> litekeep::Service<(i64, i64), ()> {
-    insert_service_with(db, |_| {})
+    insert_service_with(db, false, |_| {})
 }
 
 /// The benchmark's service, with `after_commit` called after each of the owner's commits.
 fn insert_service_with(
     db: &Database,
+    here: bool,
     after_commit: impl Fn(usize) + Send + Sync + 'static,
 ) -> litekeep::Service<(i64, i64), ()> {
     db.service(|conn, (who, n): &(i64, i64)| conn.execute(INSERT, (who, n)).map(drop))
         .version("1.0")
+        .here_when_free(here)
         .after_commit(after_commit)
         .join()
         .expect("join")

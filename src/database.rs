@@ -169,25 +169,61 @@ impl Database {
     /// [`Error::DiskFull`] does not say which file operation found the disk full).
     pub(crate) fn write_noting<T>(
         &self,
-        mut f: impl FnMut(&Transaction<'_>) -> rusqlite::Result<T>,
+        f: impl FnMut(&Transaction<'_>) -> rusqlite::Result<T>,
         code: &mut Option<i32>,
     ) -> Result<T, Error> {
+        match self.write_with(f, code, true)? {
+            Some(value) => Ok(value),
+            None => unreachable!("a write that may wait always writes or fails"),
+        }
+    }
+
+    /// [`Database::write_noting`] if it can begin at once: `Ok(None)`, with `f` not run or
+    /// its transaction rolled back, when this process's writer is busy, the write gate is held
+    /// (or off: then nothing says whether another process writes), or SQLite's write lock stays
+    /// taken past `busy_timeout` by a writer that bypasses the gate.
+    pub(crate) fn write_if_free_noting<T>(
+        &self,
+        f: impl FnMut(&Transaction<'_>) -> rusqlite::Result<T>,
+        code: &mut Option<i32>,
+    ) -> Result<Option<T>, Error> {
+        self.write_with(f, code, false)
+    }
+
+    fn write_with<T>(
+        &self,
+        mut f: impl FnMut(&Transaction<'_>) -> rusqlite::Result<T>,
+        code: &mut Option<i32>,
+        wait: bool,
+    ) -> Result<Option<T>, Error> {
         let _writing = self.enter_write("Database::write")?;
-        let mut conn = self
-            .inner
-            .writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut conn = if wait {
+            self.inner
+                .writer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        } else {
+            match self.inner.writer.try_lock() {
+                Ok(conn) => conn,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+            }
+        };
         let mut backoff = Backoff::new(self.inner.busy_budget);
         loop {
             // Writers of every litekeep process queue here, in the kernel, rather than in
             // SQLite's sleeping busy handler; the gate is let go right after COMMIT/ROLLBACK.
-            let gate = match &self.inner.gate {
-                Some(gate) => {
+            let gate = match (&self.inner.gate, wait) {
+                (Some(gate), true) => {
                     let left = self.inner.busy_budget.saturating_sub(backoff.waited());
                     Some(gate.exclusive(Wait::Timeout(left))?)
                 }
-                None => None,
+                (Some(gate), false) => match gate.try_exclusive()? {
+                    Some(held) => Some(held),
+                    None => return Ok(None),
+                },
+                (None, true) => None,
+                (None, false) => return Ok(None),
             };
             let attempt = (|| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -203,8 +239,9 @@ impl Database {
                 Ok(value) => {
                     // Committed: whatever the WAL's check does, the write succeeded.
                     self.inner.wal.after_commit(&conn, self.inner.busy_budget);
-                    return Ok(value);
+                    return Ok(Some(value));
                 }
+                Err(e) if is_transient(&e) && !wait => return Ok(None),
                 Err(e) if is_transient(&e) => {
                     if !backoff.pause() {
                         return Err(Error::Busy {

@@ -21,6 +21,14 @@
 //! the owner runs the batch again at once, which writes over it: when that commits, the calls
 //! are answered as usual, exactly once; when it fails too, they are answered "outcome unknown".
 //!
+//! A client may run a call itself ([`ServiceBuilder::here_when_free`], on by default with
+//! [`Durability::Normal`](crate::Durability::Normal)): when the write gate is free at that
+//! instant (tried, never waited for), nobody else is writing and there is nothing to batch
+//! the call with, so the client runs it as a batch of one on its own writer connection, with
+//! the same savepoint, errors and commit handling. Such a call is never sent anywhere, so it
+//! is not recorded. When its transaction fails with nothing of it written, the call goes to
+//! the owner instead; a `COMMIT` that may be in the log is run again here, as the owner would.
+//!
 //! Lock order: the owner holds `<db>.owner.lock` for as long as it owns, and takes the write
 //! gate around each batch; migrations take the schema lock, then the gate. No process waits
 //! for the owner lock (it is only ever tried), so the order cannot deadlock; a call from
@@ -68,6 +76,9 @@ pub struct SqliteService<Req, Resp> {
     forgotten: Mutex<std::collections::HashMap<ClientId, u64>>,
     batches: AtomicU64,
     after_commit: Option<AfterCommit>,
+    /// Whether a client runs a call itself when the write gate is free
+    /// ([`ServiceBuilder::here_when_free`]).
+    here: bool,
     _types: PhantomData<fn(Req) -> Resp>,
 }
 
@@ -185,38 +196,94 @@ where
     }
 
     /// Runs the batch's calls in one transaction through [`Database::write`] and commits.
-    fn transaction(&self, batch: &mut Batch<'_, Req, Resp>, sweep: bool) -> Result<(), Failed> {
+    /// With `wait` false only if it can begin at once: `Ok(false)`, nothing run or all rolled
+    /// back, when it cannot.
+    fn transaction(
+        &self,
+        batch: &mut Batch<'_, Req, Resp>,
+        sweep: bool,
+        wait: bool,
+    ) -> Result<bool, Failed> {
         // Whether the calls of the last attempt all ran: then an error is the COMMIT's.
         let mut ran = false;
         let mut code = None;
-        let written = self.db.write_noting(
-            |tx| {
-                ran = false;
-                if !self.created.load(Ordering::Relaxed) {
-                    tx.execute_batch(calls::CREATE)?;
-                    // Room for the records' statements beside the application's own.
-                    tx.set_prepared_statement_cache_capacity(64);
-                }
-                if sweep {
-                    let before = unix_now() - self.retention.as_secs() as i64;
-                    calls::forget_older(tx, before)?;
-                }
-                let mut records = Vec::new();
-                let mut i = 0;
-                while let Some(call) = batch.get(i) {
-                    self.run_one(tx, call, &mut records)?;
-                    i += 1;
-                }
-                calls::record_all(tx, &records, unix_now())?;
-                ran = true;
-                Ok(())
-            },
-            &mut code,
-        );
+        let mut body = |tx: &rusqlite::Transaction<'_>| {
+            ran = false;
+            if !self.created.load(Ordering::Relaxed) {
+                tx.execute_batch(calls::CREATE)?;
+                // Room for the records' statements beside the application's own.
+                tx.set_prepared_statement_cache_capacity(64);
+            }
+            if sweep {
+                let before = unix_now() - self.retention.as_secs() as i64;
+                calls::forget_older(tx, before)?;
+            }
+            let mut records = Vec::new();
+            let mut i = 0;
+            while let Some(call) = batch.get(i) {
+                self.run_one(tx, call, &mut records)?;
+                i += 1;
+            }
+            calls::record_all(tx, &records, unix_now())?;
+            ran = true;
+            Ok(())
+        };
+        let written = if wait {
+            self.db.write_noting(&mut body, &mut code).map(|()| true)
+        } else {
+            self.db
+                .write_if_free_noting(&mut body, &mut code)
+                .map(|done| done.is_some())
+        };
         written.map_err(|e| match code {
             Some(code) if ran && may_be_in_the_log(code) => Failed::Maybe(e),
             _ => Failed::Nothing(e),
         })
+    }
+
+    /// Runs a batch and answers its calls: see the module's docs. With `wait` false, only if
+    /// its transaction can begin at once, and only if nothing fails before its `COMMIT`: false
+    /// when it did not run (nothing of it applied).
+    fn run_batch(&self, batch: &mut Batch<'_, Req, Resp>, sweep: bool, wait: bool) -> bool {
+        let mut written = match self.transaction(batch, sweep, wait) {
+            Ok(true) => Ok(()),
+            Ok(false) => return false,
+            Err(Failed::Nothing(_)) if !wait => return false,
+            Err(failed) => Err(failed),
+        };
+        // A commit that failed after its frames may have reached the log may come back after
+        // a crash, records and all. Running the batch again, at once, writes over those frames;
+        // when that commit succeeds, the batch is in exactly once.
+        let mut unsure = None;
+        if let Err(Failed::Maybe(e)) = &written {
+            unsure = Some(e.to_string());
+            written = self.transaction(batch, false, true).map(drop);
+        }
+        match written {
+            Ok(()) => {
+                self.created.store(true, Ordering::Relaxed);
+                if wait && let Some(hook) = &self.after_commit {
+                    hook(batch.len());
+                }
+            }
+            Err(Failed::Nothing(e) | Failed::Maybe(e)) => {
+                let f = match unsure {
+                    None => Failure::new(
+                        FailureKind::CommitFailed,
+                        format!("{e}; nothing of this request's batch was applied"),
+                    ),
+                    Some(first) => Failure::new(
+                        FailureKind::CommitFailed,
+                        format!(
+                            "the commit of this request's batch failed ({first}) after its writes may have reached the write-ahead log, and running the batch again failed too ({e}): the batch may come back if every process of this database stops before the next commit; outcome unknown — read back what the request would have written before you send it again"
+                        ),
+                    )
+                    .applied(Applied::Unknown),
+                };
+                batch.fail_all(&f);
+            }
+        }
+        true
     }
 
     /// Forgets a client's records below its acknowledged mark, every [`FORGET_STEP`].
@@ -251,39 +318,11 @@ where
             .batches
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(SWEEP_EVERY);
-        let mut written = self.transaction(batch, sweep);
-        // A commit that failed after its frames may have reached the log may come back after
-        // a crash, records and all. Running the batch again, at once, writes over those frames;
-        // when that commit succeeds, the batch is in exactly once.
-        let mut unsure = None;
-        if let Err(Failed::Maybe(e)) = &written {
-            unsure = Some(e.to_string());
-            written = self.transaction(batch, false);
-        }
-        match written {
-            Ok(()) => {
-                self.created.store(true, Ordering::Relaxed);
-                if let Some(hook) = &self.after_commit {
-                    hook(batch.len());
-                }
-            }
-            Err(Failed::Nothing(e) | Failed::Maybe(e)) => {
-                let f = match unsure {
-                    None => Failure::new(
-                        FailureKind::CommitFailed,
-                        format!("{e}; nothing of this request's batch was applied"),
-                    ),
-                    Some(first) => Failure::new(
-                        FailureKind::CommitFailed,
-                        format!(
-                            "the commit of this request's batch failed ({first}) after its writes may have reached the write-ahead log, and running the batch again failed too ({e}): the batch may come back if every process of this database stops before the next commit; outcome unknown — read back what the request would have written before you send it again"
-                        ),
-                    )
-                    .applied(Applied::Unknown),
-                };
-                batch.fail_all(&f);
-            }
-        }
+        self.run_batch(batch, sweep, true);
+    }
+
+    fn try_here(&self, batch: &mut Batch<'_, Req, Resp>) -> bool {
+        self.here && self.run_batch(batch, false, false)
     }
 
     fn records_outcomes(&self) -> bool {
@@ -398,6 +437,7 @@ pub struct ServiceBuilder<Req, Resp> {
     options: Options,
     retention: Duration,
     after_commit: Option<AfterCommit>,
+    here: Option<bool>,
 }
 
 impl<Req, Resp> ServiceBuilder<Req, Resp>
@@ -433,9 +473,47 @@ where
     }
 
     /// Called in the owner after each batch's commit, before its answers go out, with the
-    /// number of calls committed (for metrics).
+    /// number of calls committed (for metrics). Not called for the calls a client runs itself
+    /// ([`ServiceBuilder::here_when_free`]).
     pub fn after_commit(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> Self {
         self.after_commit = Some(Arc::new(hook));
+        self
+    }
+
+    /// Whether a client process runs a call itself, in its own transaction, when the write
+    /// gate is free at that instant (tried, never waited for), instead of sending it to the
+    /// owner. A free gate means nobody else is writing, so there is nothing to batch the call
+    /// with and a round trip to another process would only add to it; when the gate is busy
+    /// the call goes to the owner and meets the others in its group commit.
+    ///
+    /// Default: on with [`Durability::Normal`](crate::Durability::Normal), where a commit
+    /// costs less than a round trip to another process; off with
+    /// [`Durability::Full`](crate::Durability::Full), where a call run here would pay an fsync
+    /// of its own instead of sharing the owner's. Off too for a database without the write
+    /// gate ([`Builder::write_gate`](crate::Builder::write_gate)): nothing then says whether
+    /// another process writes.
+    ///
+    /// A call run here keeps the owner's semantics: its own error when the handler fails or
+    /// panics (rolled back), a commit that failed answered as the owner's would be, applied
+    /// exactly once (it is never sent anywhere, so nothing is recorded for it). A transaction
+    /// that cannot begin here (the database is read-only to this process, say) goes to the
+    /// owner instead, as does one that fails before its `COMMIT`.
+    ///
+    /// ```
+    /// # let tmp = tempfile::tempdir().unwrap();
+    /// let db = litekeep::Database::builder(tmp.path().join("app.db"))
+    ///     .schema("CREATE TABLE notes (body TEXT NOT NULL);")
+    ///     .open()?;
+    /// // Every call goes to the owner, even when nobody else writes.
+    /// let notes = db
+    ///     .service(|conn, body: &String| conn.execute("INSERT INTO notes (body) VALUES (?1)", [body]).map(drop))
+    ///     .here_when_free(false)
+    ///     .join()?;
+    /// notes.call("hello".to_owned())?;
+    /// # Ok::<(), litekeep::Error>(())
+    /// ```
+    pub fn here_when_free(mut self, on: bool) -> Self {
+        self.here = Some(on);
         self
     }
 
@@ -462,6 +540,7 @@ where
 
     /// The owner's side alone, for a service that wraps it (`litekeep serve`).
     pub(crate) fn into_service(self) -> SqliteService<Req, Resp> {
+        let normal = self.db.inner.durability == crate::durability::Durability::Normal;
         SqliteService {
             db: self.db,
             handler: self.handler,
@@ -470,6 +549,7 @@ where
             forgotten: Mutex::default(),
             batches: AtomicU64::new(0),
             after_commit: self.after_commit,
+            here: self.here.unwrap_or(normal),
             _types: PhantomData,
         }
     }
@@ -494,6 +574,7 @@ impl Database {
             options: Options::new(program, "0"),
             retention: Duration::from_secs(3600),
             after_commit: None,
+            here: None,
         }
     }
 }

@@ -14,6 +14,12 @@
 //!   while three clients call it: with `Durability::Full` every acknowledged call is in the
 //!   file; with `Normal` the newest acknowledged calls may be missing (each client's missing
 //!   ones are its last), never one twice, and the file is sound and opens.
+//! - A client that runs its call itself (`here_when_free`, its write gate free) through the
+//!   fault VFS: a failed write of its commit or a full disk sends the call to the owner, which
+//!   applies it once; a failed sync is run again in the client, and a second one answers
+//!   "outcome unknown", never shown in the file.
+//! - The power is cut in such a client at seeded random points: the same promises as for the
+//!   owner, by durability.
 //!
 //! CI runs a sample of cuts; `LK_CAMPAIGN=1` runs more. `LK_SEED=<n>` replays.
 
@@ -42,6 +48,8 @@ const ARM_VAR: &str = "LK_OF_ARM";
 /// A writer's number of calls and its ledger.
 const COUNT_VAR: &str = "LK_OF_COUNT";
 const LEDGER_VAR: &str = "LK_OF_LEDGER";
+/// When set, a client runs its calls itself while the write gate is free (`here_when_free`).
+const HERE_VAR: &str = "LK_OF_HERE";
 
 /// How long the arming request holds its batch open for the others' requests to join it.
 const HOLD: Duration = Duration::from_millis(2000);
@@ -110,6 +118,7 @@ fn join(db: &Database, owner: bool) -> Service<Req, i64> {
         .max_batch_time(Duration::from_secs(5));
     db.service(handler)
         .options(options)
+        .here_when_free(std::env::var(HERE_VAR).is_ok())
         .join()
         .expect("join the service")
 }
@@ -140,6 +149,7 @@ fn child_process_entry() {
     match role.as_str() {
         "owner" => child_owner(),
         "client" => child_client(),
+        "here-client" => child_here_client(),
         "writer" => child_writer(),
         "sync-fails" => child_sync_fails(),
         other => panic!("unknown role {other}"),
@@ -226,14 +236,72 @@ fn child_client() {
     harness::say(format!("AGAIN {}", failures.join(", ")));
 }
 
+/// A client that runs its calls itself (the owner idle, the gate free) through the fault VFS:
+/// a warm-up call, then its faults ([`ARM_VAR`]) armed in this process, then (who, 1); when
+/// that failed, read back and sent again until it is in, as [`child_client`].
+fn child_here_client() {
+    litekeep_faults::register_as_default().expect("register the fault VFS");
+    let who = std::env::var(WHO_VAR).expect("who");
+    let db = Database::builder(harness::db())
+        .durability(durability())
+        .open()
+        .expect("open");
+    let service = join(&db, false);
+    let insert = |n| Req::Insert {
+        who: who.clone(),
+        n,
+    };
+    service.call(insert(0)).expect("the warm-up call");
+    let faults = std::env::var(ARM_VAR).expect("faults");
+    litekeep_faults::configure(faults.parse().expect("a fault configuration"));
+    let mut outcome = describe(&service.call(insert(1)));
+    let c = litekeep_faults::counters();
+    litekeep_faults::configure(Config::new());
+    harness::say(format!("INJECTED {}", c.faults + c.disk_full));
+    harness::say(format!("FIRST {outcome}"));
+    let mut failures = Vec::new();
+    while outcome != "ok" {
+        let there: i64 = db
+            .read(|c| {
+                c.query_row(
+                    "SELECT count(*) FROM calls WHERE who = ?1 AND n = 1",
+                    [&who],
+                    |r| r.get(0),
+                )
+            })
+            .expect("read back");
+        harness::say(format!("READBACK {there}"));
+        if there > 0 {
+            break;
+        }
+        assert!(failures.len() < 200, "never in: {failures:?}");
+        outcome = describe(&service.call(insert(1)));
+        if outcome != "ok" {
+            failures.push(outcome.clone());
+        }
+    }
+    harness::say(format!("AGAIN {}", failures.join(", ")));
+}
+
 /// A client that calls (who, 0), (who, 1), … [`COUNT_VAR`] times, appending each acknowledged
 /// one to its ledger; stops at the first failure.
 fn child_writer() {
     let who = std::env::var(WHO_VAR).expect("who");
     let count: u64 = std::env::var(COUNT_VAR).unwrap().parse().unwrap();
     let mut ledger = Ledger::append_to(&harness::env_path(LEDGER_VAR)).expect("ledger");
-    let db = Database::builder(harness::db()).open().expect("open");
+    // A writer that runs its calls itself may have its own power cut.
+    let cut = std::env::var(CUT_VAR).ok();
+    if cut.is_some() {
+        litekeep_faults::register_as_default().expect("register the fault VFS");
+    }
+    let db = Database::builder(harness::db())
+        .durability(durability())
+        .open()
+        .expect("open");
     let service = join(&db, false);
+    if let Some(cut) = &cut {
+        litekeep_faults::configure(cut.parse().expect("a fault configuration"));
+    }
     harness::say("READY");
     for n in 0..count {
         match service.call(Req::Insert {
@@ -248,6 +316,9 @@ fn child_writer() {
         }
     }
     harness::say("DONE");
+    if cut.is_some() {
+        harness::say_counters("END");
+    }
 }
 
 /// Commits row 1 in WAL mode with `synchronous = FULL` through the fault VFS, then row 2 with
@@ -435,6 +506,86 @@ fn a_commit_whose_sync_fails_twice_answers_outcome_unknown_and_a_resend_applies_
 }
 
 // ---------------------------------------------------------------------------------------------
+// A failed commit in a client that runs its call itself.
+
+/// What a client that ran its call itself said when its commit met `faults`: its first
+/// outcome, its read-backs, the faults its VFS injected. Then its two rows are in the file
+/// exactly once.
+fn failed_here(name: &str, durability: &str, faults: &str) -> (String, Vec<String>, u64) {
+    let dir = Scratch::new(&format!("owner-faults-here-{name}"));
+    let db = dir.join("app.db");
+    drop(Database::builder(&db).schema(SCHEMA).open().unwrap());
+    let mut owner = Child::build("owner")
+        .db(&db)
+        .env(DURABILITY_VAR, durability)
+        .spawn();
+    owner.expect_line("READY");
+    let exit = Child::build("here-client")
+        .db(&db)
+        .env(DURABILITY_VAR, durability)
+        .env(WHO_VAR, "a")
+        .env(ARM_VAR, faults)
+        .env(HERE_VAR, "1")
+        .run();
+    exit.assert_success();
+    owner.close_stdin();
+    owner.wait().assert_success();
+    let conn = open_plain(&db);
+    assert_eq!(integrity(&conn), "ok");
+    for n in 0..2 {
+        let there: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM calls WHERE who = 'a' AND n = ?1",
+                [n],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(there, 1, "{name}: (a, {n}) is there {there} times");
+    }
+    let injected = exit.find("INJECTED ").unwrap().parse().unwrap();
+    (
+        exit.find("FIRST ").unwrap_or("none").to_owned(),
+        exit.all("READBACK ").map(str::to_owned).collect(),
+        injected,
+    )
+}
+
+#[test]
+fn a_failed_write_of_a_commit_run_in_the_client_sends_the_call_to_the_owner() {
+    let (first, readbacks, injected) = failed_here("write", "normal", "fail=write:1");
+    assert!(injected >= 1, "the client's own commit met the fault");
+    assert_eq!(first, "ok", "nothing was written here: the owner ran it");
+    assert!(readbacks.is_empty());
+}
+
+#[test]
+fn a_full_disk_at_a_commit_run_in_the_client_sends_the_call_to_the_owner() {
+    let (first, readbacks, injected) = failed_here("full", "normal", "full=0");
+    assert!(injected >= 1, "the client's own commit met the full disk");
+    assert_eq!(first, "ok", "nothing was written here: the owner ran it");
+    assert!(readbacks.is_empty());
+}
+
+#[test]
+fn a_failed_sync_of_a_commit_run_in_the_client_is_run_again_there() {
+    let (first, _, injected) = failed_here("sync-once", "full", "fail=sync:1");
+    assert_eq!(injected, 1, "the commit's sync failed once");
+    assert_eq!(first, "ok", "the second run committed");
+}
+
+#[test]
+fn a_commit_run_in_the_client_whose_sync_fails_twice_answers_outcome_unknown() {
+    let (first, readbacks, injected) = failed_here("sync-twice", "full", "fail=sync:1;fail=sync:2");
+    assert!(injected >= 2);
+    assert_eq!(first, "commit_failed unknown");
+    assert_eq!(
+        readbacks,
+        ["0"],
+        "it never showed, and the resend is in once"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // A power cut of the owner.
 
 /// One run: an owner with `cut` armed, three writers of `count` calls each. Gives whether the
@@ -616,6 +767,114 @@ fn every_acknowledged_call_survives_a_power_cut_of_the_owner_with_full_durabilit
 #[test]
 fn a_power_cut_of_the_owner_with_normal_durability_takes_only_the_newest_and_doubles_none() {
     let (failures, cuts, acked, _) = cut_the_owner("normal");
+    assert!(
+        cuts > 0 && acked > 0,
+        "no cut landed while calls were acknowledged"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// A power cut of a client that runs its calls itself.
+
+/// One run: an idle owner, and one writer of `count` calls that runs them itself (its write
+/// gate is always free) with `cut` armed in its own fault VFS. Gives whether the power was cut,
+/// and the writer's exit.
+fn run_here_writer(
+    db: &Path,
+    dir: &Path,
+    durability: &str,
+    cut: &Config,
+    count: u64,
+) -> (bool, harness::Exit) {
+    let _ = std::fs::remove_file(dir.join("ledger-a"));
+    let mut owner = Child::build("owner")
+        .db(db)
+        .env(DURABILITY_VAR, durability)
+        .spawn();
+    owner.expect_line("READY");
+    let writer = Child::build("writer")
+        .db(db)
+        .env(DURABILITY_VAR, durability)
+        .env(HERE_VAR, "1")
+        .env(CUT_VAR, cut.to_string())
+        .env(WHO_VAR, "a")
+        .env(COUNT_VAR, count.to_string())
+        .env(LEDGER_VAR, dir.join("ledger-a"))
+        .spawn();
+    let exit = writer.wait();
+    if exit.crashed() {
+        // The power went: every process of the machine with it.
+        owner.kill();
+        return (true, exit);
+    }
+    exit.assert_success();
+    owner.close_stdin();
+    let end = owner.wait();
+    end.assert_success();
+    // The owner ran nothing: every call ran in the writer.
+    assert_eq!(end.counters("END").mutations(), 0, "the owner wrote");
+    (false, exit)
+}
+
+/// Cuts the power of a client that commits its own calls, at seeded random points; gives the
+/// failures and (cuts, acknowledged, missing).
+fn cut_a_client_running_its_calls(durability: &str) -> (Vec<String>, usize, usize, usize) {
+    let dir = Scratch::new(&format!("owner-cut-here-{durability}"));
+    let db = dir.join("app.db");
+    let template = dir.join("template.db");
+    drop(Database::builder(&template).schema(SCHEMA).open().unwrap());
+    let count = match durability {
+        "full" => harness::choose(150, 400),
+        _ => harness::choose(600, 1500),
+    };
+    harness::copy_db(&template, &db);
+    let (cut, counting) = run_here_writer(&db, &dir, durability, &Config::new(), count);
+    assert!(!cut);
+    let mutations = counting.counters("END").mutations();
+    assert!(mutations > 0, "the writer wrote nothing itself");
+    let mut rng = harness::rng(&format!("client power cut, {durability}"));
+    let (mut failures, mut cuts, mut acked, mut missing) = (Vec::new(), 0, 0, 0);
+    for i in 0..harness::choose(12, 60) {
+        let keep = if i % 5 == 4 { Keep::None } else { Keep::Random };
+        let faults = Config::new()
+            .crash_random(mutations)
+            .seed(rng.u64(..u64::from(u32::MAX)))
+            .keep(keep)
+            .tear(keep == Keep::Random);
+        harness::copy_db(&template, &db);
+        let (was_cut, exit) = run_here_writer(&db, &dir, durability, &faults, count);
+        if !was_cut {
+            continue;
+        }
+        cuts += 1;
+        match check_cut(&db, &dir, durability == "full") {
+            Ok((a, m)) => {
+                acked += a;
+                missing += m;
+            }
+            Err(e) => failures.push(format!("{faults}: {e}\n  writer: {}", exit.describe())),
+        }
+    }
+    eprintln!(
+        "{durability}: {cuts} cuts of a client running its calls, {acked} acknowledged, {missing} of them missing after the cut"
+    );
+    (failures, cuts, acked, missing)
+}
+
+#[test]
+fn every_call_a_client_ran_itself_survives_its_power_cut_with_full_durability() {
+    let (failures, cuts, acked, _) = cut_a_client_running_its_calls("full");
+    assert!(
+        cuts > 0 && acked > 0,
+        "no cut landed while calls were acknowledged"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_power_cut_of_a_client_running_its_calls_with_normal_durability_takes_only_the_newest() {
+    let (failures, cuts, acked, _) = cut_a_client_running_its_calls("normal");
     assert!(
         cuts > 0 && acked > 0,
         "no cut landed while calls were acknowledged"

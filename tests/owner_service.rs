@@ -5,7 +5,10 @@
 //!   themselves right after a commit, before answering (the retry at the next owner must get
 //!   the recorded outcome): every acknowledged write is in the file exactly once, no request
 //!   is applied twice, `integrity_check` is ok;
-//! - a handler that fails or panics on one request rolls back that request alone.
+//!   the same with clients that run their calls themselves while the write gate is free;
+//! - a handler that fails or panics on one request rolls back that request alone, at the owner
+//!   and in a client that runs the call itself; such a client runs a call itself while the gate
+//!   is free and sends it to the owner while the gate is held.
 //!
 //! Which processes are killed, and when, comes from the harness's seeded generator: the seed
 //! is printed, and `LK_SEED=<n>` replays a run's choices.
@@ -32,6 +35,8 @@ const UNTIL_STOPPED_VAR: &str = "LK_OWNER_UNTIL_STOPPED";
 const VERSION_VAR: &str = "LK_OWNER_VERSION";
 /// The chance (per thousand) that the owner SIGKILLs itself right after a commit.
 const CRASH_VAR: &str = "LK_OWNER_CRASH_PERMILLE";
+/// When set, a client runs a call itself when the write gate is free (`here_when_free`).
+const HERE_VAR: &str = "LK_OWNER_HERE";
 
 fn env(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set"))
@@ -46,6 +51,9 @@ fn join(db: &Database) -> Service<(String, u64), i64> {
         if client.ends_with("!panic") {
             panic!("asked to panic");
         }
+        if client.ends_with("!where") {
+            return Ok(i64::from(std::process::id()));
+        }
         conn.execute(
             "INSERT INTO ledger (client, n) VALUES (?1, ?2)",
             rusqlite::params![client, *n as i64],
@@ -54,6 +62,7 @@ fn join(db: &Database) -> Service<(String, u64), i64> {
     })
     .timeout(Duration::from_secs(30))
     .version(std::env::var(VERSION_VAR).unwrap_or_else(|_| "1.0".into()))
+    .here_when_free(std::env::var(HERE_VAR).is_ok())
     .after_commit(move |_| {
         if crash > 0 && fastrand::u32(..1000) < crash {
             // SAFETY: kill(2) on this very process; no memory is involved.
@@ -120,8 +129,22 @@ fn child_process_entry() {
                     ))
                 })
                 .unwrap();
+            // Where a call runs when nobody writes, and when another writer holds the gate
+            // (a thread of this process, for a second after it said so).
+            let me = i64::from(std::process::id());
+            let free = service.call(("w!where".into(), 6)).unwrap() == me;
+            let gate = litekeep::lock::FileLock::write_gate_for_database(db.path()).unwrap();
+            let (held_tx, held_rx) = std::sync::mpsc::channel();
+            let holder = std::thread::spawn(move || {
+                let _held = gate.exclusive(litekeep::lock::Wait::Forever).unwrap();
+                held_tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_secs(1));
+            });
+            held_rx.recv().unwrap();
+            let busy = service.call(("w!where".into(), 7)).unwrap() == me;
+            holder.join().unwrap();
             harness::say(format!(
-                "RESULTS {} {} {} {} {inside}",
+                "RESULTS {} {} {} {} {inside} {free} {busy}",
                 ok1.is_ok(),
                 kind(&failed),
                 kind(&panicked),
@@ -154,7 +177,7 @@ struct Slot {
     ledger: std::path::PathBuf,
 }
 
-fn spawn(db: &Path, slot: usize, s: &mut Slot, total: u64) -> bool {
+fn spawn(db: &Path, slot: usize, s: &mut Slot, total: u64, here: bool) -> bool {
     let acked = Ledger::read(&s.ledger).len() as u64;
     if acked >= total {
         return false;
@@ -165,15 +188,35 @@ fn spawn(db: &Path, slot: usize, s: &mut Slot, total: u64) -> bool {
         .env(NAME_VAR, format!("w{slot}.{}", s.incarnation))
         .env(COUNT_VAR, (total - acked).to_string())
         .env(LEDGER_VAR, &s.ledger)
-        .env(CRASH_VAR, "3")
-        .spawn();
+        .env(CRASH_VAR, "3");
+    let child = if here {
+        child.env(HERE_VAR, "1")
+    } else {
+        child
+    };
+    let child = child.spawn();
     s.child = Some(child);
     true
 }
 
 #[test]
 fn every_acknowledged_write_is_there_exactly_once_through_sigkills_of_owners_and_clients() {
-    let dir = Scratch::new("owner-ledger");
+    ledger_under_sigkills(false);
+}
+
+/// As above, with clients that run their calls themselves while the write gate is free: the
+/// SIGKILLs now also hit clients in their own commits.
+#[test]
+fn calls_run_in_clients_while_the_gate_is_free_survive_sigkills_exactly_once() {
+    ledger_under_sigkills(true);
+}
+
+fn ledger_under_sigkills(here: bool) {
+    let dir = Scratch::new(if here {
+        "owner-ledger-here"
+    } else {
+        "owner-ledger"
+    });
     let db = dir.join("app.db");
     drop(Database::builder(&db).schema(SCHEMA).open().unwrap());
     let mut rng = harness::rng("owner ledger");
@@ -186,7 +229,7 @@ fn every_acknowledged_write_is_there_exactly_once_through_sigkills_of_owners_and
         })
         .collect();
     for (i, s) in slots.iter_mut().enumerate() {
-        spawn(&db, i, s, total);
+        spawn(&db, i, s, total, here);
     }
     let (mut kills, mut owner_kills, mut self_kills, mut errors) = (0, 0, 0, Vec::new());
     let deadline = Instant::now() + Duration::from_secs(600);
@@ -205,7 +248,7 @@ fn every_acknowledged_write_is_there_exactly_once_through_sigkills_of_owners_and
             } else {
                 exit.assert_success();
             }
-            spawn(&db, i, s, total);
+            spawn(&db, i, s, total, here);
         }
         if slots.iter().all(|s| s.child.is_none()) {
             break;
@@ -233,7 +276,7 @@ fn every_acknowledged_write_is_there_exactly_once_through_sigkills_of_owners_and
             errors.extend(exit.all("ERR ").map(str::to_owned));
         }
         kills += 1;
-        spawn(&db, victim, &mut slots[victim], total);
+        spawn(&db, victim, &mut slots[victim], total, here);
     }
     eprintln!(
         "{kills} SIGKILLs ({owner_kills} of the owner), {self_kills} owners killed themselves after a commit"
@@ -256,13 +299,47 @@ fn every_acknowledged_write_is_there_exactly_once_through_sigkills_of_owners_and
 fn a_failing_or_panicking_handler_rolls_back_its_own_request_alone() {
     let dir = Scratch::new("owner-bad-handler");
     let db = dir.join("app.db");
+    // Alone, the process owns: every call runs in it, through its own batches.
     let exit = Child::build("one-bad").db(&db).run();
     exit.assert_success();
     assert_eq!(
         exit.find("RESULTS "),
-        Some("true handler panicked true true")
+        Some("true handler panicked true true true true")
     );
-    let conn = open_plain(&db);
+    check_a_and_d(&db);
+}
+
+#[test]
+fn a_client_runs_a_call_itself_while_the_gate_is_free_with_the_owners_semantics() {
+    let dir = Scratch::new("owner-here");
+    let db = dir.join("app.db");
+    drop(Database::builder(&db).schema(SCHEMA).open().unwrap());
+    // An owner that makes no call of its own.
+    let mut owner = Child::build("writer")
+        .db(&db)
+        .env(NAME_VAR, "owner")
+        .env(COUNT_VAR, "0")
+        .env(LEDGER_VAR, dir.join("owner-ledger"))
+        .env(LINGER_VAR, "1")
+        .spawn();
+    owner.expect_line("READY");
+    owner.expect_line("DONE 0 true");
+    let exit = Child::build("one-bad").db(&db).env(HERE_VAR, "1").run();
+    exit.assert_success();
+    // A failing and a panicking handler get the owner's errors; with the gate free the call
+    // ran in the client, with the gate held it went to the owner.
+    assert_eq!(
+        exit.find("RESULTS "),
+        Some("true handler panicked true true true false")
+    );
+    owner.close_stdin();
+    owner.wait().assert_success();
+    check_a_and_d(&db);
+}
+
+/// Of the `one-bad` requests, only "a" and "d" are in the file.
+fn check_a_and_d(db: &Path) {
+    let conn = open_plain(db);
     let clients: Vec<String> = conn
         .prepare("SELECT client FROM ledger ORDER BY id")
         .unwrap()

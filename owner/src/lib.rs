@@ -149,7 +149,8 @@
 //! - **Services' hooks.** A service may run some calls at once on their connection's thread
 //!   instead of in a batch ([`Service::direct`], with [`Service::runs_direct`]: reads, calls of
 //!   a transaction the connection holds), learns which connection a call came on ([`Call::conn`]) and when a connection
-//!   ends ([`Service::disconnected`]), and may add text keys to the welcome
+//!   ends ([`Service::disconnected`]), may let a client run a call itself, without the owner,
+//!   when that takes no waiting ([`Service::try_here`]), and may add text keys to the welcome
 //!   ([`Options::info`]). [`Connection`] is one connection for a client that speaks the
 //!   protocol itself.
 //! - **Versioning.** `protocol` is 1. A later version that only adds keys or message types

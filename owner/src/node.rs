@@ -17,7 +17,7 @@ use crate::failure::FailureKind;
 use crate::options::{Options, compare_versions};
 use crate::queue::{Direct, Finished, Queue};
 use crate::server::Server;
-use crate::service::{Call, ClientId, Service};
+use crate::service::{Batch, Call, ClientId, Service};
 use crate::wire::{self, Hello, PROTOCOL, Welcome};
 
 /// The owner lock's label: this, then the generation.
@@ -354,6 +354,15 @@ impl<S: Service> NodeInner<S> {
                     return local_result(finished).map_err(|f| self.failed(f));
                 }
                 Target::Remote(mut conn) => {
+                    if !sent && let Some(req) = request.take() {
+                        match self.try_here(seq, req) {
+                            Ok(done) => {
+                                lock(&self.pool).push(conn);
+                                return done;
+                            }
+                            Err(req) => request = Some(req),
+                        }
+                    }
                     let bytes = match body.take() {
                         Some(b) => b,
                         None => self.encode_kept(&mut request, None)?,
@@ -403,6 +412,53 @@ impl<S: Service> NodeInner<S> {
                     }
                 }
             }
+        }
+    }
+
+    /// Offers a call that was never sent to the service to run in this process
+    /// ([`Service::try_here`]): its outcome when the service ran it, else the request back.
+    fn try_here(
+        &self,
+        seq: u64,
+        request: S::Request,
+    ) -> Result<Result<S::Response, OwnerError>, S::Request> {
+        let call = Call {
+            client: self.client,
+            seq,
+            acked_below: self.acked_below(seq),
+            retry: false,
+            request,
+            record: false,
+            conn: None,
+            answer: None,
+        };
+        let mut nothing_more = || None;
+        let mut batch = Batch {
+            calls: vec![call],
+            pull: &mut nothing_more,
+            started: Instant::now(),
+            max_calls: 1,
+            max_time: Duration::ZERO,
+        };
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.service.try_here(&mut batch)
+        }));
+        let Some(call) = batch.calls.pop() else {
+            unreachable!("a batch's calls are only ever added to")
+        };
+        match ran {
+            Ok(true) => {
+                Ok(local_result(crate::queue::finish(call.answer, false))
+                    .map_err(|f| self.failed(f)))
+            }
+            Ok(false) => Err(call.request),
+            Err(_) => Ok(Err(self.failed(
+                crate::Failure::new(
+                    FailureKind::Panicked,
+                    "the service panicked running this request in the calling process",
+                )
+                .applied(crate::Applied::Unknown),
+            ))),
         }
     }
 

@@ -523,7 +523,7 @@ fn finished_failure<Resp>(f: Failure, remote: bool) -> Finished<Resp> {
 }
 
 /// The service's answer, as its waiter needs it.
-fn finish<Resp: serde::Serialize + serde::de::DeserializeOwned>(
+pub(crate) fn finish<Resp: serde::Serialize + serde::de::DeserializeOwned>(
     answer: Option<Answer<Resp>>,
     remote: bool,
 ) -> Finished<Resp> {

@@ -85,6 +85,22 @@ pub trait Service: Send + Sync + 'static {
         false
     }
 
+    /// In a client process, before a call goes to the owner: runs it here and now, if that
+    /// takes no waiting for anyone, and returns true once it has answered it
+    /// ([`Call::answer`]); or returns false, and the call goes to the owner as usual (an answer
+    /// given before returning false is dropped). `batch` holds that one call, not recorded
+    /// ([`Call::record`] is false: it was never sent anywhere, and nobody can ask for it again
+    /// once this process is gone). For a service whose clients can do the work themselves
+    /// while nobody else is doing any (a database whose write lock is free), so that an idle
+    /// owner costs no round trip, and the calls meet at the owner only when they would have
+    /// waited for each other. Called only for a call's first attempt, before it is sent.
+    ///
+    /// A panic here fails the call (`panicked`, outcome unknown). Default: false.
+    fn try_here(&self, batch: &mut Batch<'_, Self::Request, Self::Response>) -> bool {
+        let _ = batch;
+        false
+    }
+
     /// A client's connection was accepted (its hello answered with the welcome). Called on
     /// the connection's thread, before any of its calls. Default: nothing.
     fn connected(&self, conn: ConnId) {

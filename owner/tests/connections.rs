@@ -3,7 +3,8 @@
 //! (`Service::direct`), and hears of a connection's end (`Service::disconnected`) when its
 //! client is SIGKILLed; the welcome carries the service's info. The tests run at both kinds of
 //! owner: one that reads every connection on one thread (`poller::`, where the direct calls run
-//! on that thread) and one that gives each connection a thread (`threads::`).
+//! on that thread) and one that gives each connection a thread (`threads::`). And a client whose
+//! service runs some calls itself (`Service::try_here`) runs those and sends the others.
 
 #[macro_use]
 mod common;
@@ -228,6 +229,73 @@ fn connect_with_no_owner_and_no_candidate_says_so_within_the_timeout() {
         "{err:?}"
     );
     assert!(err.to_string().contains("app.db"), "{err}");
+}
+
+/// A client's service that runs some calls itself (`Service::try_here`): `Whoami` here (no
+/// connection), `Batched` answered here but then left to the owner (the answer must be
+/// dropped), `Open` panics, `Ended` left untouched.
+struct Here;
+
+impl Service for Here {
+    type Request = Req;
+    type Response = Resp;
+
+    fn run(&self, batch: &mut Batch<'_, Req, Resp>) {
+        batch.fail_all(&litekeep_owner::Failure::new(
+            litekeep_owner::FailureKind::Other,
+            "this test's client never owns",
+        ));
+    }
+
+    fn try_here(&self, batch: &mut Batch<'_, Req, Resp>) -> bool {
+        let Some(call) = batch.get(0) else {
+            return false;
+        };
+        assert!(
+            !call.record && !call.retry,
+            "a call run here is never recorded"
+        );
+        match call.request {
+            Req::Whoami => {
+                call.answer(Ok(Resp::Conn(None)));
+                true
+            }
+            Req::Batched => {
+                call.answer(Ok(Resp::Conn(Some(u64::MAX))));
+                false
+            }
+            Req::Open => panic!("asked to panic"),
+            Req::Ended => false,
+        }
+    }
+}
+
+#[test]
+fn a_client_runs_the_calls_its_service_takes_here_and_sends_the_others() {
+    let dir = Scratch::new("owner-try-here");
+    let db = dir.join("app.db");
+    let owner = common::owner_child(&db, false, &[]);
+    let options = Options::new("conn-test", "1.0").candidate(false);
+    let node = Node::join(&db, Here, options).unwrap();
+    assert_eq!(
+        node.call(Req::Whoami).unwrap(),
+        Resp::Conn(None),
+        "run here"
+    );
+    // Answered here and then left: the owner's answer, on a real connection.
+    let Resp::Conn(Some(conn)) = node.call(Req::Batched).unwrap() else {
+        panic!("not the owner's answer")
+    };
+    assert_ne!(conn, u64::MAX, "the answer given before `false` was kept");
+    assert!(matches!(node.call(Req::Ended).unwrap(), Resp::Ended(_)));
+    let err = node.call(Req::Open).unwrap_err();
+    let failure = err.failure().expect("a failure");
+    assert_eq!(failure.kind, litekeep_owner::FailureKind::Panicked, "{err}");
+    assert_eq!(failure.applied, litekeep_owner::Applied::Unknown, "{err}");
+    // The node goes on: the next call that runs here does.
+    assert_eq!(node.call(Req::Whoami).unwrap(), Resp::Conn(None));
+    drop(node);
+    drop(owner);
 }
 
 both_ways!(
