@@ -116,9 +116,15 @@ pub trait Service: Send + Sync + 'static {
     fn stepping_down(&self) {}
 
     /// A connection that was [`connected`](Service::connected) ended: its client hung up, it
-    /// broke a rule of the protocol, or the owner is stepping down. Called once, on the
-    /// connection's thread, after its last call was answered: the place to let go at once of
-    /// what the service holds for it (a transaction). Default: nothing.
+    /// broke a rule of the protocol, or the owner is stepping down. Called once: the place to
+    /// let go at once of what the service holds for it (a transaction). Default: nothing.
+    ///
+    /// A service that [runs calls directly](Service::runs_direct) hears it on the
+    /// connection's thread, after the connection's last call was answered. Otherwise it
+    /// hears it on the thread that reads every connection (or its stand-in, while a batch
+    /// runs long), as soon as the connection is closed, which may be while a call of that
+    /// connection still waits in the queue or runs in a batch (its answer then goes
+    /// nowhere): such a service must expect a call of a connection it has heard end.
     fn disconnected(&self, conn: ConnId) {
         let _ = conn;
     }
