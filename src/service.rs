@@ -23,11 +23,13 @@
 //!
 //! A client may run a call itself ([`ServiceBuilder::here_when_free`], on by default with
 //! [`Durability::Normal`](crate::Durability::Normal)): when the write gate is free at that
-//! instant (tried, never waited for), nobody else is writing and there is nothing to batch
-//! the call with, so the client runs it as a batch of one on its own writer connection, with
-//! the same savepoint, errors and commit handling. Such a call is never sent anywhere, so it
-//! is not recorded. When its transaction fails with nothing of it written, the call goes to
-//! the owner instead; a `COMMIT` that may be in the log is run again here, as the owner would.
+//! instant (tried, not queued for), nobody else is writing and there is nothing to batch the
+//! call with, so the client runs it as a batch of one on its own writer connection, with the
+//! same savepoint, errors and commit handling, and its own durability. Such a call is never
+//! sent anywhere, so it is not recorded. When its transaction fails with nothing of it
+//! written (before or at its `COMMIT`), the call goes to the owner instead; a `COMMIT` that
+//! may be in the log is run again here, as the owner would. Only beside an owner of the same
+//! program version and schema: during a rolling deploy every call goes to the owner.
 //!
 //! Lock order: the owner holds `<db>.owner.lock` for as long as it owns, and takes the write
 //! gate around each batch; migrations take the schema lock, then the gate. No process waits
@@ -50,9 +52,10 @@ use crate::calls;
 use crate::database::Database;
 use crate::error::Error;
 
-/// The application's handler: runs one request on the owner's writer connection, inside the
-/// request's own savepoint of the batch's transaction. Its error rolls back that request
-/// alone; it must not `COMMIT`, `ROLLBACK` or `RELEASE` itself.
+/// The application's handler: runs one request on the owner's writer connection (or, for a
+/// call a client runs itself, on the client's: see [`ServiceBuilder::here_when_free`]),
+/// inside the request's own savepoint of the batch's transaction. Its error rolls back that
+/// request alone; it must not `COMMIT`, `ROLLBACK` or `RELEASE` itself.
 pub trait Handler<Req, Resp>:
     Fn(&Connection, &Req) -> rusqlite::Result<Resp> + Send + Sync + 'static
 {
@@ -87,6 +90,21 @@ pub struct SqliteService<Req, Resp> {
 enum Failed {
     Nothing(Error),
     Maybe(Error),
+    /// A handler ended the batch's transaction itself (a `COMMIT` or `ROLLBACK` of its own,
+    /// which it must not run): what it wrote may be committed.
+    Broken(Error),
+}
+
+/// Whether SQLite itself rolled the transaction back on error `e` (a full disk, an I/O error,
+/// no memory, an interrupt), as opposed to a handler that ended the transaction itself.
+fn rolled_back_by_sqlite(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi;
+    e.sqlite_error().is_some_and(|e| {
+        matches!(
+            e.extended_code & 0xff,
+            ffi::SQLITE_FULL | ffi::SQLITE_IOERR | ffi::SQLITE_NOMEM | ffi::SQLITE_INTERRUPT
+        )
+    })
 }
 
 /// Whether a COMMIT that failed with extended result code `code` may have left its whole
@@ -124,6 +142,7 @@ where
         tx: &Connection,
         call: &mut Call<Req, Resp>,
         records: &mut Vec<calls::Record>,
+        broken: &mut bool,
     ) -> rusqlite::Result<()> {
         call.unanswer();
         if call.record
@@ -135,6 +154,13 @@ where
         }
         tx.prepare_cached("SAVEPOINT litekeep_call")?.execute([])?;
         let ran = catch_unwind(AssertUnwindSafe(|| (self.handler)(tx, &call.request)));
+        if tx.is_autocommit() && !matches!(&ran, Ok(Err(e)) if rolled_back_by_sqlite(e)) {
+            *broken = true;
+            return Err(rusqlite::Error::ToSqlConversionFailure(format!(
+                "{}: the handler ended the transaction itself (a COMMIT or ROLLBACK of its own, which it must not run)",
+                self.db.path().display()
+            ).into()));
+        }
         let outcome = match ran {
             // Writes that break a deferred foreign key would fail the batch's COMMIT, and with
             // it every request of the batch: this request alone is rolled back.
@@ -206,9 +232,11 @@ where
     ) -> Result<bool, Failed> {
         // Whether the calls of the last attempt all ran: then an error is the COMMIT's.
         let mut ran = false;
+        let mut broken = false;
         let mut code = None;
         let mut body = |tx: &rusqlite::Transaction<'_>| {
             ran = false;
+            broken = false;
             if !self.created.load(Ordering::Relaxed) {
                 tx.execute_batch(calls::CREATE)?;
                 // Room for the records' statements beside the application's own.
@@ -221,7 +249,7 @@ where
             let mut records = Vec::new();
             let mut i = 0;
             while let Some(call) = batch.get(i) {
-                self.run_one(tx, call, &mut records)?;
+                self.run_one(tx, call, &mut records, &mut broken)?;
                 i += 1;
             }
             calls::record_all(tx, &records, unix_now())?;
@@ -236,14 +264,15 @@ where
                 .map(|done| done.is_some())
         };
         written.map_err(|e| match code {
+            _ if broken => Failed::Broken(e),
             Some(code) if ran && may_be_in_the_log(code) => Failed::Maybe(e),
             _ => Failed::Nothing(e),
         })
     }
 
     /// Runs a batch and answers its calls: see the module's docs. With `wait` false, only if
-    /// its transaction can begin at once, and only if nothing fails before its `COMMIT`: false
-    /// when it did not run (nothing of it applied).
+    /// its transaction can begin at once, and only if it does not fail with nothing of it
+    /// written: false when it did not run, or failed so (nothing of it applied).
     fn run_batch(&self, batch: &mut Batch<'_, Req, Resp>, sweep: bool, wait: bool) -> bool {
         let mut written = match self.transaction(batch, sweep, wait) {
             Ok(true) => Ok(()),
@@ -281,6 +310,17 @@ where
                     .applied(Applied::Unknown),
                 };
                 batch.fail_all(&f);
+            }
+            Err(Failed::Broken(e)) => {
+                batch.fail_all(
+                    &Failure::new(
+                        FailureKind::CommitFailed,
+                        format!(
+                            "{e}: what the batch wrote before may be committed; outcome unknown — read back what the request would have written before you send it again"
+                        ),
+                    )
+                    .applied(Applied::Unknown),
+                );
             }
         }
         true
@@ -481,8 +521,9 @@ where
     }
 
     /// Whether a client process runs a call itself, in its own transaction, when the write
-    /// gate is free at that instant (tried, never waited for), instead of sending it to the
-    /// owner. A free gate means nobody else is writing, so there is nothing to batch the call
+    /// gate is free at that instant (tried, not queued for: only a writer that bypasses the
+    /// gate can still make its `BEGIN IMMEDIATE` wait, up to `busy_timeout`), instead of
+    /// sending it to the owner. A free gate means nobody else is writing, so there is nothing to batch the call
     /// with and a round trip to another process would only add to it; when the gate is busy
     /// the call goes to the owner and meets the others in its group commit.
     ///
@@ -495,9 +536,14 @@ where
     ///
     /// A call run here keeps the owner's semantics: its own error when the handler fails or
     /// panics (rolled back), a commit that failed answered as the owner's would be, applied
-    /// exactly once (it is never sent anywhere, so nothing is recorded for it). A transaction
-    /// that cannot begin here (the database is read-only to this process, say) goes to the
-    /// owner instead, as does one that fails before its `COMMIT`.
+    /// exactly once (it is never sent anywhere, so nothing is recorded for it). What differs:
+    /// it commits with this process's [`Durability`](crate::Durability), not the owner's; its
+    /// response is the handler's value as it is, not passed through serde; the owner's
+    /// [`after_commit`](ServiceBuilder::after_commit) does not count it. A transaction that
+    /// cannot begin here (the database is read-only to this process, say) goes to the owner
+    /// instead, as does one that fails with nothing of it written (a failed write of the log,
+    /// a full disk). Calls go to the owner too while it runs another program version or
+    /// schema than this process (a rolling deploy): the newest handler runs them.
     ///
     /// ```
     /// # let tmp = tempfile::tempdir().unwrap();
@@ -541,6 +587,7 @@ where
     /// The owner's side alone, for a service that wraps it (`litekeep serve`).
     pub(crate) fn into_service(self) -> SqliteService<Req, Resp> {
         let normal = self.db.inner.durability == crate::durability::Durability::Normal;
+        let here = self.db.inner.gate.is_some() && self.here.unwrap_or(normal);
         SqliteService {
             db: self.db,
             handler: self.handler,
@@ -549,7 +596,7 @@ where
             forgotten: Mutex::default(),
             batches: AtomicU64::new(0),
             after_commit: self.after_commit,
-            here: self.here.unwrap_or(normal),
+            here,
             _types: PhantomData,
         }
     }

@@ -511,7 +511,7 @@ fn a_commit_whose_sync_fails_twice_answers_outcome_unknown_and_a_resend_applies_
 /// What a client that ran its call itself said when its commit met `faults`: its first
 /// outcome, its read-backs, the faults its VFS injected. Then its two rows are in the file
 /// exactly once.
-fn failed_here(name: &str, durability: &str, faults: &str) -> (String, Vec<String>, u64) {
+fn failed_here(name: &str, durability: &str, faults: &str) -> (String, Vec<String>, u64, u64) {
     let dir = Scratch::new(&format!("owner-faults-here-{name}"));
     let db = dir.join("app.db");
     drop(Database::builder(&db).schema(SCHEMA).open().unwrap());
@@ -529,7 +529,9 @@ fn failed_here(name: &str, durability: &str, faults: &str) -> (String, Vec<Strin
         .run();
     exit.assert_success();
     owner.close_stdin();
-    owner.wait().assert_success();
+    let owner = owner.wait();
+    owner.assert_success();
+    let owner_wrote = owner.counters("END").mutations();
     let conn = open_plain(&db);
     assert_eq!(integrity(&conn), "ok");
     for n in 0..2 {
@@ -547,35 +549,43 @@ fn failed_here(name: &str, durability: &str, faults: &str) -> (String, Vec<Strin
         exit.find("FIRST ").unwrap_or("none").to_owned(),
         exit.all("READBACK ").map(str::to_owned).collect(),
         injected,
+        owner_wrote,
     )
 }
 
 #[test]
 fn a_failed_write_of_a_commit_run_in_the_client_sends_the_call_to_the_owner() {
-    let (first, readbacks, injected) = failed_here("write", "normal", "fail=write:1");
+    let (first, readbacks, injected, owner_wrote) = failed_here("write", "normal", "fail=write:1");
     assert!(injected >= 1, "the client's own commit met the fault");
+    assert!(owner_wrote > 0, "the owner ran the call");
     assert_eq!(first, "ok", "nothing was written here: the owner ran it");
     assert!(readbacks.is_empty());
 }
 
 #[test]
 fn a_full_disk_at_a_commit_run_in_the_client_sends_the_call_to_the_owner() {
-    let (first, readbacks, injected) = failed_here("full", "normal", "full=0");
+    let (first, readbacks, injected, owner_wrote) = failed_here("full", "normal", "full=0");
     assert!(injected >= 1, "the client's own commit met the full disk");
+    assert!(owner_wrote > 0, "the owner ran the call");
     assert_eq!(first, "ok", "nothing was written here: the owner ran it");
     assert!(readbacks.is_empty());
 }
 
 #[test]
 fn a_failed_sync_of_a_commit_run_in_the_client_is_run_again_there() {
-    let (first, _, injected) = failed_here("sync-once", "full", "fail=sync:1");
+    let (first, _, injected, owner_wrote) = failed_here("sync-once", "full", "fail=sync:1");
     assert_eq!(injected, 1, "the commit's sync failed once");
+    assert_eq!(
+        owner_wrote, 0,
+        "run again in the client, not sent to the owner"
+    );
     assert_eq!(first, "ok", "the second run committed");
 }
 
 #[test]
 fn a_commit_run_in_the_client_whose_sync_fails_twice_answers_outcome_unknown() {
-    let (first, readbacks, injected) = failed_here("sync-twice", "full", "fail=sync:1;fail=sync:2");
+    let (first, readbacks, injected, _) =
+        failed_here("sync-twice", "full", "fail=sync:1;fail=sync:2");
     assert!(injected >= 2);
     assert_eq!(first, "commit_failed unknown");
     assert_eq!(

@@ -14,6 +14,7 @@
 //! is printed, and `LK_SEED=<n>` replays a run's choices.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use litekeep::{Database, Service};
@@ -42,9 +43,13 @@ fn env(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set"))
 }
 
+/// How many requests this process's handler ran (here or as the owner).
+static RAN: AtomicU64 = AtomicU64::new(0);
+
 fn join(db: &Database) -> Service<(String, u64), i64> {
     let crash: u32 = std::env::var(CRASH_VAR).map_or(0, |v| v.parse().unwrap());
     db.service(|conn, (client, n): &(String, u64)| {
+        RAN.fetch_add(1, Ordering::SeqCst);
         if client.ends_with("!fail") {
             return Err(rusqlite::Error::InvalidQuery);
         }
@@ -58,6 +63,10 @@ fn join(db: &Database) -> Service<(String, u64), i64> {
             "INSERT INTO ledger (client, n) VALUES (?1, ?2)",
             rusqlite::params![client, *n as i64],
         )?;
+        if client.ends_with("!commit") {
+            // Breaks the handler's contract: commits the batch's transaction itself.
+            conn.execute_batch("COMMIT")?;
+        }
         Ok(conn.last_insert_rowid())
     })
     .timeout(Duration::from_secs(30))
@@ -99,8 +108,15 @@ fn child_process_entry() {
             };
             let mut errors = 0;
             let mut n = 0;
+            // Calls that ran in this process while it was a client, start to end.
+            let mut here = 0;
             while going(n) {
-                match service.call((name.clone(), n)) {
+                let (ran, owned) = (RAN.load(Ordering::SeqCst), service.is_owner());
+                let result = service.call((name.clone(), n));
+                if !owned && !service.is_owner() && RAN.load(Ordering::SeqCst) > ran {
+                    here += 1;
+                }
+                match result {
                     Ok(_) => ledger.append(format!("{name} {n}")).unwrap(),
                     Err(e) => {
                         errors += 1;
@@ -110,6 +126,7 @@ fn child_process_entry() {
                 n += 1;
             }
             harness::say(format!("DONE {errors} {}", service.is_owner()));
+            harness::say(format!("HERE {here}"));
             if std::env::var(LINGER_VAR).is_ok() {
                 harness::until_stdin_closes();
             }
@@ -120,6 +137,18 @@ fn child_process_entry() {
             let failed = service.call(("b!fail".into(), 2));
             let panicked = service.call(("c!panic".into(), 3));
             let ok2 = service.call(("d".into(), 4));
+            let committed = match service.call(("f!commit".into(), 8)) {
+                Err(litekeep::Error::Owner(e)) => format!(
+                    "{}/{}",
+                    e.kind().map_or("none", |k| k.as_str()),
+                    if e.outcome_unknown() {
+                        "unknown"
+                    } else {
+                        "known"
+                    }
+                ),
+                other => format!("{other:?}"),
+            };
             // From inside a write of the same database: refused at once, not a wait.
             let inside = db
                 .write(|_| {
@@ -144,11 +173,12 @@ fn child_process_entry() {
             let busy = service.call(("w!where".into(), 7)).unwrap() == me;
             holder.join().unwrap();
             harness::say(format!(
-                "RESULTS {} {} {} {} {inside} {free} {busy}",
+                "RESULTS {} {} {} {} {inside} {free} {busy} {committed} {}",
                 ok1.is_ok(),
                 kind(&failed),
                 kind(&panicked),
-                ok2.is_ok()
+                ok2.is_ok(),
+                RAN.load(Ordering::SeqCst)
             ));
         }
         other => panic!("unknown role {other}"),
@@ -232,6 +262,8 @@ fn ledger_under_sigkills(here: bool) {
         spawn(&db, i, s, total, here);
     }
     let (mut kills, mut owner_kills, mut self_kills, mut errors) = (0, 0, 0, Vec::new());
+    // Calls that ran in a client, as the writers that finished counted them.
+    let mut ran_here = 0u64;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         std::thread::sleep(Duration::from_millis(rng.u64(20..200)));
@@ -243,6 +275,7 @@ fn ledger_under_sigkills(here: bool) {
             };
             let exit = child.wait();
             errors.extend(exit.all("ERR ").map(str::to_owned));
+            ran_here += exit.find("HERE ").map_or(0, |n| n.parse::<u64>().unwrap());
             if exit.killed() {
                 self_kills += 1;
             } else {
@@ -286,6 +319,12 @@ fn ledger_under_sigkills(here: bool) {
         owner_kills > 0 && self_kills > 0,
         "the owner was killed both ways"
     );
+    eprintln!("{ran_here} calls ran in the clients that made them (of the writers that finished)");
+    if here {
+        assert!(ran_here > 0, "no call ran in its client");
+    } else {
+        assert_eq!(ran_here, 0, "calls ran in clients");
+    }
     let ledgers: Vec<_> = slots.iter().map(|s| s.ledger.clone()).collect();
     let acked = check_exactly_once(&db, &ledgers);
     assert_eq!(acked as u64, writers as u64 * total);
@@ -299,12 +338,13 @@ fn ledger_under_sigkills(here: bool) {
 fn a_failing_or_panicking_handler_rolls_back_its_own_request_alone() {
     let dir = Scratch::new("owner-bad-handler");
     let db = dir.join("app.db");
-    // Alone, the process owns: every call runs in it, through its own batches.
+    // Alone, the process owns: every call runs in it, through its own batches (six: the
+    // call from inside a write is refused before it runs).
     let exit = Child::build("one-bad").db(&db).run();
     exit.assert_success();
     assert_eq!(
         exit.find("RESULTS "),
-        Some("true handler panicked true true true true")
+        Some("true handler panicked true true true true commit_failed/unknown 7")
     );
     check_a_and_d(&db);
 }
@@ -326,18 +366,51 @@ fn a_client_runs_a_call_itself_while_the_gate_is_free_with_the_owners_semantics(
     owner.expect_line("DONE 0 true");
     let exit = Child::build("one-bad").db(&db).env(HERE_VAR, "1").run();
     exit.assert_success();
-    // A failing and a panicking handler get the owner's errors; with the gate free the call
-    // ran in the client, with the gate held it went to the owner.
+    // A failing and a panicking handler get the owner's errors; with the gate free the calls
+    // ran in the client (five, the failing and the panicking ones included), with the gate
+    // held it went to the owner.
     assert_eq!(
         exit.find("RESULTS "),
-        Some("true handler panicked true true true false")
+        Some("true handler panicked true true true false commit_failed/unknown 6")
     );
     owner.close_stdin();
     owner.wait().assert_success();
     check_a_and_d(&db);
 }
 
-/// Of the `one-bad` requests, only "a" and "d" are in the file.
+#[test]
+fn a_client_of_another_version_sends_every_call_to_the_owner() {
+    let dir = Scratch::new("owner-here-versions");
+    let db = dir.join("app.db");
+    drop(Database::builder(&db).schema(SCHEMA).open().unwrap());
+    let mut owner = Child::build("writer")
+        .db(&db)
+        .env(NAME_VAR, "owner")
+        .env(COUNT_VAR, "0")
+        .env(LEDGER_VAR, dir.join("owner-ledger"))
+        .env(LINGER_VAR, "1")
+        .spawn();
+    owner.expect_line("READY");
+    owner.expect_line("DONE 0 true");
+    // An older client (it does not take over) that would run its calls itself: during a
+    // rolling deploy the newer owner's handler runs them, gate free or not.
+    let exit = Child::build("one-bad")
+        .db(&db)
+        .env(HERE_VAR, "1")
+        .env(VERSION_VAR, "0.9")
+        .run();
+    exit.assert_success();
+    assert_eq!(
+        exit.find("RESULTS "),
+        Some("true handler panicked true true false false commit_failed/unknown 0")
+    );
+    owner.close_stdin();
+    owner.wait().assert_success();
+    check_a_and_d(&db);
+}
+
+/// Of the `one-bad` requests, only "a", "d" and the one whose handler committed itself (once:
+/// it was not run again elsewhere) are in the file.
 fn check_a_and_d(db: &Path) {
     let conn = open_plain(db);
     let clients: Vec<String> = conn
@@ -347,7 +420,7 @@ fn check_a_and_d(db: &Path) {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(clients, ["a", "d"]);
+    assert_eq!(clients, ["a", "d", "f!commit"]);
 }
 
 /// Every line of every ledger is in the file exactly once, and no request is there twice.

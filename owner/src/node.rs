@@ -354,7 +354,13 @@ impl<S: Service> NodeInner<S> {
                     return local_result(finished).map_err(|f| self.failed(f));
                 }
                 Target::Remote(mut conn) => {
-                    if !sent && let Some(req) = request.take() {
+                    // Only beside an owner of this very program version and schema: a
+                    // newer owner runs an older client's requests with its own handler.
+                    if !sent
+                        && conn.welcome.version == self.options.version
+                        && conn.welcome.fingerprint == self.options.fingerprint
+                        && let Some(req) = request.take()
+                    {
                         match self.try_here(seq, req) {
                             Ok(done) => {
                                 lock(&self.pool).push(conn);

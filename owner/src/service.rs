@@ -93,7 +93,10 @@ pub trait Service: Send + Sync + 'static {
     /// once this process is gone). For a service whose clients can do the work themselves
     /// while nobody else is doing any (a database whose write lock is free), so that an idle
     /// owner costs no round trip, and the calls meet at the owner only when they would have
-    /// waited for each other. Called only for a call's first attempt, before it is sent.
+    /// waited for each other. Called only for a call's first attempt, before it is sent, and
+    /// only while the owner runs the same program version and schema fingerprint as this
+    /// process (during a rolling deploy the calls go to the owner, whose handler is the
+    /// newest).
     ///
     /// A panic here fails the call (`panicked`, outcome unknown). Default: false.
     fn try_here(&self, batch: &mut Batch<'_, Self::Request, Self::Response>) -> bool {
