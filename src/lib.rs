@@ -26,7 +26,8 @@
 //! transaction; [`recover`] ([`litekeep_recover`]), repair of what interrupted migrations left
 //! behind, plus health checks; [`owner`] ([`litekeep_owner`]), one process owning the file and
 //! serving the others' requests, on which [`Service`] routes every process's writes to one owner
-//! that commits them in groups, exactly once across failover. With the `tokio` feature,
+//! that commits them in groups (with `Durability::Normal`, a client that finds nobody else
+//! writing commits its own), exactly once across failover. With the `tokio` feature,
 //! `Database::read_async` and `Database::write_async` run on tokio's blocking pool and never
 //! block the executor. With the `duckdb` feature, `duckdb_file::open` opens DuckDB files after
 //! checking the DuckDB library's version (build with `eval "$(scripts/duckdb-env)"` first).
