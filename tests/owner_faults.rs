@@ -201,39 +201,13 @@ fn child_client() {
             n: 1,
         },
     };
-    let mut outcome = describe(&service.call(first));
+    let outcome = describe(&service.call(first));
     harness::say(format!("FIRST {outcome}"));
     if outcome != "ok" && arm.is_some() {
         let disarmed = (0..100).any(|_| service.call(Req::Disarm).is_ok());
         assert!(disarmed, "the owner could not be disarmed");
     }
-    let mut failures = Vec::new();
-    while outcome != "ok" {
-        // What the failed batch left: nothing, unless the outcome is unknown.
-        let there: i64 = db
-            .read(|c| {
-                c.query_row(
-                    "SELECT count(*) FROM calls WHERE who = ?1 AND n = 1",
-                    [&who],
-                    |r| r.get(0),
-                )
-            })
-            .expect("read back");
-        harness::say(format!("READBACK {there}"));
-        if there > 0 {
-            break;
-        }
-        assert!(failures.len() < 200, "never in: {failures:?}");
-        std::thread::sleep(Duration::from_millis(20));
-        outcome = describe(&service.call(Req::Insert {
-            who: who.clone(),
-            n: 1,
-        }));
-        if outcome != "ok" {
-            failures.push(outcome.clone());
-        }
-    }
-    harness::say(format!("AGAIN {}", failures.join(", ")));
+    send_until_in(&db, &service, &who, outcome);
 }
 
 /// A client that runs its calls itself (the owner idle, the gate free) through the fault VFS:
@@ -254,18 +228,26 @@ fn child_here_client() {
     service.call(insert(0)).expect("the warm-up call");
     let faults = std::env::var(ARM_VAR).expect("faults");
     litekeep_faults::configure(faults.parse().expect("a fault configuration"));
-    let mut outcome = describe(&service.call(insert(1)));
+    let outcome = describe(&service.call(insert(1)));
     let c = litekeep_faults::counters();
     litekeep_faults::configure(Config::new());
     harness::say(format!("INJECTED {}", c.faults + c.disk_full));
     harness::say(format!("FIRST {outcome}"));
+    send_until_in(&db, &service, &who, outcome);
+}
+
+/// After a first call of (who, 1) that ended with `outcome`: until it is ok, reads back whether
+/// the row is there (`READBACK n`; there, the outcome was unknown and it went in) and sends it
+/// again; then says the failures of the sends (`AGAIN ...`).
+fn send_until_in(db: &Database, service: &Service<Req, i64>, who: &str, mut outcome: String) {
     let mut failures = Vec::new();
     while outcome != "ok" {
+        // What the failed call left: nothing, unless the outcome is unknown.
         let there: i64 = db
             .read(|c| {
                 c.query_row(
                     "SELECT count(*) FROM calls WHERE who = ?1 AND n = 1",
-                    [&who],
+                    [who],
                     |r| r.get(0),
                 )
             })
@@ -275,7 +257,11 @@ fn child_here_client() {
             break;
         }
         assert!(failures.len() < 200, "never in: {failures:?}");
-        outcome = describe(&service.call(insert(1)));
+        std::thread::sleep(Duration::from_millis(20));
+        outcome = describe(&service.call(Req::Insert {
+            who: who.to_owned(),
+            n: 1,
+        }));
         if outcome != "ok" {
             failures.push(outcome.clone());
         }
@@ -717,10 +703,15 @@ fn check_cut(db: &Path, dir: &Path, all_acked: bool) -> Result<(usize, usize), S
     Ok((acked_all, missing_all))
 }
 
-/// Cuts the owner's power at seeded random points while three writers call it; gives the
-/// failures and (cuts, acknowledged, missing).
-fn cut_the_owner(durability: &str) -> (Vec<String>, usize, usize, usize) {
-    let dir = Scratch::new(&format!("owner-cut-{durability}"));
+/// How one run of a power-cut campaign goes: (db, dir, durability, faults, count) → whether
+/// the power was cut, and the exit of the process whose power it was (its `END` counters
+/// when it was not).
+type CutRun = fn(&Path, &Path, &str, &Config, u64) -> (bool, harness::Exit);
+
+/// Cuts the power of `who` (the process `run` arms) at seeded random points of a counting
+/// run's writes, syncs and truncates; gives the failures and (cuts, acknowledged, missing).
+fn cut_at_random(who: &str, durability: &str, run: CutRun) -> (Vec<String>, usize, usize, usize) {
+    let dir = Scratch::new(&format!("owner-cut-{who}-{durability}"));
     let db = dir.join("app.db");
     let template = dir.join("template.db");
     drop(Database::builder(&template).schema(SCHEMA).open().unwrap());
@@ -729,13 +720,14 @@ fn cut_the_owner(durability: &str) -> (Vec<String>, usize, usize, usize) {
         _ => harness::choose(600, 1500),
     };
     harness::copy_db(&template, &db);
-    let (cut, counting) = run_writers(&db, &dir, durability, &Config::new(), count);
+    let (cut, counting) = run(&db, &dir, durability, &Config::new(), count);
     assert!(!cut);
     let mutations = counting.counters("END").mutations();
+    assert!(mutations > 0, "the {who} wrote nothing itself");
     eprintln!(
-        "{durability}: 3 writers x {count} calls make {mutations} writes, syncs and truncates at the owner"
+        "{durability}: {count} calls per writer make {mutations} writes, syncs and truncates at the {who}"
     );
-    let mut rng = harness::rng(&format!("owner power cut, {durability}"));
+    let mut rng = harness::rng(&format!("{who} power cut, {durability}"));
     let (mut failures, mut cuts, mut acked, mut missing) = (Vec::new(), 0, 0, 0);
     for i in 0..harness::choose(12, 60) {
         let keep = if i % 5 == 4 { Keep::None } else { Keep::Random };
@@ -745,7 +737,7 @@ fn cut_the_owner(durability: &str) -> (Vec<String>, usize, usize, usize) {
             .keep(keep)
             .tear(keep == Keep::Random);
         harness::copy_db(&template, &db);
-        let (was_cut, exit) = run_writers(&db, &dir, durability, &faults, count);
+        let (was_cut, exit) = run(&db, &dir, durability, &faults, count);
         if !was_cut {
             continue;
         }
@@ -755,18 +747,18 @@ fn cut_the_owner(durability: &str) -> (Vec<String>, usize, usize, usize) {
                 acked += a;
                 missing += m;
             }
-            Err(e) => failures.push(format!("{faults}: {e}\n  owner: {}", exit.describe())),
+            Err(e) => failures.push(format!("{faults}: {e}\n  {who}: {}", exit.describe())),
         }
     }
     eprintln!(
-        "{durability}: {cuts} cuts, {acked} acknowledged calls, {missing} of them missing after the cut"
+        "{durability}: {cuts} cuts of the {who}, {acked} acknowledged calls, {missing} of them missing after the cut"
     );
     (failures, cuts, acked, missing)
 }
 
 #[test]
 fn every_acknowledged_call_survives_a_power_cut_of_the_owner_with_full_durability() {
-    let (failures, cuts, acked, _) = cut_the_owner("full");
+    let (failures, cuts, acked, _) = cut_at_random("owner", "full", run_writers);
     assert!(
         cuts > 0 && acked > 0,
         "no cut landed while calls were acknowledged"
@@ -776,7 +768,7 @@ fn every_acknowledged_call_survives_a_power_cut_of_the_owner_with_full_durabilit
 
 #[test]
 fn a_power_cut_of_the_owner_with_normal_durability_takes_only_the_newest_and_doubles_none() {
-    let (failures, cuts, acked, _) = cut_the_owner("normal");
+    let (failures, cuts, acked, _) = cut_at_random("owner", "normal", run_writers);
     assert!(
         cuts > 0 && acked > 0,
         "no cut landed while calls were acknowledged"
@@ -827,54 +819,9 @@ fn run_here_writer(
     (false, exit)
 }
 
-/// Cuts the power of a client that commits its own calls, at seeded random points; gives the
-/// failures and (cuts, acknowledged, missing).
-fn cut_a_client_running_its_calls(durability: &str) -> (Vec<String>, usize, usize, usize) {
-    let dir = Scratch::new(&format!("owner-cut-here-{durability}"));
-    let db = dir.join("app.db");
-    let template = dir.join("template.db");
-    drop(Database::builder(&template).schema(SCHEMA).open().unwrap());
-    let count = match durability {
-        "full" => harness::choose(150, 400),
-        _ => harness::choose(600, 1500),
-    };
-    harness::copy_db(&template, &db);
-    let (cut, counting) = run_here_writer(&db, &dir, durability, &Config::new(), count);
-    assert!(!cut);
-    let mutations = counting.counters("END").mutations();
-    assert!(mutations > 0, "the writer wrote nothing itself");
-    let mut rng = harness::rng(&format!("client power cut, {durability}"));
-    let (mut failures, mut cuts, mut acked, mut missing) = (Vec::new(), 0, 0, 0);
-    for i in 0..harness::choose(12, 60) {
-        let keep = if i % 5 == 4 { Keep::None } else { Keep::Random };
-        let faults = Config::new()
-            .crash_random(mutations)
-            .seed(rng.u64(..u64::from(u32::MAX)))
-            .keep(keep)
-            .tear(keep == Keep::Random);
-        harness::copy_db(&template, &db);
-        let (was_cut, exit) = run_here_writer(&db, &dir, durability, &faults, count);
-        if !was_cut {
-            continue;
-        }
-        cuts += 1;
-        match check_cut(&db, &dir, durability == "full") {
-            Ok((a, m)) => {
-                acked += a;
-                missing += m;
-            }
-            Err(e) => failures.push(format!("{faults}: {e}\n  writer: {}", exit.describe())),
-        }
-    }
-    eprintln!(
-        "{durability}: {cuts} cuts of a client running its calls, {acked} acknowledged, {missing} of them missing after the cut"
-    );
-    (failures, cuts, acked, missing)
-}
-
 #[test]
 fn every_call_a_client_ran_itself_survives_its_power_cut_with_full_durability() {
-    let (failures, cuts, acked, _) = cut_a_client_running_its_calls("full");
+    let (failures, cuts, acked, _) = cut_at_random("client", "full", run_here_writer);
     assert!(
         cuts > 0 && acked > 0,
         "no cut landed while calls were acknowledged"
@@ -884,7 +831,7 @@ fn every_call_a_client_ran_itself_survives_its_power_cut_with_full_durability() 
 
 #[test]
 fn a_power_cut_of_a_client_running_its_calls_with_normal_durability_takes_only_the_newest() {
-    let (failures, cuts, acked, _) = cut_a_client_running_its_calls("normal");
+    let (failures, cuts, acked, _) = cut_at_random("client", "normal", run_here_writer);
     assert!(
         cuts > 0 && acked > 0,
         "no cut landed while calls were acknowledged"

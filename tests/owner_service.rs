@@ -354,16 +354,7 @@ fn a_client_runs_a_call_itself_while_the_gate_is_free_with_the_owners_semantics(
     let dir = Scratch::new("owner-here");
     let db = dir.join("app.db");
     drop(Database::builder(&db).schema(SCHEMA).open().unwrap());
-    // An owner that makes no call of its own.
-    let mut owner = Child::build("writer")
-        .db(&db)
-        .env(NAME_VAR, "owner")
-        .env(COUNT_VAR, "0")
-        .env(LEDGER_VAR, dir.join("owner-ledger"))
-        .env(LINGER_VAR, "1")
-        .spawn();
-    owner.expect_line("READY");
-    owner.expect_line("DONE 0 true");
+    let mut owner = idle_owner(&dir, &db);
     let exit = Child::build("one-bad").db(&db).env(HERE_VAR, "1").run();
     exit.assert_success();
     // A failing and a panicking handler get the owner's errors; with the gate free the calls
@@ -383,15 +374,7 @@ fn a_client_of_another_version_sends_every_call_to_the_owner() {
     let dir = Scratch::new("owner-here-versions");
     let db = dir.join("app.db");
     drop(Database::builder(&db).schema(SCHEMA).open().unwrap());
-    let mut owner = Child::build("writer")
-        .db(&db)
-        .env(NAME_VAR, "owner")
-        .env(COUNT_VAR, "0")
-        .env(LEDGER_VAR, dir.join("owner-ledger"))
-        .env(LINGER_VAR, "1")
-        .spawn();
-    owner.expect_line("READY");
-    owner.expect_line("DONE 0 true");
+    let mut owner = idle_owner(&dir, &db);
     // An older client (it does not take over) that would run its calls itself: during a
     // rolling deploy the newer owner's handler runs them, gate free or not.
     let exit = Child::build("one-bad")
@@ -407,6 +390,20 @@ fn a_client_of_another_version_sends_every_call_to_the_owner() {
     owner.close_stdin();
     owner.wait().assert_success();
     check_a_and_d(&db);
+}
+
+/// An owner of `db` that makes no call of its own and serves until its stdin closes.
+fn idle_owner(dir: &Path, db: &Path) -> Child {
+    let owner = Child::build("writer")
+        .db(db)
+        .env(NAME_VAR, "owner")
+        .env(COUNT_VAR, "0")
+        .env(LEDGER_VAR, dir.join("owner-ledger"))
+        .env(LINGER_VAR, "1")
+        .spawn();
+    owner.expect_line("READY");
+    owner.expect_line("DONE 0 true");
+    owner
 }
 
 /// Of the `one-bad` requests, only "a", "d" and the one whose handler committed itself (once:
